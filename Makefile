@@ -1,0 +1,24 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Both create .venv and install the pinned requirements on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+## run: the whole app locally (local AWS + API + optional localstripe), until Ctrl-C
+run: $(STAMP)
+	$(PY) -m scripts.local_stack
+
+## test: every test tier; fails when a test fails or when none ran
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .hypothesis

@@ -1,0 +1,81 @@
+"""tenant-onboarding: every Lambda and route of the app, and nothing else.
+
+Each declaration parses its input in a line or two and hands it to
+``chalicelib``; see README.md for the flow these functions make up.
+"""
+import logging
+import os
+
+from chalice import Chalice
+
+from chalicelib import dependencies as deps
+
+app = Chalice(app_name="tenant-onboarding")
+logging.getLogger("chalicelib").setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+app.log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+
+
+# --- admin API -----------------------------------------------------------------
+@app.route("/tenant/finalize", methods=["POST"])
+def finalize_onboarding():
+    from chalicelib import decisions
+    from chalicelib.steps import utc_now
+
+    request = app.current_request
+    decision = decisions.parse_finalize_body(request.raw_body)
+    caller = (request.context.get("identity") or {}).get("userArn")
+    return decisions.finalize(decision, deps.workflow(), utc_now(), caller)
+
+
+# --- Cognito post-confirmation trigger ----------------------------------------
+@app.lambda_function(name="post_confirmation")
+def post_confirmation(event, context):
+    from chalicelib.signup import tenant_from_confirmation
+
+    tenant = tenant_from_confirmation(event)
+    if tenant is not None:
+        deps.workflow().start(tenant)
+    return event
+
+
+# --- state machine tasks (statemachine.json) -----------------------------------
+@app.lambda_function(name="create_tenant_record")
+def create_tenant_record(event, context):
+    from chalicelib import steps
+
+    return steps.create_tenant_record(event, deps.tenants(), deps.settings())
+
+
+@app.lambda_function(name="create_stripe_customer")
+def create_stripe_customer(event, context):
+    from chalicelib import steps
+
+    return steps.create_stripe_customer(event, deps.tenants(), deps.billing())
+
+
+@app.lambda_function(name="update_tenant_with_stripe_id")
+def update_tenant_with_stripe_id(event, context):
+    from chalicelib import steps
+
+    return steps.update_tenant_with_stripe_id(event, deps.tenants())
+
+
+@app.lambda_function(name="create_contact_list")
+def create_contact_list(event, context):
+    from chalicelib import steps
+
+    return steps.create_contact_list(event, deps.tenants(), deps.contact_lists())
+
+
+@app.lambda_function(name="await_decision")
+def await_decision(event, context):
+    from chalicelib import steps
+
+    return steps.await_decision(event)
+
+
+@app.lambda_function(name="update_status_and_notify")
+def update_status_and_notify(event, context):
+    from chalicelib import steps
+
+    return steps.update_status_and_notify(event, deps.tenants(), deps.publisher())

@@ -1,0 +1,105 @@
+"""Stripe customers for tenants.
+
+``stripe`` is imported only inside the functions that talk to Stripe: it
+costs more to import than boto3, and most Lambdas of this app never call it.
+The API key is read from Secrets Manager on first use and kept for the
+container's life; it never appears in a log line, an error or an event.
+"""
+import logging
+import threading
+from typing import Any, Callable, Optional
+
+from chalicelib.errors import (
+    StripeAuthenticationFailed,
+    StripeRequestRejected,
+    StripeUnavailable,
+    aws_call,
+)
+from chalicelib.tenants import NewTenant
+
+logger = logging.getLogger(__name__)
+
+
+def customer_idempotency_key(tenant_id: str) -> str:
+    """The same tenant always asks Stripe for the same customer."""
+    return f"tenant-onboarding-customer-{tenant_id}"
+
+
+class StripeKeyProvider:
+    """Reads the Stripe secret key from Secrets Manager once, then caches it."""
+
+    def __init__(self, secrets_client: Any, secret_id: str) -> None:
+        self._secrets = secrets_client
+        self._secret_id = secret_id
+        self._key: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._key is None:
+                with aws_call("Secrets Manager"):
+                    value = self._secrets.get_secret_value(SecretId=self._secret_id)
+                key = (value.get("SecretString") or "").strip()
+                if not key:
+                    raise StripeAuthenticationFailed(
+                        f"the Stripe secret {self._secret_id} is empty"
+                    )
+                self._key = key
+            return self._key
+
+
+class StripeBilling:
+    """Creates Stripe customers; one per tenant however often it is asked."""
+
+    def __init__(
+        self,
+        api_key: Callable[[], str],
+        api_base: Optional[str] = None,
+        max_network_retries: int = 2,
+    ) -> None:
+        self._api_key = api_key
+        self._api_base = api_base
+        self._max_network_retries = max_network_retries
+
+    def create_customer(self, tenant: NewTenant) -> str:
+        import stripe  # only the Stripe path pays for this import
+
+        client = stripe.StripeClient(
+            self._api_key(),
+            base_addresses={"api": self._api_base} if self._api_base else None,
+            max_network_retries=self._max_network_retries,
+        )
+        try:
+            customer = client.v1.customers.create(
+                params={
+                    "email": tenant.email,
+                    "name": tenant.name,
+                    "metadata": {"tenantId": tenant.tenant_id},
+                },
+                options={
+                    "idempotency_key": customer_idempotency_key(tenant.tenant_id)
+                },
+            )
+        except stripe.AuthenticationError:
+            # The message Stripe sends may echo part of the key: drop it.
+            raise StripeAuthenticationFailed(
+                "Stripe rejected the API key (authentication failed); "
+                "check the Stripe secret"
+            ) from None
+        except (stripe.RateLimitError, stripe.APIConnectionError) as error:
+            raise StripeUnavailable(
+                f"Stripe is unavailable ({type(error).__name__}); will retry"
+            ) from None
+        except stripe.APIError as error:
+            raise StripeUnavailable(
+                f"Stripe failed with HTTP {error.http_status}; will retry"
+            ) from None
+        except stripe.StripeError as error:
+            raise StripeRequestRejected(
+                f"Stripe refused to create the customer "
+                f"(HTTP {error.http_status}, code {error.code or 'none'})"
+            ) from None
+        logger.info(
+            "created Stripe customer %s", customer.id, extra={"tenantId": tenant.tenant_id}
+        )
+        return customer.id

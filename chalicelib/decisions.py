@@ -1,0 +1,105 @@
+"""The admin's decision: validating ``POST /tenant/finalize`` and delivering it.
+
+All validation of the request body happens here, so every bad input gets the
+same kind of clear 4xx answer.
+"""
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from chalice import BadRequestError, ChaliceViewError, ConflictError, NotFoundError
+
+from chalicelib.errors import AwsServiceUnavailable
+from chalicelib.workflow import DecisionNotDelivered, OnboardingWorkflow
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_TOKEN_LENGTH = 2048  # Step Functions' own limit for a task token
+MAX_REASON_LENGTH = 1000
+DECISIONS = ("approved", "rejected")
+FIELDS = {"taskToken", "status", "reason"}
+
+
+class PayloadTooLargeError(ChaliceViewError):
+    STATUS_CODE = 413
+
+
+class ServiceUnavailableError(ChaliceViewError):
+    STATUS_CODE = 503
+
+
+@dataclass(frozen=True)
+class Decision:
+    task_token: str
+    status: str
+    reason: Optional[str]
+
+    def callback_output(self, decided_at: str, decided_by: Optional[str]) -> Dict[str, Any]:
+        """What the waiting execution receives as the task's result."""
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "decidedAt": decided_at,
+            "decidedBy": decided_by,
+        }
+
+
+def parse_finalize_body(raw_body: Optional[bytes]) -> Decision:
+    if not raw_body:
+        raise BadRequestError("request body is required: a JSON object with taskToken and status")
+    if len(raw_body) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw_body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequestError("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("request body must be a JSON object")
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        raise BadRequestError(f"unknown field(s): {', '.join(unknown)}")
+
+    token = body.get("taskToken")
+    if not isinstance(token, str) or not token.strip():
+        raise BadRequestError("taskToken is required and must be a non-empty string")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise BadRequestError(f"taskToken is longer than {MAX_TOKEN_LENGTH} characters")
+
+    status = body.get("status")
+    if status not in DECISIONS:
+        raise BadRequestError('status must be "approved" or "rejected"')
+
+    reason = body.get("reason")
+    if reason is not None:
+        if not isinstance(reason, str):
+            raise BadRequestError("reason must be a string")
+        if len(reason) > MAX_REASON_LENGTH:
+            raise BadRequestError(f"reason is longer than {MAX_REASON_LENGTH} characters")
+        reason = reason.strip() or None
+    return Decision(task_token=token, status=status, reason=reason)
+
+
+def finalize(
+    decision: Decision,
+    workflow: OnboardingWorkflow,
+    decided_at: str,
+    decided_by: Optional[str],
+) -> Dict[str, str]:
+    """Resume the waiting execution with the decision; map refusals to 4xx."""
+    try:
+        workflow.send_decision(
+            decision.task_token, decision.callback_output(decided_at, decided_by)
+        )
+    except DecisionNotDelivered as refused:
+        if refused.reason == "invalid_token":
+            raise BadRequestError(str(refused)) from None
+        if refused.reason == "unknown_task":
+            raise NotFoundError(str(refused)) from None
+        raise ConflictError(str(refused)) from None
+    except AwsServiceUnavailable:
+        raise ServiceUnavailableError(
+            "Step Functions is unavailable right now; try again shortly"
+        ) from None
+    return {
+        "message": f"Tenant onboarding {decision.status} successfully",
+        "status": decision.status,
+    }

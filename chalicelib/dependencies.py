@@ -1,0 +1,103 @@
+"""Lazily built, cached clients and services, one set per Lambda container.
+
+Nothing here runs at import time: a cold start pays only for what the
+invoked function uses. Tests call ``reset()`` (or replace an entry with
+``override``) so no client leaks from one test to the next.
+"""
+import threading
+from typing import Any, Callable, Dict, TypeVar
+
+T = TypeVar("T")
+
+_cache: Dict[str, Any] = {}
+_lock = threading.RLock()
+
+
+def _cached(name: str, build: Callable[[], T]) -> T:
+    # The local stack runs many executions in threads of one process; boto3
+    # sessions are not safe to share while clients are being created.
+    with _lock:
+        if name not in _cache:
+            _cache[name] = build()
+        return _cache[name]
+
+
+def reset() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def override(name: str, value: Any) -> None:
+    with _lock:
+        _cache[name] = value
+
+
+def _client(service: str) -> Any:
+    return _cached(f"client:{service}", lambda: _session().client(service))
+
+
+def _session() -> Any:
+    def build() -> Any:
+        import boto3
+
+        return boto3.session.Session()
+
+    return _cached("session", build)
+
+
+def settings():
+    from chalicelib.settings import Settings
+
+    return _cached("settings", Settings.from_environ)
+
+
+def tenants():
+    from chalicelib.tenants import TenantRepository
+
+    return _cached(
+        "tenants",
+        lambda: TenantRepository(_client("dynamodb"), settings().tenant_table_name),
+    )
+
+
+def workflow():
+    from chalicelib.workflow import OnboardingWorkflow
+
+    return _cached(
+        "workflow",
+        lambda: OnboardingWorkflow(_client("stepfunctions"), settings().state_machine_arn),
+    )
+
+
+def publisher():
+    from chalicelib.notifications import EventPublisher
+
+    return _cached(
+        "publisher",
+        lambda: EventPublisher(
+            _client("events"), settings().event_bus_name, settings().event_source
+        ),
+    )
+
+
+def contact_lists():
+    from chalicelib.contact_lists import ContactLists
+
+    return _cached("contact_lists", lambda: ContactLists(_client("sesv2")))
+
+
+def billing():
+    from chalicelib.billing import StripeBilling, StripeKeyProvider
+
+    def build() -> Any:
+        config = settings()
+        if not config.stripe_secret_id:
+            from chalicelib.errors import StripeNotConfigured
+
+            raise StripeNotConfigured(
+                "Stripe is not configured for this stage (no STRIPE_SECRET_ID)"
+            )
+        key = StripeKeyProvider(_client("secretsmanager"), config.stripe_secret_id)
+        return StripeBilling(key, api_base=config.stripe_api_base)
+
+    return _cached("billing", build)

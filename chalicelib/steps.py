@@ -1,0 +1,181 @@
+"""What each task of the state machine does, given its input and its clients.
+
+Each function here is one Task state of ``statemachine.json``; app.py binds
+it to a Lambda. Every step is idempotent: the state machine retries them.
+"""
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any, Dict, Optional
+
+from chalicelib.billing import StripeBilling
+from chalicelib.contact_lists import ContactLists
+from chalicelib.errors import InvalidTaskInput
+from chalicelib.notifications import DETAIL_TYPES, EventPublisher
+from chalicelib.settings import Settings
+from chalicelib.tenants import NewTenant, TenantNotFound, TenantRepository
+from chalicelib.workflow import redact_token
+
+logger = logging.getLogger(__name__)
+
+MAX_REASON_LENGTH = 1000
+TIMEOUT_REASON = "no admin decision arrived within the approval window"
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with milliseconds, e.g. 2026-11-26T13:51:53.123Z."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def tenant_from_input(event: Any) -> NewTenant:
+    tenant = event.get("tenant") if isinstance(event, dict) else None
+    if not isinstance(tenant, dict):
+        raise InvalidTaskInput("task input has no tenant object")
+    try:
+        return NewTenant(
+            tenant_id=str(tenant["tenantId"]),
+            email=str(tenant["email"]),
+            name=str(tenant["name"]),
+        )
+    except KeyError as missing:
+        raise InvalidTaskInput(f"task input tenant lacks {missing}") from None
+
+
+def create_tenant_record(
+    event: Dict[str, Any], tenants: TenantRepository, settings: Settings
+) -> Dict[str, Any]:
+    tenant = tenant_from_input(event)
+    record = tenants.create(tenant, utc_now())
+    return {"createdAt": record["createdAt"], "stripeConfigured": settings.stripe_configured}
+
+
+def create_stripe_customer(
+    event: Dict[str, Any], tenants: TenantRepository, billing: StripeBilling
+) -> Dict[str, str]:
+    tenant = tenant_from_input(event)
+    existing = tenants.require(tenant.tenant_id).get("stripeCustomerId")
+    if existing:
+        logger.info(
+            "tenant already has Stripe customer %s", existing,
+            extra={"tenantId": tenant.tenant_id},
+        )
+        return {"customerId": existing}
+    return {"customerId": billing.create_customer(tenant)}
+
+
+def update_tenant_with_stripe_id(
+    event: Dict[str, Any], tenants: TenantRepository
+) -> Dict[str, str]:
+    tenant_id = event.get("tenantId") if isinstance(event, dict) else None
+    customer_id = event.get("stripeCustomerId") if isinstance(event, dict) else None
+    if not isinstance(tenant_id, str) or not isinstance(customer_id, str):
+        raise InvalidTaskInput("task input needs tenantId and stripeCustomerId strings")
+    tenants.set_stripe_customer(tenant_id, customer_id, utc_now())
+    return {"stripeCustomerId": customer_id}
+
+
+def create_contact_list(
+    event: Dict[str, Any], tenants: TenantRepository, contact_lists: ContactLists
+) -> Dict[str, str]:
+    tenant = tenant_from_input(event)
+    name = contact_lists.ensure_list(tenant.tenant_id)
+    tenants.set_contact_list(tenant.tenant_id, name, utc_now())
+    return {"list": name}
+
+
+def await_decision(event: Dict[str, Any]) -> Dict[str, bool]:
+    """Runs when the wait for an admin's decision begins.
+
+    The execution stays paused on the task token until an admin calls
+    ``POST /tenant/finalize`` or the wait times out.
+    """
+    tenant = tenant_from_input(event)
+    token = event.get("taskToken")
+    if not isinstance(token, str) or not token:
+        raise InvalidTaskInput("task input has no taskToken")
+    logger.info(
+        "tenant %s (%s) awaits an admin decision",
+        tenant.tenant_id,
+        tenant.email,
+        extra={"tenantId": tenant.tenant_id, "taskToken": redact_token(token)},
+    )
+    return {"awaitingDecision": True}
+
+
+def update_status_and_notify(
+    event: Dict[str, Any], tenants: TenantRepository, publisher: EventPublisher
+) -> Dict[str, Any]:
+    """Set the final status and publish its event, once, however often retried."""
+    tenant = tenant_from_input(event)
+    outcome = event.get("outcome")
+    status = outcome.get("status") if isinstance(outcome, dict) else None
+    if status not in DETAIL_TYPES:
+        raise InvalidTaskInput(f"unknown outcome status {status!r}")
+
+    reason, extra = _reason_and_attributes(status, outcome)
+    now = utc_now()
+    try:
+        record: Optional[Dict[str, Any]] = tenants.finish(
+            tenant.tenant_id, status, now, extra
+        )
+    except TenantNotFound:
+        if status != "failed":
+            raise
+        # Onboarding failed before the record existed: still tell the world.
+        record = None
+
+    detail_type = DETAIL_TYPES[status]
+    if record is not None and record.get("outcomeNotifiedAt"):
+        logger.info(
+            "%s was already published; not publishing it again", detail_type,
+            extra={"tenantId": tenant.tenant_id},
+        )
+        return {"status": status, "published": False}
+
+    detail: Dict[str, Any] = {**tenant.to_dict(), "status": status}
+    if reason:
+        detail["reason"] = reason
+    decision = extra.get("decision")
+    if decision:
+        detail["decidedAt"] = decision.get("decidedAt")
+        if decision.get("decidedBy"):
+            detail["decidedBy"] = decision["decidedBy"]
+    publisher.publish(detail_type, detail)
+    if record is not None:
+        tenants.mark_notified(tenant.tenant_id, detail_type, utc_now())
+    return {"status": status, "published": True}
+
+
+def _reason_and_attributes(status: str, outcome: Dict[str, Any]):
+    """The human reason for an outcome and the record attributes it adds."""
+    if status in ("active", "rejected"):
+        decision = outcome.get("decision") if isinstance(outcome.get("decision"), dict) else {}
+        stored = {
+            key: decision.get(key)
+            for key in ("status", "reason", "decidedAt", "decidedBy")
+            if decision.get(key) is not None
+        }
+        return decision.get("reason"), ({"decision": stored} if stored else {})
+    if status == "timeout":
+        return TIMEOUT_REASON, {}
+    reason = failure_reason(outcome.get("error"))
+    return reason, {"failureReason": reason}
+
+
+def failure_reason(error: Any) -> str:
+    """A readable sentence from a state machine error object {Error, Cause}."""
+    if not isinstance(error, dict):
+        return "onboarding failed for an unknown reason"
+    name = str(error.get("Error") or "Error")
+    cause = error.get("Cause")
+    message = ""
+    if isinstance(cause, str) and cause:
+        try:
+            parsed = json.loads(cause)
+        except ValueError:
+            parsed = None
+        message = parsed.get("errorMessage", "") if isinstance(parsed, dict) else cause
+    text = f"{name}: {message}" if message else name
+    return text[:MAX_REASON_LENGTH]

@@ -1,0 +1,207 @@
+"""The embedded local AWS: moto's server on 127.0.0.1, plus what AWS does
+that moto does not (see local_cognito.py), plus a tap on the event bus.
+
+moto's Step Functions engine executes state machines for real here
+(``execute_state_machine``); its Lambda calls are answered in process by
+local_lambda.LocalLambdas.
+"""
+import io
+import json
+import logging
+import threading
+from typing import Any, Callable, Dict, List, Optional
+
+from werkzeug.serving import make_server
+
+logger = logging.getLogger("local.aws")
+
+COGNITO = "AWSCognitoIdentityProviderService."
+PUT_EVENTS = "AWSEvents.PutEvents"
+
+
+def enable_state_machine_execution() -> None:
+    """Make moto's Step Functions run definitions, answering tokens as AWS does."""
+    from moto.core.config import default_user_config
+
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+    answer_spent_task_tokens_like_aws()
+
+
+_token_lock = threading.Lock()
+
+
+def answer_spent_task_tokens_like_aws() -> None:
+    """AWS answers TaskTimedOut for a task token that was already answered or
+    whose task timed out, also once its execution has ended. moto accepts the
+    second answer while the execution runs and calls the token invalid after.
+    Patched here (moto is pinned) so a double approval gets AWS's answer.
+    """
+    from moto.stepfunctions.parser.api import ExecutionStatus, TaskTimedOut
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    if getattr(StepFunctionsParserBackend, "_tokens_like_aws", False):
+        return
+
+    def spent(backend: Any, token: str) -> bool:
+        for execution in backend._get_executions():
+            worker = execution.exec_worker
+            endpoint = worker.env.callback_pool_manager.get(token) if worker else None
+            if endpoint is not None:
+                return (
+                    execution.status != ExecutionStatus.RUNNING
+                    or endpoint._outcome is not None
+                    or endpoint.consumer_error is not None
+                )
+        return False
+
+    def guarded(original: Callable) -> Callable:
+        def answer(backend: Any, task_token: str, *args: Any, **kwargs: Any) -> Any:
+            with _token_lock:  # two admins at once: exactly one answer lands
+                if spent(backend, task_token):
+                    raise TaskTimedOut(
+                        "Task Timed Out: 'Provided task does not exist anymore'",
+                        "TaskTimedOut",
+                    )
+                return original(backend, task_token, *args, **kwargs)
+
+        return answer
+
+    StepFunctionsParserBackend.send_task_success = guarded(
+        StepFunctionsParserBackend.send_task_success
+    )
+    StepFunctionsParserBackend.send_task_failure = guarded(
+        StepFunctionsParserBackend.send_task_failure
+    )
+    StepFunctionsParserBackend._tokens_like_aws = True
+
+
+class AwsExtensions:
+    """WSGI middleware around moto's app for the calls we must extend."""
+
+    def __init__(
+        self,
+        app: Callable,
+        cognito: Any = None,
+        on_events: Optional[Callable[[List[Dict[str, Any]]], None]] = None,
+    ) -> None:
+        self._app = app
+        self._cognito = cognito  # a LocalCognito, set once the stack has clients
+        self._on_events = on_events
+
+    def attach_cognito(self, cognito: Any) -> None:
+        self._cognito = cognito
+
+    def __call__(self, environ: Dict[str, Any], start_response: Callable):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        watched = target == PUT_EVENTS or (
+            self._cognito is not None
+            and target
+            in (COGNITO + "SignUp", COGNITO + "ConfirmSignUp", COGNITO + "AdminConfirmSignUp")
+        )
+        if not watched:
+            return self._app(environ, start_response)
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        try:
+            request = json.loads(raw or b"{}")
+        except ValueError:
+            return self._app(environ, start_response)
+
+        from scripts.local_cognito import CognitoError
+
+        try:
+            if target == COGNITO + "SignUp":
+                self._cognito.before_sign_up(request)
+            status, headers, body = self._call_moto(environ)
+            if status.startswith("200"):
+                if target == PUT_EVENTS:
+                    self._tap_events(request, body)
+                elif target.endswith("ConfirmSignUp"):
+                    self._cognito.after_confirm(
+                        request, admin=target.endswith("AdminConfirmSignUp")
+                    )
+        except CognitoError as error:
+            status, headers, body = _json_error(error.code, error.message)
+        start_response(status, headers)
+        return [body]
+
+    def _call_moto(self, environ: Dict[str, Any]):
+        captured: Dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None):
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        chunks = self._app(environ, capture)
+        try:
+            body = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return captured["status"], captured["headers"], body
+
+    def _tap_events(self, request: Dict[str, Any], body: bytes) -> None:
+        if self._on_events is None:
+            return
+        try:
+            results = json.loads(body).get("Entries", [])
+        except ValueError:
+            return
+        accepted = []
+        for entry, result in zip(request.get("Entries", []), results):
+            if result.get("EventId"):
+                accepted.append({**entry, "EventId": result["EventId"]})
+        if accepted:
+            self._on_events(accepted)
+
+
+def _json_error(code: str, message: str):
+    body = json.dumps({"__type": code, "message": message}).encode()
+    headers = [
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("Content-Length", str(len(body))),
+        ("x-amzn-ErrorType", code),
+    ]
+    return "400 Bad Request", headers, body
+
+
+class LocalAwsServer:
+    """moto's server app, extended, on 127.0.0.1 in a background thread."""
+
+    def __init__(self, port: int, extensions_factory: Callable[[Callable], AwsExtensions]):
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+
+        enable_state_machine_execution()
+        self.extensions = extensions_factory(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            "127.0.0.1",
+            port,
+            self.extensions,
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="local-aws", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "LocalAwsServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=5)

@@ -1,0 +1,113 @@
+"""Runs the Chalice app's Lambda functions in this process, as Lambda would.
+
+moto's Lambda needs Docker, which this machine does not have. Instead every
+``lambda:Invoke`` made through boto3 in this process (moto's Step Functions
+engine makes its Task calls that way, and so does the local Cognito trigger)
+is answered here by calling the app's own handler: JSON in, JSON out, an
+unhandled exception reported as ``FunctionError: Unhandled`` with its class
+name as ``errorType``, exactly the shape Step Functions retries and catches
+on.
+"""
+import io
+import json
+import logging
+import threading
+import time
+import traceback
+import uuid
+from typing import Any, Dict, Optional, Tuple
+from urllib.parse import unquote
+
+from botocore.awsrequest import AWSResponse
+from botocore.response import StreamingBody
+
+logger = logging.getLogger("local.lambda")
+
+
+class LocalContext:
+    """The attributes of Lambda's context object that handlers may read."""
+
+    def __init__(self, function_name: str, arn: str, timeout_ms: int) -> None:
+        self._deadline = time.monotonic() + timeout_ms / 1000.0
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = arn
+        self.memory_limit_in_mb = 128
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LocalLambdas:
+    """Maps deployed function names of one stage to the app's handlers."""
+
+    def __init__(self, chalice_app: Any, function_prefix: str, timeout_ms: int = 60_000):
+        self._handlers = {
+            f"{function_prefix}-{fn.name}": fn for fn in chalice_app.pure_lambda_functions
+        }
+        self._timeout_ms = timeout_ms
+        self.invocations: Dict[str, int] = {}
+
+    @property
+    def function_names(self):
+        return sorted(self._handlers)
+
+    def invoke(self, function: str, payload: bytes) -> Tuple[Optional[str], bytes]:
+        """Returns (FunctionError or None, response payload bytes)."""
+        name = function.rsplit(":function:", 1)[-1].split(":")[0]
+        handler = self._handlers.get(name)
+        if handler is None:
+            body = {
+                "errorType": "ResourceNotFoundException",
+                "errorMessage": f"Function not found: {function}",
+            }
+            return "Unhandled", json.dumps(body).encode()
+        self.invocations[name] = self.invocations.get(name, 0) + 1
+        context = LocalContext(name, function, self._timeout_ms)
+        try:
+            event = json.loads(payload or b"{}")
+            result = handler(event, context)
+            return None, json.dumps(result).encode()
+        except Exception as error:  # Lambda reports every unhandled exception
+            logger.warning(
+                "%s failed: %s: %s\n%s", name, type(error).__name__, error,
+                traceback.format_exc(),
+            )
+            body = {
+                "errorType": type(error).__name__,
+                "errorMessage": str(error),
+                "requestId": context.aws_request_id,
+                "stackTrace": traceback.format_tb(error.__traceback__),
+            }
+            return "Unhandled", json.dumps(body).encode()
+
+    # --- botocore hook --------------------------------------------------------
+    def install(self, session: Any) -> None:
+        """Answer lambda:Invoke for clients of this boto3 session (before HTTP)."""
+        session.events.register("before-call.lambda.Invoke", self._on_invoke)
+
+    def uninstall(self, session: Any) -> None:
+        session.events.unregister("before-call.lambda.Invoke", self._on_invoke)
+
+    def _on_invoke(self, params: Dict[str, Any], **_: Any):
+        # params is the serialized request: /2015-03-31/functions/{name}/invocations
+        function = unquote(params["url_path"].split("/")[3])
+        body = params.get("body") or b""
+        if isinstance(body, str):
+            body = body.encode()
+        invocation_type = (params.get("headers") or {}).get("X-Amz-Invocation-Type")
+        if invocation_type == "Event":
+            threading.Thread(target=self.invoke, args=(function, body), daemon=True).start()
+            return AWSResponse("", 202, {}, None), {"StatusCode": 202, "Payload": _stream(b"")}
+        error, payload = self.invoke(function, body)
+        parsed = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": _stream(payload)}
+        if error:
+            parsed["FunctionError"] = error
+        return AWSResponse("", 200, {}, None), parsed
+
+
+def _stream(data: bytes) -> StreamingBody:
+    return StreamingBody(io.BytesIO(data), len(data))

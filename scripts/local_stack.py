@@ -1,0 +1,422 @@
+"""``make run``: the whole app on this machine, in the foreground until Ctrl-C.
+
+Starts, all bound to 127.0.0.1:
+- the local AWS (moto's server, port LOCAL_AWS_PORT, default 4566) holding the
+  stage ``local``: table, event bus, user pool with its PostConfirmation
+  trigger, and the state machine from statemachine.json, executed by moto's
+  Step Functions engine, whose Lambda tasks run the app's handlers here;
+- the app's API as ``chalice local`` serves it (port LOCAL_API_PORT, default 8000);
+- localstripe, when STRIPE_API_KEY is set (port LOCAL_STRIPE_PORT, default
+  8420) unless STRIPE_API_BASE points Stripe calls elsewhere.
+
+Writes .local/stack.json once ready, appends every event put on the bus to
+.local/events.jsonl and writes .local/env for ``source``-ing in a shell.
+Pass port 0 for an ephemeral port (tests do).
+"""
+import argparse
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from scripts import provisioning
+from scripts.provisioning import PROJECT_DIR, StageNames
+
+STAGE = "local"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's account
+logger = logging.getLogger("local.stack")
+
+
+class StackError(RuntimeError):
+    """A problem the person running the stack can fix; printed without a traceback."""
+
+
+class StackLock:
+    """One stack per state directory: a second ``make run`` gets a clear message."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._path = state_dir / "stack.lock"
+        self._file: Any = None
+
+    def acquire(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self._path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            owner = self._file.read().strip() or "another process"
+            self._file.close()
+            self._file = None
+            raise StackError(
+                f"a local stack is already running (pid {owner}, state in "
+                f"{self._path.parent}). Stop it with Ctrl-C in its terminal, or use "
+                "that one: its endpoints are in stack.json."
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+
+    def release(self) -> None:
+        if self._file:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+class EventLog:
+    """Appends each event accepted on the stage's bus to events.jsonl."""
+
+    def __init__(self, path: Path, bus_name: str) -> None:
+        self._path = path
+        self._bus_name = bus_name
+        self._lock = threading.Lock()
+        path.write_text("")
+
+    def __call__(self, entries: List[Dict[str, Any]]) -> None:
+        lines = []
+        for entry in entries:
+            bus = entry.get("EventBusName") or "default"
+            if bus.rsplit("/", 1)[-1] != self._bus_name:
+                continue
+            try:
+                detail = json.loads(entry.get("Detail") or "{}")
+            except ValueError:
+                detail = entry.get("Detail")
+            lines.append(
+                json.dumps(
+                    {
+                        "version": "0",
+                        "id": entry["EventId"],
+                        "detail-type": entry.get("DetailType"),
+                        "source": entry.get("Source"),
+                        "account": ACCOUNT,
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "region": REGION,
+                        "resources": entry.get("Resources", []),
+                        "eventBusName": self._bus_name,
+                        "detail": detail,
+                    }
+                )
+            )
+        if lines:
+            with self._lock, open(self._path, "a") as out:
+                out.write("\n".join(lines) + "\n")
+
+
+def _port_free(port: int) -> bool:
+    if port == 0:
+        return True
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LocalStack:
+    def __init__(
+        self,
+        aws_port: int,
+        api_port: int,
+        state_dir: Path,
+        stripe_api_key: Optional[str] = None,
+        stripe_api_base: Optional[str] = None,
+        stripe_port: int = 8420,
+        approval_timeout_seconds: Optional[int] = None,
+    ) -> None:
+        self.names = StageNames(STAGE)
+        self.state_dir = state_dir
+        self._aws_port = aws_port
+        self._api_port = api_port
+        self._stripe_key = stripe_api_key
+        self._stripe_base = stripe_api_base
+        self._stripe_port = stripe_port
+        self._approval_timeout = approval_timeout_seconds
+        self._stripe_process: Optional[subprocess.Popen] = None
+        self._aws: Any = None
+        self._api: Any = None
+        self._api_thread: Optional[threading.Thread] = None
+        self.outputs: Dict[str, Any] = {}
+
+    # --- start -----------------------------------------------------------------
+    def start(self) -> Dict[str, Any]:
+        for port, variable in ((self._aws_port, "LOCAL_AWS_PORT"), (self._api_port, "LOCAL_API_PORT")):
+            if not _port_free(port):
+                raise StackError(
+                    f"port {port} on 127.0.0.1 is in use; free it or set {variable} "
+                    "to another port"
+                )
+        self._isolate_from_real_aws()
+        self._start_aws()
+        stripe_base = self._start_stripe() if self._stripe_key else None
+        app_obj, config = self._load_app(stripe_base)
+        self._run_lambdas_in_process(app_obj)
+        self.outputs = self._provision()
+        self._start_api(app_obj, config)
+        self.outputs["apiUrl"] = f"http://127.0.0.1:{self._api.server.server_address[1]}"
+        if stripe_base:
+            self.outputs["stripeApiBase"] = stripe_base
+        self._write_state_files()
+        return self.outputs
+
+    def _isolate_from_real_aws(self) -> None:
+        """Fake credentials and a fixed region: nothing here can reach AWS."""
+        for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            os.environ.pop(variable, None)
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            }
+        )
+
+    def _start_aws(self) -> None:
+        from scripts.local_aws import AwsExtensions, LocalAwsServer
+
+        events = self.state_dir / "events.jsonl"
+        self._event_log = EventLog(events, self.names.event_bus)
+        self._aws = LocalAwsServer(
+            self._aws_port, lambda app: AwsExtensions(app, on_events=self._event_log)
+        ).start()
+        # Every boto3 client in this process, the app's included, goes here.
+        os.environ["AWS_ENDPOINT_URL"] = self._aws.endpoint
+        os.environ["MOTO_PORT"] = str(self._aws.port)
+        logger.info("local AWS on %s", self._aws.endpoint)
+
+    def _start_stripe(self) -> str:
+        if self._stripe_base:
+            return self._stripe_base
+        port = self._stripe_port or _free_port()
+        if not _port_free(port):
+            raise StackError(
+                f"port {port} on 127.0.0.1 is in use; set LOCAL_STRIPE_PORT to another "
+                "port, or STRIPE_API_BASE to a Stripe-compatible server you run"
+            )
+        self._stripe_process = subprocess.Popen(
+            [sys.executable, "-m", "scripts.localstripe_server", str(port)],
+            cwd=PROJECT_DIR,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self._stripe_process.poll() is not None:
+                raise StackError("localstripe exited while starting; see its output above")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return f"http://127.0.0.1:{port}"
+            time.sleep(0.1)
+        raise StackError("localstripe did not start listening within 20 seconds")
+
+    def _load_app(self, stripe_base: Optional[str]):
+        from chalice.cli.factory import CLIFactory
+
+        os.environ.update(self.names.environment(REGION, ACCOUNT))
+        os.environ.pop("STRIPE_SECRET_ID", None)
+        os.environ.pop("STRIPE_API_BASE", None)
+        if stripe_base:
+            # The app reads the key from the local Secrets Manager, as in AWS.
+            os.environ["STRIPE_SECRET_ID"] = self.names.stripe_secret
+            os.environ["STRIPE_API_BASE"] = stripe_base
+        factory = CLIFactory(str(PROJECT_DIR), environ=os.environ)
+        config = factory.create_config_obj(chalice_stage_name=STAGE)
+        return config.chalice_app, config
+
+    def _run_lambdas_in_process(self, app_obj: Any) -> None:
+        import boto3
+
+        from scripts.local_lambda import LocalLambdas
+
+        self.lambdas = LocalLambdas(app_obj, self.names.prefix)
+        boto3.setup_default_session(region_name=REGION)
+        self.lambdas.install(boto3.DEFAULT_SESSION)
+
+    def _provision(self) -> Dict[str, Any]:
+        import boto3
+
+        from scripts.local_cognito import LocalCognito
+
+        session = boto3.session.Session(region_name=REGION)
+        arns = {
+            name: self.names.function_arn(name, REGION, ACCOUNT)
+            for name in provisioning.TASK_FUNCTIONS
+        }
+        definition = provisioning.render_definition(
+            provisioning.load_template(), arns, self._approval_timeout
+        )
+        provisioning.ensure_table(session.client("dynamodb"), self.names)
+        provisioning.ensure_event_bus(session.client("events"), self.names)
+        role = provisioning.ensure_state_machine_role(
+            session.client("iam"), self.names, arns.values()
+        )
+        machine = provisioning.ensure_state_machine(
+            session.client("stepfunctions"), self.names, definition, role
+        )
+        trigger = self.names.function_arn(provisioning.TRIGGER_FUNCTION, REGION, ACCOUNT)
+        cognito = session.client("cognito-idp")
+        pool = provisioning.ensure_user_pool(cognito, self.names, trigger)
+        if self._stripe_key:
+            provisioning.put_stripe_secret(
+                session.client("secretsmanager"), self.names, self._stripe_key
+            )
+        self._aws.extensions.attach_cognito(LocalCognito(cognito, self.lambdas.invoke))
+        return {
+            "stage": STAGE,
+            "awsEndpoint": self._aws.endpoint,
+            "region": REGION,
+            **pool,
+            "tableName": self.names.table,
+            "eventBusName": self.names.event_bus,
+            "stateMachineArn": machine,
+            "stripe": bool(self._stripe_key),
+            "approvalTimeoutSeconds": self._approval_timeout or 86400,
+        }
+
+    def _start_api(self, app_obj: Any, config: Any) -> None:
+        from chalice.local import create_local_server
+
+        self._api = create_local_server(app_obj, config, "127.0.0.1", self._api_port)
+        self._api_thread = threading.Thread(
+            target=self._api.server.serve_forever, name="local-api", daemon=True
+        )
+        self._api_thread.start()
+
+    def _write_state_files(self) -> None:
+        out = self.outputs
+        (self.state_dir / "stack.json").write_text(json.dumps(out, indent=2) + "\n")
+        env = {
+            "AWS_ENDPOINT_URL": out["awsEndpoint"],
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": out["region"],
+            "API_URL": out["apiUrl"],
+            "USER_POOL_ID": out["userPoolId"],
+            "USER_POOL_CLIENT_ID": out["userPoolClientId"],
+            "TABLE_NAME": out["tableName"],
+            "STATE_MACHINE_ARN": out["stateMachineArn"],
+        }
+        (self.state_dir / "env").write_text(
+            "".join(f"export {key}={value}\n" for key, value in env.items())
+        )
+
+    # --- stop ------------------------------------------------------------------
+    def stop(self) -> None:
+        if self._api is not None:
+            self._api.server.shutdown()
+            self._api.server.server_close()
+        if self._aws is not None:
+            self._aws.stop()
+        if self._stripe_process is not None:
+            self._stripe_process.terminate()
+            try:
+                self._stripe_process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._stripe_process.kill()
+        for name in ("stack.json", "env"):
+            (self.state_dir / name).unlink(missing_ok=True)
+
+
+def how_to_try_it(out: Dict[str, Any], state_dir: Path) -> str:
+    rel = os.path.relpath(state_dir)
+    execution_prefix = out["stateMachineArn"].replace(":stateMachine:", ":execution:")
+    return f"""
+Local stack ready (stage "{out['stage']}", Stripe {'on' if out['stripe'] else 'off'}).
+  API            {out['apiUrl']}
+  local AWS      {out['awsEndpoint']}   (region {out['region']}, any credentials)
+  user pool      {out['userPoolId']}   client {out['userPoolClientId']}
+  events         {rel}/events.jsonl
+
+How to try it, in another terminal (Ctrl-C here stops everything):
+  source {rel}/env && export PATH="$PWD/.venv/bin:$PATH"
+  # 1. sign up and confirm (any code works locally; no email is sent)
+  aws cognito-idp sign-up --client-id $USER_POOL_CLIENT_ID --username ada@example.com \\
+      --password 'Correct-Horse-9' --user-attributes Name=email,Value=ada@example.com Name=name,Value="Ada Ltd"
+  aws cognito-idp confirm-sign-up --client-id $USER_POOL_CLIENT_ID --username ada@example.com --confirmation-code 000000
+  # 2. find the task token in the execution (named after the UserSub printed by sign-up)
+  TENANT=<UserSub>
+  aws stepfunctions get-execution-history --execution-arn {execution_prefix}:$TENANT \\
+      --query "events[?type=='TaskScheduled'].taskScheduledEventDetails.parameters" --output text
+  # 3. approve, with the taskToken from that output
+  curl -s -X POST $API_URL/tenant/finalize -H 'Content-Type: application/json' \\
+      -d '{{"taskToken": "<taskToken>", "status": "approved"}}'
+  # 4. see the result
+  aws dynamodb get-item --table-name $TABLE_NAME --key '{{"pk":{{"S":"'$TENANT'"}},"sk":{{"S":"tenant"}}}}'
+  tail -n 1 {rel}/events.jsonl
+"""
+
+
+def _env_int(name: str, default: Optional[int]) -> Optional[int]:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise StackError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("werkzeug", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # moto logs each state machine error with its whole parse tree; the
+    # failing handler's own traceback (local.lambda) is the useful part.
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", default=os.environ.get("LOCAL_STATE_DIR", ".local"))
+    args = parser.parse_args(argv)
+    state_dir = Path(args.state_dir).resolve()
+
+    lock = StackLock(state_dir)
+    stack: Optional[LocalStack] = None
+    stopping = threading.Event()
+    try:
+        lock.acquire()
+        stack = LocalStack(
+            aws_port=_env_int("LOCAL_AWS_PORT", 4566),
+            api_port=_env_int("LOCAL_API_PORT", 8000),
+            state_dir=state_dir,
+            stripe_api_key=os.environ.get("STRIPE_API_KEY") or None,
+            stripe_api_base=os.environ.get("STRIPE_API_BASE") or None,
+            stripe_port=_env_int("LOCAL_STRIPE_PORT", 8420),
+            approval_timeout_seconds=_env_int("APPROVAL_TIMEOUT_SECONDS", None),
+        )
+        os.environ.pop("STRIPE_API_KEY", None)  # the app reads it from Secrets Manager
+        outputs = stack.start()
+        print(how_to_try_it(outputs, state_dir), flush=True)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
+        stopping.wait()
+        print("\nStopping the local stack.", flush=True)
+        return 0
+    except StackError as error:
+        print(f"make run: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if stack is not None:
+            stack.stop()
+        lock.release()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

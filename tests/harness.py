@@ -1,0 +1,188 @@
+"""A stage of the app inside moto, in process: the workflow-test tier.
+
+The real statemachine.json runs in moto's Step Functions engine; its Lambda
+tasks run the app's own handlers (scripts/local_lambda.py, the same runtime
+the local stack uses); events on the bus land in an SQS queue the test reads.
+"""
+import json
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+import boto3
+from moto import mock_aws
+
+from chalicelib import dependencies as deps
+from scripts import provisioning
+from scripts.local_aws import answer_spent_task_tokens_like_aws
+from scripts.local_lambda import LocalLambdas
+from scripts.provisioning import StageNames
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STAGE = "local"  # .chalice/config.json's stage for chalice.test.Client
+
+
+class Stage:
+    def __init__(
+        self,
+        monkeypatch: Any,
+        approval_timeout_seconds: Optional[int] = None,
+        stripe_api_base: Optional[str] = None,
+        stripe_api_key: str = "sk_test_local",
+    ) -> None:
+        self._monkeypatch = monkeypatch
+        self._approval_timeout = approval_timeout_seconds
+        self._stripe_base = stripe_api_base
+        self._stripe_key = stripe_api_key
+        self.names = StageNames(STAGE)
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+
+    # --- lifecycle -------------------------------------------------------------
+    def __enter__(self) -> "Stage":
+        self._mock.start()
+        answer_spent_task_tokens_like_aws()
+        for key, value in self.names.environment(REGION, ACCOUNT).items():
+            self._monkeypatch.setenv(key, value)
+        session = boto3.session.Session(region_name=REGION)
+        self.ddb = session.client("dynamodb")
+        self.sfn = session.client("stepfunctions")
+        self.sqs = session.client("sqs")
+        events = session.client("events")
+        arns = {
+            name: self.names.function_arn(name, REGION, ACCOUNT)
+            for name in provisioning.TASK_FUNCTIONS
+        }
+        provisioning.ensure_table(self.ddb, self.names)
+        provisioning.ensure_event_bus(events, self.names)
+        role = provisioning.ensure_state_machine_role(
+            session.client("iam"), self.names, arns.values()
+        )
+        definition = provisioning.render_definition(
+            provisioning.load_template(), arns, self._approval_timeout
+        )
+        self.state_machine_arn = provisioning.ensure_state_machine(
+            self.sfn, self.names, definition, role
+        )
+        if self._stripe_base:
+            provisioning.put_stripe_secret(
+                session.client("secretsmanager"), self.names, self._stripe_key
+            )
+            self._monkeypatch.setenv("STRIPE_SECRET_ID", self.names.stripe_secret)
+            self._monkeypatch.setenv("STRIPE_API_BASE", self._stripe_base)
+        self._capture_events(events)
+
+        import app
+
+        self.app = app.app
+        self.lambdas = LocalLambdas(app.app, self.names.prefix)
+        boto3.setup_default_session(region_name=REGION)
+        self.lambdas.install(boto3.DEFAULT_SESSION)
+        deps.reset()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        # Stop what still runs, so no execution outlives moto's mock.
+        for page in self.sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+        ):
+            for execution in page["executions"]:
+                self.sfn.stop_execution(executionArn=execution["executionArn"])
+        self.lambdas.uninstall(boto3.DEFAULT_SESSION)
+        self._mock.stop()
+
+    def _capture_events(self, events: Any) -> None:
+        queue = self.sqs.create_queue(QueueName="captured-events")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(
+            QueueUrl=queue, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        events.put_rule(
+            Name="capture-all",
+            EventBusName=self.names.event_bus,
+            EventPattern=json.dumps({"source": ["tenant-onboarding"]}),
+        )
+        events.put_targets(
+            Rule="capture-all",
+            EventBusName=self.names.event_bus,
+            Targets=[{"Id": "queue", "Arn": queue_arn}],
+        )
+        self._queue = queue
+        self._events: List[Dict[str, Any]] = []
+
+    # --- driving ---------------------------------------------------------------
+    def start(self, tenant: Dict[str, str]) -> str:
+        """Start onboarding the way the trigger does."""
+        from chalicelib.tenants import NewTenant
+
+        return deps.workflow().start(
+            NewTenant(tenant["tenantId"], tenant["email"], tenant["name"])
+        )
+
+    def wait_for_token(self, execution_arn: str, seconds: float = 15) -> str:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for event in self.history(execution_arn):
+                if event["type"] == "TaskScheduled":
+                    parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
+                    return parameters["Payload"]["taskToken"]
+            status = self.sfn.describe_execution(executionArn=execution_arn)["status"]
+            if status != "RUNNING":
+                raise AssertionError(f"execution ended ({status}) before waiting for a decision")
+            time.sleep(0.05)
+        raise AssertionError("the execution never reached Wait For Callback")
+
+    def wait_for_end(self, execution_arn: str, seconds: float = 30) -> Dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            description = self.sfn.describe_execution(executionArn=execution_arn)
+            if description["status"] != "RUNNING":
+                return description
+            time.sleep(0.05)
+        raise AssertionError(f"execution still running after {seconds}s")
+
+    def history(self, execution_arn: str) -> List[Dict[str, Any]]:
+        events: List[Dict[str, Any]] = []
+        for page in self.sfn.get_paginator("get_execution_history").paginate(
+            executionArn=execution_arn
+        ):
+            events.extend(page["events"])
+        return events
+
+    def states_visited(self, execution_arn: str) -> List[str]:
+        return [
+            event["stateEnteredEventDetails"]["name"]
+            for event in self.history(execution_arn)
+            if event["type"].endswith("StateEntered")
+        ]
+
+    def record(self, tenant_id: str) -> Optional[Dict[str, Any]]:
+        return deps.tenants().get(tenant_id)
+
+    def events(self) -> List[Dict[str, Any]]:
+        """Every event put on the bus so far, in order received."""
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self._queue, MaxNumberOfMessages=10
+            ).get("Messages", [])
+            if not messages:
+                return list(self._events)
+            for message in messages:
+                self._events.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+
+def tenant(n: int = 1) -> Dict[str, str]:
+    return {
+        "tenantId": f"00000000-0000-4000-8000-{n:012d}",
+        "email": f"tenant{n}@example.com",
+        "name": f"Tenant {n} Ltd",
+    }
+
+
+def finalize_body(token: str, status: str, reason: Optional[str] = None) -> str:
+    body: Dict[str, Any] = {"taskToken": token, "status": status}
+    if reason is not None:
+        body["reason"] = reason
+    return json.dumps(body)

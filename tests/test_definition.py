@@ -1,0 +1,120 @@
+"""statemachine.json against the app: placeholders, retries, catches, names."""
+import json
+
+import pytest
+
+import app as app_module
+from chalicelib import errors
+from scripts import provisioning
+from scripts.provisioning import PROJECT_DIR, StageNames
+
+DEFINITION = json.loads(provisioning.load_template())
+TASKS = {name: s for name, s in DEFINITION["States"].items() if s["Type"] == "Task"}
+DECLARED = {fn.name for fn in app_module.app.pure_lambda_functions}
+
+
+def test_every_placeholder_names_a_function_the_app_declares():
+    by_placeholder = {provisioning.placeholder_for(name): name for name in DECLARED}
+    used = provisioning.placeholders(provisioning.load_template())
+
+    assert used, "the definition should reference the app's functions"
+    assert used <= set(by_placeholder), used - set(by_placeholder)
+    assert {by_placeholder[p] for p in used} == set(provisioning.TASK_FUNCTIONS)
+
+
+def test_every_task_retries_and_catches():
+    for name, state in TASKS.items():
+        assert state.get("Retry"), f"{name} has no Retry"
+        assert state.get("Catch"), f"{name} has no Catch"
+        lambda_errors = {e for r in state["Retry"] for e in r["ErrorEquals"]}
+        assert "Lambda.ServiceException" in lambda_errors, name
+        assert "Lambda.TooManyRequestsException" in lambda_errors, name
+
+
+def test_every_error_name_in_the_definition_is_raised_by_the_app_or_aws():
+    named = {
+        error
+        for state in DEFINITION["States"].values()
+        for rule in state.get("Retry", []) + state.get("Catch", [])
+        for error in rule["ErrorEquals"]
+    }
+    ours = {n for n in named if not n.startswith(("States.", "Lambda."))}
+
+    assert ours == {cls.__name__ for cls in errors.TRANSIENT_ERRORS + errors.PERMANENT_ERRORS}
+
+
+def test_permanent_errors_are_never_retried_and_transient_ones_are():
+    for name, state in TASKS.items():
+        first = state["Retry"][0]
+        assert first["MaxAttempts"] == 0, name
+        assert set(first["ErrorEquals"]) == {c.__name__ for c in errors.PERMANENT_ERRORS}
+        transient = [r for r in state["Retry"] if "AwsServiceUnavailable" in r["ErrorEquals"]]
+        assert transient and transient[0]["MaxAttempts"] >= 3, name
+        assert transient[0].get("JitterStrategy") == "FULL", name
+
+
+def test_the_wait_is_a_task_token_callback_of_24_hours_with_a_timeout_path():
+    wait = DEFINITION["States"]["Wait For Callback"]
+
+    assert wait["Resource"].endswith(".waitForTaskToken")
+    assert wait["TimeoutSeconds"] == 86400
+    assert wait["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+    assert wait["Catch"][0] == {
+        "ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "Approval Timed Out",
+    }
+    # a timeout must not be retried into a second 24-hour wait
+    assert all("States.ALL" not in r["ErrorEquals"] for r in wait["Retry"])
+
+
+def test_the_happy_path_visits_the_seed_states_in_order():
+    states = DEFINITION["States"]
+    path, name = [], DEFINITION["StartAt"]
+    while name:
+        path.append(name)
+        state = states[name]
+        if state["Type"] == "Choice":
+            name = state["Choices"][0]["Next"]
+        else:
+            name = state.get("Next")
+
+    assert path == [
+        "Create Tenant Record",
+        "Stripe Configured?",
+        "Create Stripe Customer",
+        "Update Tenant With Stripe ID",
+        "Create Contact List",
+        "Wait For Callback",
+        "Process Callback Result",
+        "Approved",
+        "Update Status & Notify",
+    ]
+    assert states["Stripe Configured?"]["Default"] == "Create Contact List"
+
+
+def test_render_fills_every_placeholder_and_can_shorten_the_wait():
+    arns = {n: f"arn:aws:lambda:us-east-1:1:function:x-{n}" for n in provisioning.TASK_FUNCTIONS}
+
+    rendered = provisioning.render_definition(provisioning.load_template(), arns)
+    shortened = json.loads(provisioning.render_definition(provisioning.load_template(), arns, 3))
+
+    assert "${" not in rendered
+    assert json.loads(rendered)["States"]["Create Tenant Record"]["Resource"] == arns[
+        "create_tenant_record"
+    ]
+    assert shortened["States"]["Wait For Callback"]["TimeoutSeconds"] == 3
+
+
+def test_render_refuses_a_missing_function_arn():
+    with pytest.raises(ValueError, match="CreateTenantRecordFunctionArn"):
+        provisioning.render_definition(provisioning.load_template(), {})
+
+
+@pytest.mark.parametrize("stage", ["local", "dev"])
+def test_chalice_stage_environment_matches_the_provisioned_names(stage):
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    env = config["stages"][stage]["environment_variables"]
+    expected = StageNames(stage).environment("us-east-1", "000000000000")
+
+    assert env["TENANT_TABLE_NAME"] == expected["TENANT_TABLE_NAME"]
+    assert env["EVENT_BUS_NAME"] == expected["EVENT_BUS_NAME"]
+    assert env["STATE_MACHINE_ARN"].endswith(":stateMachine:" + StageNames(stage).state_machine)

@@ -1,0 +1,158 @@
+"""Handler tier: every Lambda and the route through chalice.test.Client,
+with real-shaped sample events from tests/events/."""
+import copy
+import json
+
+import pytest
+from chalice.test import Client
+
+from tests.conftest import load_event
+from tests.harness import STAGE, Stage
+
+SUB = "5f3a1c2e-8b9d-4e7f-a123-4b5c6d7e8f90"
+
+
+@pytest.fixture
+def stage(monkeypatch):
+    with Stage(monkeypatch) as stage:
+        yield stage
+
+
+@pytest.fixture
+def client(stage):
+    with Client(stage.app, stage_name=STAGE) as client:
+        yield client
+
+
+def executions(stage):
+    return stage.sfn.list_executions(stateMachineArn=stage.state_machine_arn)["executions"]
+
+
+# --- the Cognito trigger -------------------------------------------------------
+def test_confirmed_sign_up_starts_one_execution_named_after_the_sub(stage, client):
+    event = load_event("post_confirmation.json")
+
+    response = client.lambda_.invoke("post_confirmation", event)
+
+    assert response.payload == event  # Cognito needs its event back unchanged
+    [execution] = executions(stage)
+    assert execution["name"] == SUB
+    started = stage.sfn.describe_execution(executionArn=execution["executionArn"])
+    assert json.loads(started["input"]) == {
+        "tenant": {"tenantId": SUB, "email": "ada@example.com", "name": "Ada Ltd"}
+    }
+
+
+def test_a_repeated_trigger_starts_nothing_new(stage, client):
+    event = load_event("post_confirmation.json")
+
+    client.lambda_.invoke("post_confirmation", event)
+    again = client.lambda_.invoke("post_confirmation", event)
+
+    assert again.payload == event
+    assert len(executions(stage)) == 1
+
+
+def test_a_password_reset_confirmation_starts_nothing(stage, client):
+    event = load_event("post_confirmation_forgot_password.json")
+
+    response = client.lambda_.invoke("post_confirmation", event)
+
+    assert response.payload == event
+    assert executions(stage) == []
+
+
+# --- the task Lambdas ----------------------------------------------------------
+def test_create_tenant_record_task_writes_the_record(stage, client):
+    result = client.lambda_.invoke("create_tenant_record", load_event("task_tenant.json"))
+
+    assert result.payload["stripeConfigured"] is False
+    record = stage.record(SUB)
+    assert record["status"] == "onboarding"
+    assert record["createdAt"] == result.payload["createdAt"]
+
+
+def test_create_contact_list_task_stores_the_list_name(stage, client):
+    task = load_event("task_tenant.json")
+    client.lambda_.invoke("create_tenant_record", task)
+
+    result = client.lambda_.invoke("create_contact_list", task)
+
+    assert result.payload == {"list": f"tenant-{SUB}"}
+    assert stage.record(SUB)["list"] == f"tenant-{SUB}"
+
+
+def test_update_tenant_with_stripe_id_task_stores_the_customer(stage, client):
+    client.lambda_.invoke("create_tenant_record", load_event("task_tenant.json"))
+
+    client.lambda_.invoke(
+        "update_tenant_with_stripe_id", {"tenantId": SUB, "stripeCustomerId": "cus_123"}
+    )
+
+    assert stage.record(SUB)["stripeCustomerId"] == "cus_123"
+
+
+def test_await_decision_task_acknowledges_the_wait(client):
+    task = {**load_event("task_tenant.json"), "taskToken": "token-1234567890"}
+
+    assert client.lambda_.invoke("await_decision", task).payload == {"awaitingDecision": True}
+
+
+def test_update_status_and_notify_task_sets_status_and_publishes(stage, client):
+    task = load_event("task_tenant.json")
+    client.lambda_.invoke("create_tenant_record", task)
+
+    result = client.lambda_.invoke(
+        "update_status_and_notify",
+        {**task, "outcome": {"status": "active", "decision": {"status": "approved"}}},
+    )
+
+    assert result.payload == {"status": "active", "published": True}
+    assert stage.record(SUB)["status"] == "active"
+    assert [e["detail-type"] for e in stage.events()] == ["Tenant Onboarding Complete"]
+
+
+def test_create_stripe_customer_task_creates_one_customer(monkeypatch, localstripe):
+    with Stage(monkeypatch, stripe_api_base=localstripe) as stage:
+        with Client(stage.app, stage_name=STAGE) as client:
+            task = copy.deepcopy(load_event("task_tenant.json"))
+            task["tenant"]["tenantId"] = "11111111-2222-4333-8444-555555555555"
+            client.lambda_.invoke("create_tenant_record", task)
+
+            first = client.lambda_.invoke("create_stripe_customer", task)
+
+            assert first.payload["customerId"].startswith("cus_")
+
+
+# --- the route -----------------------------------------------------------------
+def post(client, body, content_type="application/json"):
+    return client.http.post(
+        "/tenant/finalize", headers={"Content-Type": content_type}, body=body
+    )
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("", "request body is required"),
+        ("{not json", "not valid JSON"),
+        ("[]", "must be a JSON object"),
+        ('{"status": "approved"}', "taskToken is required"),
+        ('{"taskToken": "", "status": "approved"}', "taskToken is required"),
+        ('{"taskToken": "t", "status": "maybe"}', 'status must be "approved" or "rejected"'),
+        ('{"taskToken": "t", "status": "approved", "reason": 5}', "reason must be a string"),
+        ('{"taskToken": "t", "status": "approved", "extra": 1}', "unknown field(s): extra"),
+    ],
+)
+def test_finalize_rejects_bad_input_with_a_clear_400(client, body, fragment):
+    response = post(client, body)
+
+    assert response.status_code == 400
+    assert fragment in json.loads(response.body)["Message"]
+
+
+def test_finalize_with_a_token_step_functions_does_not_know_is_a_400(client):
+    response = post(client, json.dumps({"taskToken": "not-a-real-token", "status": "approved"}))
+
+    assert response.status_code == 400
+    assert "not a valid Step Functions task token" in json.loads(response.body)["Message"]

@@ -1,0 +1,227 @@
+"""End-to-end tier: the local stack started as `make run` starts it
+(scripts.local_stack, ephemeral ports), driven over HTTP like a user would:
+sign up and confirm through the local Cognito API, find the task token in
+the execution history, approve with a POST, see the record and the event."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.conftest import PROJECT_DIR, localstripe_customers
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "Correct-Horse-9"
+
+
+class RunningStack:
+    def __init__(self, state_dir: Path, **env: str) -> None:
+        self.state_dir = state_dir
+        environment = {
+            **os.environ,
+            "LOCAL_AWS_PORT": "0",
+            "LOCAL_API_PORT": "0",
+            "LOCAL_STRIPE_PORT": "0",
+            **env,
+        }
+        self.log = open(state_dir.parent / f"{state_dir.name}.log", "w+")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "scripts.local_stack", "--state-dir", str(state_dir)],
+            cwd=PROJECT_DIR,
+            env=environment,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.outputs = self._wait_until_ready()
+        session = boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1"
+        )
+        endpoint = self.outputs["awsEndpoint"]
+        self.cognito = session.client("cognito-idp", endpoint_url=endpoint)
+        self.sfn = session.client("stepfunctions", endpoint_url=endpoint)
+        self.ddb = session.client("dynamodb", endpoint_url=endpoint)
+
+    def _wait_until_ready(self, seconds: float = 60) -> dict:
+        stack_json = self.state_dir / "stack.json"
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"local stack exited early:\n{self.output()}")
+            if stack_json.exists():
+                return json.loads(stack_json.read_text())
+            time.sleep(0.1)
+        raise AssertionError(f"local stack not ready in {seconds}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+    # --- what a user does --------------------------------------------------------
+    def sign_up_and_confirm(self, email: str, name: str) -> str:
+        client_id = self.outputs["userPoolClientId"]
+        sub = self.cognito.sign_up(
+            ClientId=client_id,
+            Username=email,
+            Password=PASSWORD,
+            UserAttributes=[{"Name": "email", "Value": email}, {"Name": "name", "Value": name}],
+        )["UserSub"]
+        self.cognito.confirm_sign_up(ClientId=client_id, Username=email, ConfirmationCode="000000")
+        return sub
+
+    def task_token(self, tenant_id: str, seconds: float = 20) -> str:
+        arn = self.outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
+        execution = f"{arn}:{tenant_id}"
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                history = self.sfn.get_execution_history(executionArn=execution)["events"]
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                history = []
+            for event in history:
+                if event["type"] == "TaskScheduled":
+                    details = json.loads(event["taskScheduledEventDetails"]["parameters"])
+                    return details["Payload"]["taskToken"]
+            time.sleep(0.1)
+        raise AssertionError(f"no task token for {tenant_id}:\n{self.output()}")
+
+    def finalize(self, body: dict):
+        request = urllib.request.Request(
+            self.outputs["apiUrl"] + "/tenant/finalize",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def record(self, tenant_id: str, status: str, seconds: float = 15) -> dict:
+        deadline = time.monotonic() + seconds
+        item = {}
+        while time.monotonic() < deadline:
+            item = self.ddb.get_item(
+                TableName=self.outputs["tableName"],
+                Key={"pk": {"S": tenant_id}, "sk": {"S": "tenant"}},
+            ).get("Item", {})
+            if item.get("status", {}).get("S") == status:
+                return item
+            time.sleep(0.1)
+        raise AssertionError(f"record never reached {status}: {item}\n{self.output()}")
+
+    def events(self) -> list:
+        path = self.state_dir / "events.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+@pytest.fixture
+def stack(tmp_path):
+    running = RunningStack(tmp_path / "state")
+    yield running
+    running.stop()
+
+
+def test_sign_up_confirm_approve_ends_active_with_a_complete_event(stack):
+    tenant_id = stack.sign_up_and_confirm("ada@example.com", "Ada Ltd")
+    token = stack.task_token(tenant_id)
+
+    status, body = stack.finalize({"taskToken": token, "status": "approved"})
+
+    assert (status, body) == (
+        200,
+        {"message": "Tenant onboarding approved successfully", "status": "approved"},
+    )
+    record = stack.record(tenant_id, "active")
+    assert record["email"]["S"] == "ada@example.com"
+    assert record["name"]["S"] == "Ada Ltd"
+    assert record["list"]["S"] == f"tenant-{tenant_id}"
+    assert record["subscribers"]["N"] == "0"
+    complete = [e for e in stack.events() if e["detail-type"] == "Tenant Onboarding Complete"]
+    assert [e["detail"]["tenantId"] for e in complete] == [tenant_id]
+    # approving twice is a clear conflict, as in AWS
+    again = stack.finalize({"taskToken": token, "status": "approved"})
+    assert again[0] == 409
+
+
+def test_the_trigger_sees_what_cognito_would_send(stack):
+    email = "grace@example.com"
+    tenant_id = stack.sign_up_and_confirm(email, "Grace Co")
+    stack.task_token(tenant_id)  # onboarding started
+
+    user = stack.cognito.admin_get_user(UserPoolId=stack.outputs["userPoolId"], Username=email)
+    attributes = {a["Name"]: a["Value"] for a in user["UserAttributes"]}
+    assert attributes["email_verified"] == "true"
+    assert user["Username"] == tenant_id == attributes["sub"]
+    started = stack.sfn.describe_execution(
+        executionArn=stack.outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
+        + f":{tenant_id}"
+    )
+    assert json.loads(started["input"]) == {
+        "tenant": {"tenantId": tenant_id, "email": email, "name": "Grace Co"}
+    }
+
+
+def test_sign_up_without_the_required_name_is_refused_as_in_cognito(stack):
+    with pytest.raises(stack.cognito.exceptions.InvalidParameterException, match="name"):
+        stack.cognito.sign_up(
+            ClientId=stack.outputs["userPoolClientId"],
+            Username="noname@example.com",
+            Password=PASSWORD,
+            UserAttributes=[{"Name": "email", "Value": "noname@example.com"}],
+        )
+
+
+def test_a_second_stack_on_the_same_state_fails_with_a_clear_message(stack):
+    second = subprocess.run(
+        [sys.executable, "-m", "scripts.local_stack", "--state-dir", str(stack.state_dir)],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "LOCAL_AWS_PORT": "0", "LOCAL_API_PORT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert second.returncode == 1
+    assert "a local stack is already running" in second.stderr
+    assert "Traceback" not in second.stderr + second.stdout
+
+
+def test_ctrl_c_stops_the_stack_cleanly(stack):
+    assert stack.stop() == 0
+    assert not (stack.state_dir / "stack.json").exists()
+
+
+def test_with_a_stripe_key_the_stack_runs_localstripe_and_stores_the_customer(tmp_path):
+    running = RunningStack(tmp_path / "stripe", STRIPE_API_KEY="sk_test_local_e2e")
+    try:
+        assert running.outputs["stripe"] is True
+        tenant_id = running.sign_up_and_confirm("lin@example.com", "Lin GmbH")
+        token = running.task_token(tenant_id)
+        assert running.finalize({"taskToken": token, "status": "approved"})[0] == 200
+
+        record = running.record(tenant_id, "active")
+        customer_id = record["stripeCustomerId"]["S"]
+        customers = localstripe_customers(running.outputs["stripeApiBase"], "sk_test_local_e2e")
+        assert [c["id"] for c in customers if c["email"] == "lin@example.com"] == [customer_id]
+        assert "sk_test_local_e2e" not in running.output()
+    finally:
+        running.stop()
