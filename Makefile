@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test clean
+.PHONY: run test load clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(STAMP)
 ## test: every test tier; fails when a test fails or when none ran
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## load: N concurrent onboardings against a fresh local stack (N=200; LOAD_ARGS to change)
+load: $(STAMP)
+	$(PY) -m scripts.load_test --stripe $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .hypothesis

@@ -60,15 +60,26 @@ class StripeBilling:
         self._api_key = api_key
         self._api_base = api_base
         self._max_network_retries = max_network_retries
+        self._client: Any = None
+        self._lock = threading.Lock()
 
-    def create_customer(self, tenant: NewTenant) -> str:
+    def _stripe_client(self) -> Any:
+        """One client per container: it keeps its HTTP connections warm."""
         import stripe  # only the Stripe path pays for this import
 
-        client = stripe.StripeClient(
-            self._api_key(),
-            base_addresses={"api": self._api_base} if self._api_base else None,
-            max_network_retries=self._max_network_retries,
-        )
+        with self._lock:
+            if self._client is None:
+                self._client = stripe.StripeClient(
+                    self._api_key(),
+                    base_addresses={"api": self._api_base} if self._api_base else None,
+                    max_network_retries=self._max_network_retries,
+                )
+            return self._client
+
+    def create_customer(self, tenant: NewTenant) -> str:
+        import stripe
+
+        client = self._stripe_client()
         try:
             customer = client.v1.customers.create(
                 params={

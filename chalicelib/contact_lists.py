@@ -1,10 +1,23 @@
-"""The tenant's Amazon SES contact list (SES v2 list management)."""
-import logging
-from typing import Any
+"""The tenant's place in Amazon SES list management (SES v2).
 
-from chalicelib.errors import aws_call, aws_error_code
+Two modes, set per stage (CONTACT_LIST_MODE):
+- ``list-per-tenant``: one contact list per tenant, as the seed describes. AWS
+  allows only ONE contact list per account and Region, so in a real account
+  this fails from the second tenant on (ContactListQuotaReached).
+- ``topic-per-tenant``: one shared list per stage (made by the deploy script
+  or the local stack); each tenant gets a topic on it, at most 20 topics per
+  list. UpdateContactList replaces the whole topic array, so the
+  read-modify-write happens under a lease lock.
+"""
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from chalicelib.errors import ContactListQuotaReached, aws_call, aws_error_code
 
 logger = logging.getLogger(__name__)
+
+MAX_TOPICS_PER_LIST = 20
 
 
 def contact_list_name(tenant_id: str) -> str:
@@ -12,12 +25,26 @@ def contact_list_name(tenant_id: str) -> str:
     return f"tenant-{tenant_id}"
 
 
+def topic_name(tenant_id: str) -> str:
+    return f"tenant-{tenant_id}"
+
+
+@dataclass(frozen=True)
+class ContactListPlace:
+    list: str
+    topic: Optional[str] = None
+
+    def to_dict(self) -> Dict[str, str]:
+        return {"list": self.list, **({"topic": self.topic} if self.topic else {})}
+
+
 class ContactLists:
+    """list-per-tenant: one SES contact list per tenant."""
+
     def __init__(self, sesv2_client: Any) -> None:
         self._ses = sesv2_client
 
-    def ensure_list(self, tenant_id: str) -> str:
-        """Create the tenant's list; an existing list of that name counts as made."""
+    def ensure_for_tenant(self, tenant_id: str, tenant_name: str) -> ContactListPlace:
         name = contact_list_name(tenant_id)
         try:
             with aws_call("SES"):
@@ -27,9 +54,69 @@ class ContactLists:
                 )
             logger.info("created SES contact list %s", name, extra={"tenantId": tenant_id})
         except Exception as error:
-            if aws_error_code(error) != "AlreadyExistsException":
+            code = aws_error_code(error)
+            if code == "AlreadyExistsException":
+                logger.info("SES contact list %s already existed", name,
+                            extra={"tenantId": tenant_id})
+            elif code == "LimitExceededException":
+                raise ContactListQuotaReached(
+                    "the SES contact-list quota is reached: AWS allows one contact "
+                    "list per account and Region; use CONTACT_LIST_MODE=topic-per-tenant"
+                ) from None
+            else:
                 raise
-            logger.info(
-                "SES contact list %s already existed", name, extra={"tenantId": tenant_id}
-            )
-        return name
+        return ContactListPlace(list=name)
+
+
+class SharedListTopics:
+    """topic-per-tenant: one topic per tenant on the stage's shared list."""
+
+    def __init__(self, sesv2_client: Any, list_name: str, lock: Any) -> None:
+        self._ses = sesv2_client
+        self._list = list_name
+        self._lock = lock
+
+    def ensure_for_tenant(self, tenant_id: str, tenant_name: str) -> ContactListPlace:
+        topic = topic_name(tenant_id)
+        with self._lock.held():
+            with aws_call("SES"):
+                current = self._ses.get_contact_list(ContactListName=self._list)
+            topics = current.get("Topics") or []
+            if any(t.get("TopicName") == topic for t in topics):
+                logger.info("topic %s already on %s", topic, self._list,
+                            extra={"tenantId": tenant_id})
+                return ContactListPlace(list=self._list, topic=topic)
+            if len(topics) >= MAX_TOPICS_PER_LIST:
+                raise ContactListQuotaReached(
+                    f"the SES contact-list quota is reached: {self._list} already has "
+                    f"{len(topics)} topics, the most SES allows on one list"
+                )
+            new_topic = {
+                "TopicName": topic,
+                "DisplayName": tenant_name[:128] or topic,
+                "Description": f"Newsletter of tenant {tenant_id}",
+                "DefaultSubscriptionStatus": "OPT_OUT",
+            }
+            try:
+                with aws_call("SES"):
+                    self._ses.update_contact_list(
+                        ContactListName=self._list,
+                        Topics=[_writable(t) for t in topics] + [new_topic],
+                        **({"Description": current["Description"]}
+                           if current.get("Description") else {}),
+                    )
+            except Exception as error:
+                if aws_error_code(error) == "LimitExceededException":
+                    raise ContactListQuotaReached(
+                        f"the SES contact-list quota is reached: {self._list} takes no "
+                        "more topics"
+                    ) from None
+                raise
+        logger.info("added topic %s to %s", topic, self._list, extra={"tenantId": tenant_id})
+        return ContactListPlace(list=self._list, topic=topic)
+
+
+def _writable(topic: Dict[str, Any]) -> Dict[str, Any]:
+    """GetContactList returns the fields UpdateContactList takes, and no others."""
+    keys = ("TopicName", "DisplayName", "Description", "DefaultSubscriptionStatus")
+    return {k: topic[k] for k in keys if k in topic}

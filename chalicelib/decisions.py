@@ -50,7 +50,8 @@ def parse_finalize_body(raw_body: Optional[bytes]) -> Decision:
         raise PayloadTooLargeError(f"request body is larger than {MAX_BODY_BYTES} bytes")
     try:
         body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: pathologically nested JSON, well under the size limit
         raise BadRequestError("request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequestError("request body must be a JSON object")

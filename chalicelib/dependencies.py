@@ -33,7 +33,19 @@ def override(name: str, value: Any) -> None:
 
 
 def _client(service: str) -> Any:
-    return _cached(f"client:{service}", lambda: _session().client(service))
+    def build() -> Any:
+        from botocore.config import Config
+
+        # Fail fast rather than hang: the Cognito trigger has 5 seconds in all,
+        # and the state machine retries a task with its own backoff.
+        config = Config(
+            connect_timeout=2,
+            read_timeout=5,
+            retries={"mode": "standard", "max_attempts": 3},
+        )
+        return _session().client(service, config=config)
+
+    return _cached(f"client:{service}", build)
 
 
 def _session() -> Any:
@@ -81,9 +93,20 @@ def publisher():
 
 
 def contact_lists():
-    from chalicelib.contact_lists import ContactLists
+    def build() -> Any:
+        from chalicelib import contact_lists as ses
+        from chalicelib.locks import LeaseLock
+        from chalicelib.settings import TOPIC_PER_TENANT
 
-    return _cached("contact_lists", lambda: ContactLists(_client("sesv2")))
+        config = settings()
+        if config.contact_list_mode != TOPIC_PER_TENANT:
+            return ses.ContactLists(_client("sesv2"))
+        lock = LeaseLock(
+            _client("dynamodb"), config.tenant_table_name, config.shared_contact_list
+        )
+        return ses.SharedListTopics(_client("sesv2"), config.shared_contact_list, lock)
+
+    return _cached("contact_lists", build)
 
 
 def billing():

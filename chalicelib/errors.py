@@ -29,6 +29,10 @@ class EventPublishFailed(OnboardingError):
     """EventBridge accepted the call but reported a failed entry."""
 
 
+class ContactListBusy(OnboardingError):
+    """Another onboarding holds the shared contact list's lock; try again."""
+
+
 # --- permanent: straight to the failure path ---------------------------------
 class StripeAuthenticationFailed(OnboardingError):
     """Stripe rejected our API key (wrong, revoked or missing secret)."""
@@ -40,6 +44,10 @@ class StripeNotConfigured(OnboardingError):
 
 class StripeRequestRejected(OnboardingError):
     """Stripe refused the request itself (a 4xx other than auth or 429)."""
+
+
+class ContactListQuotaReached(OnboardingError):
+    """SES allows no more contact lists, or no more topics on the shared list."""
 
 
 class TenantConflict(OnboardingError):
@@ -58,9 +66,15 @@ class InvalidTaskInput(OnboardingError):
     """The state machine handed a task input it cannot use."""
 
 
-TRANSIENT_ERRORS = (StripeUnavailable, AwsServiceUnavailable, EventPublishFailed)
+TRANSIENT_ERRORS = (
+    StripeUnavailable,
+    AwsServiceUnavailable,
+    EventPublishFailed,
+    ContactListBusy,
+)
 PERMANENT_ERRORS = (
     StripeAuthenticationFailed,
+    ContactListQuotaReached,
     StripeNotConfigured,
     StripeRequestRejected,
     TenantConflict,

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 DEFAULT_EVENT_SOURCE = "tenant-onboarding"
+LIST_PER_TENANT = "list-per-tenant"
+TOPIC_PER_TENANT = "topic-per-tenant"
+CONTACT_LIST_MODES = (LIST_PER_TENANT, TOPIC_PER_TENANT)
 
 
 class SettingsError(RuntimeError):
@@ -24,6 +27,10 @@ class Settings:
     stripe_secret_id: Optional[str] = None
     # Only set locally, to point Stripe calls at localstripe.
     stripe_api_base: Optional[str] = None
+    # list-per-tenant (the seed's: one SES list each) or topic-per-tenant (one
+    # topic each on the stage's shared list); see README "SES contact lists".
+    contact_list_mode: str = LIST_PER_TENANT
+    shared_contact_list: Optional[str] = None
 
     @property
     def stripe_configured(self) -> bool:
@@ -46,7 +53,16 @@ class Settings:
         def optional(name: str) -> Optional[str]:
             return environ.get(name, "").strip() or None
 
+        mode = optional("CONTACT_LIST_MODE") or LIST_PER_TENANT
+        if mode not in CONTACT_LIST_MODES:
+            raise SettingsError(
+                f"CONTACT_LIST_MODE must be one of {', '.join(CONTACT_LIST_MODES)}, not {mode!r}"
+            )
         return cls(
+            contact_list_mode=mode,
+            shared_contact_list=(
+                required("SHARED_CONTACT_LIST_NAME") if mode == TOPIC_PER_TENANT else None
+            ),
             tenant_table_name=required("TENANT_TABLE_NAME"),
             event_bus_name=required("EVENT_BUS_NAME"),
             state_machine_arn=required("STATE_MACHINE_ARN"),

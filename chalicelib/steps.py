@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
 from chalicelib.billing import StripeBilling
-from chalicelib.contact_lists import ContactLists
 from chalicelib.errors import InvalidTaskInput
 from chalicelib.notifications import DETAIL_TYPES, EventPublisher
 from chalicelib.settings import Settings
@@ -77,12 +76,13 @@ def update_tenant_with_stripe_id(
 
 
 def create_contact_list(
-    event: Dict[str, Any], tenants: TenantRepository, contact_lists: ContactLists
+    event: Dict[str, Any], tenants: TenantRepository, contact_lists: Any
 ) -> Dict[str, str]:
+    """``contact_lists`` is a ContactLists or SharedListTopics (per stage)."""
     tenant = tenant_from_input(event)
-    name = contact_lists.ensure_list(tenant.tenant_id)
-    tenants.set_contact_list(tenant.tenant_id, name, utc_now())
-    return {"list": name}
+    place = contact_lists.ensure_for_tenant(tenant.tenant_id, tenant.name)
+    tenants.set_contact_list(tenant.tenant_id, place.list, utc_now(), place.topic)
+    return place.to_dict()
 
 
 def await_decision(event: Dict[str, Any]) -> Dict[str, bool]:

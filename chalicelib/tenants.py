@@ -117,33 +117,40 @@ class TenantRepository:
         return existing
 
     def set_stripe_customer(self, tenant_id: str, customer_id: str, now: str) -> None:
-        self._set_once(tenant_id, "stripeCustomerId", customer_id, now)
+        self._set_once(tenant_id, {"stripeCustomerId": customer_id}, now)
 
-    def set_contact_list(self, tenant_id: str, list_name: str, now: str) -> None:
-        self._set_once(tenant_id, "list", list_name, now)
+    def set_contact_list(
+        self, tenant_id: str, list_name: str, now: str, topic: Optional[str] = None
+    ) -> None:
+        values = {"list": list_name, **({"topic": topic} if topic else {})}
+        self._set_once(tenant_id, values, now)
 
-    def _set_once(self, tenant_id: str, attribute: str, value: str, now: str) -> None:
-        """Set an attribute that, once set, must never change to another value."""
+    def _set_once(self, tenant_id: str, values: Dict[str, str], now: str) -> None:
+        """Set attributes that, once set, must never change to other values."""
+        names, placeholders, sets, conditions = {}, {":now": now}, [], []
+        for index, (attribute, value) in enumerate(values.items()):
+            names[f"#a{index}"] = attribute
+            placeholders[f":v{index}"] = value
+            sets.append(f"#a{index} = :v{index}")
+            conditions.append(f"(attribute_not_exists(#a{index}) OR #a{index} = :v{index})")
         try:
             with aws_call("DynamoDB"):
                 self._ddb.update_item(
                     TableName=self._table_name,
                     Key=_key(tenant_id),
-                    UpdateExpression="SET #a = :v, updatedAt = :now",
-                    ConditionExpression=(
-                        "attribute_exists(pk) AND "
-                        "(attribute_not_exists(#a) OR #a = :v)"
-                    ),
-                    ExpressionAttributeNames={"#a": attribute},
-                    ExpressionAttributeValues=_to_ddb({":v": value, ":now": now}),
+                    UpdateExpression="SET " + ", ".join(sets) + ", updatedAt = :now",
+                    ConditionExpression=" AND ".join(["attribute_exists(pk)"] + conditions),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=_to_ddb(placeholders),
                 )
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise
-            current = self.require(tenant_id).get(attribute)
+            record = self.require(tenant_id)
+            current = {attribute: record.get(attribute) for attribute in values}
             raise TenantConflict(
-                f"tenant {tenant_id} already has {attribute}={current!r}, "
-                f"refusing to replace it with {value!r}"
+                f"tenant {tenant_id} already has {current}, refusing to replace it "
+                f"with {values}"
             ) from None
 
     def finish(

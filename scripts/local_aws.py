@@ -25,9 +25,38 @@ def enable_state_machine_execution() -> None:
 
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
     answer_spent_task_tokens_like_aws()
+    reuse_lambda_clients_of_the_engine()
+
+
+def reuse_lambda_clients_of_the_engine() -> None:
+    """moto's engine builds a new boto3 client for every Lambda task it runs,
+    which costs more CPU than the task itself; one client per default
+    session (the one our Lambda hook is registered on) and region does."""
+    import boto3
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+        lambda_eval_utils,
+    )
+
+    if getattr(lambda_eval_utils, "_clients_reused", False):
+        return
+    build = lambda_eval_utils.boto_client_for
+    cache: Dict[Any, Any] = {}
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (id(boto3.DEFAULT_SESSION), region, service)
+        with _client_lock:
+            entry = cache.get(key)
+            if entry is None or entry[0] is not boto3.DEFAULT_SESSION:
+                entry = (boto3.DEFAULT_SESSION, build(region, service, state_credentials))
+                cache[key] = entry
+        return entry[1]
+
+    lambda_eval_utils.boto_client_for = boto_client_for
+    lambda_eval_utils._clients_reused = True
 
 
 _token_lock = threading.Lock()
+_client_lock = threading.Lock()
 
 
 def answer_spent_task_tokens_like_aws() -> None:
@@ -167,18 +196,36 @@ def _json_error(code: str, message: str):
     return "400 Bad Request", headers, body
 
 
+def _dispatcher(create_backend_app: Callable) -> Callable:
+    """moto's request dispatcher, remembering which backend serves which host.
+
+    moto lists its package directory on disk for every request, under a lock
+    all requests share; with a few concurrent executions that lock, not the
+    work, set the pace. The answer for a host never changes, so keep it.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    class RememberingDispatcher(DomainDispatcherApplication):
+        def __init__(self, create_app: Callable) -> None:
+            super().__init__(create_app)
+            self._backend_of_host: Dict[Optional[str], Any] = {}
+
+        def get_backend_for_host(self, host: Optional[str]) -> Any:
+            if host not in self._backend_of_host:
+                self._backend_of_host[host] = super().get_backend_for_host(host)
+            return self._backend_of_host[host]
+
+    return RememberingDispatcher(create_backend_app)
+
+
 class LocalAwsServer:
     """moto's server app, extended, on 127.0.0.1 in a background thread."""
 
     def __init__(self, port: int, extensions_factory: Callable[[Callable], AwsExtensions]):
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
+        from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 
         enable_state_machine_execution()
-        self.extensions = extensions_factory(DomainDispatcherApplication(create_backend_app))
+        self.extensions = extensions_factory(_dispatcher(create_backend_app))
         self._server = make_server(
             "127.0.0.1",
             port,

@@ -141,8 +141,12 @@ class LocalStack:
         stripe_api_base: Optional[str] = None,
         stripe_port: int = 8420,
         approval_timeout_seconds: Optional[int] = None,
+        contact_list_mode: str = "list-per-tenant",
+        enforce_ses_quotas: bool = False,
     ) -> None:
         self.names = StageNames(STAGE)
+        self._contact_list_mode = contact_list_mode
+        self._enforce_ses_quotas = enforce_ses_quotas
         self.state_dir = state_dir
         self._aws_port = aws_port
         self._api_port = api_port
@@ -194,7 +198,9 @@ class LocalStack:
 
     def _start_aws(self) -> None:
         from scripts.local_aws import AwsExtensions, LocalAwsServer
+        from scripts.local_ses import reproduce_ses_contact_lists
 
+        reproduce_ses_contact_lists(enforce_quotas=self._enforce_ses_quotas)
         events = self.state_dir / "events.jsonl"
         self._event_log = EventLog(events, self.names.event_bus)
         self._aws = LocalAwsServer(
@@ -232,6 +238,7 @@ class LocalStack:
         from chalice.cli.factory import CLIFactory
 
         os.environ.update(self.names.environment(REGION, ACCOUNT))
+        os.environ["CONTACT_LIST_MODE"] = self._contact_list_mode
         os.environ.pop("STRIPE_SECRET_ID", None)
         os.environ.pop("STRIPE_API_BASE", None)
         if stripe_base:
@@ -266,6 +273,8 @@ class LocalStack:
         )
         provisioning.ensure_table(session.client("dynamodb"), self.names)
         provisioning.ensure_event_bus(session.client("events"), self.names)
+        if self._contact_list_mode == "topic-per-tenant":
+            provisioning.ensure_shared_contact_list(session.client("sesv2"), self.names)
         role = provisioning.ensure_state_machine_role(
             session.client("iam"), self.names, arns.values()
         )
@@ -290,12 +299,17 @@ class LocalStack:
             "stateMachineArn": machine,
             "stripe": bool(self._stripe_key),
             "approvalTimeoutSeconds": self._approval_timeout or 86400,
+            "contactListMode": self._contact_list_mode,
+            "sesQuotasEnforced": self._enforce_ses_quotas,
         }
 
     def _start_api(self, app_obj: Any, config: Any) -> None:
         from chalice.local import create_local_server
 
         self._api = create_local_server(app_obj, config, "127.0.0.1", self._api_port)
+        # http.server's backlog of 5 resets concurrent clients (a load run, an
+        # admin script in a loop); API Gateway has no such limit.
+        self._api.server.socket.listen(128)
         self._api_thread = threading.Thread(
             target=self._api.server.serve_forever, name="local-api", daemon=True
         )
@@ -340,7 +354,8 @@ def how_to_try_it(out: Dict[str, Any], state_dir: Path) -> str:
     rel = os.path.relpath(state_dir)
     execution_prefix = out["stateMachineArn"].replace(":stateMachine:", ":execution:")
     return f"""
-Local stack ready (stage "{out['stage']}", Stripe {'on' if out['stripe'] else 'off'}).
+Local stack ready (stage "{out['stage']}", Stripe {'on' if out['stripe'] else 'off'}, \
+contact lists {out['contactListMode']}{', SES quotas enforced' if out['sesQuotasEnforced'] else ''}).
   API            {out['apiUrl']}
   local AWS      {out['awsEndpoint']}   (region {out['region']}, any credentials)
   user pool      {out['userPoolId']}   client {out['userPoolClientId']}
@@ -375,6 +390,15 @@ def _env_int(name: str, default: Optional[int]) -> Optional[int]:
         raise StackError(f"{name} must be a whole number, not {value!r}") from None
 
 
+def _contact_list_mode() -> str:
+    from chalicelib.settings import CONTACT_LIST_MODES, LIST_PER_TENANT
+
+    mode = os.environ.get("CONTACT_LIST_MODE", "").strip() or LIST_PER_TENANT
+    if mode not in CONTACT_LIST_MODES:
+        raise StackError(f"CONTACT_LIST_MODE must be one of {', '.join(CONTACT_LIST_MODES)}")
+    return mode
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("werkzeug", "botocore", "urllib3"):
@@ -400,6 +424,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             stripe_api_base=os.environ.get("STRIPE_API_BASE") or None,
             stripe_port=_env_int("LOCAL_STRIPE_PORT", 8420),
             approval_timeout_seconds=_env_int("APPROVAL_TIMEOUT_SECONDS", None),
+            contact_list_mode=_contact_list_mode(),
+            enforce_ses_quotas=os.environ.get("LOCAL_ENFORCE_SES_QUOTAS", "") in ("1", "true"),
         )
         os.environ.pop("STRIPE_API_KEY", None)  # the app reads it from Secrets Manager
         outputs = stack.start()

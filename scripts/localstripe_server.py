@@ -1,13 +1,54 @@
-"""localstripe, bound to 127.0.0.1 only, keeping its data in memory only.
+"""localstripe, bound to 127.0.0.1 only, in memory, honouring Idempotency-Key.
 
-localstripe's own entry point listens on every interface and pickles its
-whole store to /tmp after each write (shared by every instance on the
-machine, and slower with each customer); neither suits a local stack or
-tests that run side by side.
+localstripe's own entry point listens on every interface, pickles its whole
+store to /tmp after each write (shared by every instance on the machine, and
+slower with each customer) and ignores the Idempotency-Key header. Real
+Stripe replays the first response to a POST with the same key (for 24 hours)
+and answers 409 while the first is still in flight; this server does the
+same, so the local stack and tests see Stripe's at-most-once behaviour.
 
 Usage: python -m scripts.localstripe_server PORT
 """
 import sys
+from typing import Any, Dict, Tuple
+
+
+def idempotency_middleware() -> Any:
+    from aiohttp import web
+
+    replies: Dict[Tuple[str, str, str], Tuple[int, bytes, str]] = {}
+    in_flight: set = set()
+
+    @web.middleware
+    async def idempotent(request: Any, handler: Any) -> Any:
+        key = request.headers.get("Idempotency-Key")
+        if request.method != "POST" or not key:
+            return await handler(request)
+        slot = (request.headers.get("Authorization", ""), request.path, key)
+        if slot in replies:
+            status, body, content_type = replies[slot]
+            return web.Response(
+                status=status,
+                body=body,
+                content_type=content_type,
+                headers={"Idempotent-Replayed": "true"},
+            )
+        if slot in in_flight:
+            return web.json_response(
+                {"error": {"type": "idempotency_error",
+                           "message": "A request with this Idempotency-Key is in progress."}},
+                status=409,
+            )
+        in_flight.add(slot)
+        try:
+            response = await handler(request)
+            if response.status < 500 and getattr(response, "body", None) is not None:
+                replies[slot] = (response.status, response.body, response.content_type)
+            return response
+        finally:
+            in_flight.discard(slot)
+
+    return idempotent
 
 
 def main(argv=None) -> None:
@@ -19,6 +60,7 @@ def main(argv=None) -> None:
     from localstripe.server import app
 
     resources.Store.dump_to_disk = lambda self: None
+    app.middlewares.append(idempotency_middleware())
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 

@@ -66,6 +66,11 @@ class StageNames:
         return f"{self.prefix}-web"
 
     @property
+    def shared_contact_list(self) -> str:
+        """The stage's one SES contact list in topic-per-tenant mode."""
+        return self.prefix
+
+    @property
     def stripe_secret(self) -> str:
         return f"{APP_NAME}/{self.stage}/stripe-api-key"
 
@@ -86,6 +91,7 @@ class StageNames:
             "TENANT_TABLE_NAME": self.table,
             "EVENT_BUS_NAME": self.event_bus,
             "STATE_MACHINE_ARN": self.state_machine_arn(region, account),
+            "SHARED_CONTACT_LIST_NAME": self.shared_contact_list,
         }
 
 
@@ -273,6 +279,18 @@ def _find_user_pool_client(cognito: Any, pool_id: str, name: str) -> Optional[st
             if client["ClientName"] == name:
                 return client["ClientId"]
     return None
+
+
+def ensure_shared_contact_list(sesv2: Any, names: StageNames) -> str:
+    """The one SES contact list of a stage in topic-per-tenant mode."""
+    try:
+        sesv2.get_contact_list(ContactListName=names.shared_contact_list)
+    except sesv2.exceptions.NotFoundException:
+        sesv2.create_contact_list(
+            ContactListName=names.shared_contact_list,
+            Description=f"Tenants of {names.prefix}: one topic per tenant",
+        )
+    return names.shared_contact_list
 
 
 def put_stripe_secret(secrets: Any, names: StageNames, api_key: str) -> str:

@@ -88,8 +88,16 @@ def localstripe():
 
 
 def localstripe_customers(base: str, key: str = "sk_test_local") -> list:
+    """Every customer localstripe holds (it is shared by the whole session)."""
     import requests
 
-    response = requests.get(f"{base}/v1/customers", params={"limit": 100}, auth=(key, ""))
-    response.raise_for_status()
-    return response.json()["data"]
+    customers, after = [], None
+    while True:
+        params = {"limit": 100, **({"starting_after": after} if after else {})}
+        response = requests.get(f"{base}/v1/customers", params=params, auth=(key, ""))
+        response.raise_for_status()
+        page = response.json()
+        customers += page["data"]
+        if not page.get("has_more") or not page["data"]:
+            return customers
+        after = page["data"][-1]["id"]

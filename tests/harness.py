@@ -16,6 +16,7 @@ from chalicelib import dependencies as deps
 from scripts import provisioning
 from scripts.local_aws import answer_spent_task_tokens_like_aws
 from scripts.local_lambda import LocalLambdas
+from scripts.local_ses import reproduce_ses_contact_lists
 from scripts.provisioning import StageNames
 
 REGION = "us-east-1"
@@ -30,7 +31,11 @@ class Stage:
         approval_timeout_seconds: Optional[int] = None,
         stripe_api_base: Optional[str] = None,
         stripe_api_key: str = "sk_test_local",
+        contact_list_mode: str = "list-per-tenant",
+        enforce_ses_quotas: bool = False,
     ) -> None:
+        self._contact_list_mode = contact_list_mode
+        self._enforce_ses_quotas = enforce_ses_quotas
         self._monkeypatch = monkeypatch
         self._approval_timeout = approval_timeout_seconds
         self._stripe_base = stripe_api_base
@@ -42,8 +47,10 @@ class Stage:
     def __enter__(self) -> "Stage":
         self._mock.start()
         answer_spent_task_tokens_like_aws()
+        reproduce_ses_contact_lists(enforce_quotas=self._enforce_ses_quotas)
         for key, value in self.names.environment(REGION, ACCOUNT).items():
             self._monkeypatch.setenv(key, value)
+        self._monkeypatch.setenv("CONTACT_LIST_MODE", self._contact_list_mode)
         session = boto3.session.Session(region_name=REGION)
         self.ddb = session.client("dynamodb")
         self.sfn = session.client("stepfunctions")
@@ -55,6 +62,9 @@ class Stage:
         }
         provisioning.ensure_table(self.ddb, self.names)
         provisioning.ensure_event_bus(events, self.names)
+        self.sesv2 = session.client("sesv2")
+        if self._contact_list_mode == "topic-per-tenant":
+            provisioning.ensure_shared_contact_list(self.sesv2, self.names)
         role = provisioning.ensure_state_machine_role(
             session.client("iam"), self.names, arns.values()
         )
@@ -82,14 +92,41 @@ class Stage:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        # Stop what still runs, so no execution outlives moto's mock.
-        for page in self.sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
-        ):
-            for execution in page["executions"]:
-                self.sfn.stop_execution(executionArn=execution["executionArn"])
-        self.lambdas.uninstall(boto3.DEFAULT_SESSION)
-        self._mock.stop()
+        try:
+            self._stop_running_executions()
+        finally:
+            reproduce_ses_contact_lists(enforce_quotas=False)
+            self.lambdas.uninstall(boto3.DEFAULT_SESSION)
+            self._mock.stop()
+
+    def _stop_running_executions(self, seconds: float = 5) -> None:
+        """No execution may outlive moto's mock (it would call real endpoints)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            running = [
+                e["executionArn"]
+                for page in self.sfn.get_paginator("list_executions").paginate(
+                    stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+                )
+                for e in page["executions"]
+            ]
+            if not running:
+                return
+            for arn in running:
+                try:
+                    self.sfn.stop_execution(executionArn=arn)
+                    # an execution parked on a task token only notices once woken
+                    for event in self.history(arn):
+                        if event["type"] == "TaskScheduled":
+                            token = json.loads(event["taskScheduledEventDetails"]["parameters"])
+                            self.sfn.send_task_failure(
+                                taskToken=token["Payload"]["taskToken"], error="TestTeardown"
+                            )
+                except Exception:  # its worker may not have started yet, or just ended
+                    pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"executions would not stop: {running}")
+            time.sleep(0.05)
 
     def _capture_events(self, events: Any) -> None:
         queue = self.sqs.create_queue(QueueName="captured-events")["QueueUrl"]

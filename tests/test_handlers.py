@@ -156,3 +156,43 @@ def test_finalize_with_a_token_step_functions_does_not_know_is_a_400(client):
 
     assert response.status_code == 400
     assert "not a valid Step Functions task token" in json.loads(response.body)["Message"]
+
+
+def test_the_trigger_makes_one_aws_call_on_the_normal_path(stage, client):
+    import boto3
+
+    from chalicelib import dependencies as deps
+
+    calls = []
+    session = boto3.session.Session(region_name="us-east-1")
+    session.events.register("before-call", lambda event_name, **_: calls.append(event_name))
+    deps.override("session", session)
+
+    client.lambda_.invoke("post_confirmation", load_event("post_confirmation.json"))
+
+    assert calls == ["before-call.sfn.StartExecution"]
+
+
+def test_the_trigger_never_imports_stripe(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import EVENTS_DIR, PROJECT_DIR
+
+    script = f"""
+import json, sys
+from chalicelib import dependencies as deps
+class Workflow:
+    def start(self, tenant): self.started = tenant
+deps.override("workflow", Workflow())
+import app
+event = json.load(open({str(EVENTS_DIR / "post_confirmation.json")!r}))
+assert app.post_confirmation(event, None) == event
+print("stripe imported:", "stripe" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stripe imported: False"

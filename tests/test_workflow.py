@@ -95,7 +95,7 @@ def test_rejected_tenant_keeps_the_reason_and_rejected_is_published(monkeypatch)
 class BrokenContactLists:
     """SES refusing for good (a permanent, named error)."""
 
-    def ensure_list(self, tenant_id):
+    def ensure_for_tenant(self, tenant_id, tenant_name):
         from chalicelib.errors import TenantConflict
 
         raise TenantConflict("contact list belongs to another tenant")

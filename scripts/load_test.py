@@ -1,0 +1,315 @@
+"""Load run against the local stack: N sign-ups at once, every one decided.
+
+    make load                       # N=200 against a stack it starts itself
+    python -m scripts.load_test --signups 50 --stack .local/stack.json   # a running stack
+
+Checks that nothing is lost or duplicated: N records, each in its expected
+final state; exactly one outcome event per tenant; at most one Stripe
+customer per tenant (when Stripe is on); no execution left running; nothing
+failed. Reports throughput and sign-up -> awaiting-approval latency.
+Exits 1 when a check fails.
+"""
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+PASSWORD = "Correct-Horse-9"
+
+
+def percentile(values: List[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class LoadRun:
+    def __init__(self, outputs: Dict[str, Any], state_dir: Path, workers: int = 32) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.outputs = outputs
+        self.state_dir = state_dir
+        self.workers = workers
+        session = boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=outputs["region"]
+        )
+        config = Config(max_pool_connections=workers * 2, retries={"mode": "standard"})
+        endpoint = outputs["awsEndpoint"]
+        self.cognito = session.client("cognito-idp", endpoint_url=endpoint, config=config)
+        self.sfn = session.client("stepfunctions", endpoint_url=endpoint, config=config)
+        self.ddb = session.client("dynamodb", endpoint_url=endpoint, config=config)
+        self.execution_prefix = outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
+
+    # --- one tenant's journey ----------------------------------------------------
+    def sign_up(self, email: str) -> Dict[str, Any]:
+        started = time.time()
+        sub = self.cognito.sign_up(
+            ClientId=self.outputs["userPoolClientId"],
+            Username=email,
+            Password=PASSWORD,
+            UserAttributes=[{"Name": "email", "Value": email}, {"Name": "name", "Value": f"Load {email}"}],
+        )["UserSub"]
+        self.cognito.confirm_sign_up(
+            ClientId=self.outputs["userPoolClientId"], Username=email, ConfirmationCode="000000"
+        )
+        return {"email": email, "tenantId": sub, "signedUp": started}
+
+    def await_token(self, tenant: Dict[str, Any], seconds: float) -> None:
+        arn = f"{self.execution_prefix}:{tenant['tenantId']}"
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                events = self.sfn.get_execution_history(executionArn=arn, reverseOrder=True)["events"]
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                events = []
+            for event in events:
+                if event["type"] == "TaskScheduled":
+                    details = json.loads(event["taskScheduledEventDetails"]["parameters"])
+                    tenant["token"] = details["Payload"]["taskToken"]
+                    # the engine's own timestamp: polling delay is not counted
+                    tenant["awaiting"] = event["timestamp"].timestamp()
+                    return
+            time.sleep(0.1)
+        tenant["error"] = "never reached awaiting approval"
+
+    def decide(self, tenant: Dict[str, Any]) -> None:
+        body = {"taskToken": tenant["token"], "status": tenant["decision"]}
+        if tenant["decision"] == "rejected":
+            body["reason"] = "load test rejection"
+        request = urllib.request.Request(
+            self.outputs["apiUrl"] + "/tenant/finalize",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        tenant["decided"] = time.time()
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                tenant["decisionStatus"] = response.status
+        except urllib.error.HTTPError as error:
+            tenant["decisionStatus"] = error.code
+
+    def await_final(self, tenant: Dict[str, Any], seconds: float) -> None:
+        expected = "active" if tenant["decision"] == "approved" else "rejected"
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            item = self.ddb.get_item(
+                TableName=self.outputs["tableName"],
+                Key={"pk": {"S": tenant["tenantId"]}, "sk": {"S": "tenant"}},
+                ConsistentRead=True,
+            ).get("Item", {})
+            status = item.get("status", {}).get("S")
+            if status and status != "onboarding":
+                tenant["final"] = status
+                execution = self.sfn.describe_execution(
+                    executionArn=f"{self.execution_prefix}:{tenant['tenantId']}"
+                )
+                stopped = execution.get("stopDate")
+                tenant["finalAt"] = stopped.timestamp() if stopped else time.time()
+                return
+            time.sleep(0.1)
+        tenant["error"] = f"never left onboarding (expected {expected})"
+
+    # --- the whole run -------------------------------------------------------------
+    def run(self, signups: int, reject_every: int, seconds: float) -> Dict[str, Any]:
+        run_id = uuid.uuid4().hex[:8]
+        emails = [f"load-{run_id}-{n}@example.com" for n in range(signups)]
+        began = time.time()
+        with ThreadPoolExecutor(self.workers) as pool:
+            tenants = list(pool.map(self.sign_up, emails))
+            for n, tenant in enumerate(tenants):
+                tenant["decision"] = "rejected" if reject_every and n % reject_every == 0 else "approved"
+            list(pool.map(lambda t: self.await_token(t, seconds), tenants))
+            waiting = [t for t in tenants if "token" in t]
+            all_waiting = max((t["awaiting"] for t in waiting), default=time.time())
+            list(pool.map(self.decide, waiting))
+            list(pool.map(lambda t: self.await_final(t, seconds), waiting))
+        ended = time.time()
+        return self.report(tenants, began, all_waiting, ended)
+
+    def report(self, tenants, began, all_waiting, ended) -> Dict[str, Any]:
+        ids = {t["tenantId"] for t in tenants}
+        to_waiting = [t["awaiting"] - t["signedUp"] for t in tenants if "awaiting" in t]
+        to_final = [t["finalAt"] - t["decided"] for t in tenants if "finalAt" in t]
+        events = self._outcome_events(ids)
+        per_tenant: Dict[str, List[str]] = {}
+        for event in events:
+            per_tenant.setdefault(event["detail"]["tenantId"], []).append(event["detail-type"])
+        expected_type = {
+            t["tenantId"]: "Tenant Onboarding Complete" if t["decision"] == "approved"
+            else "Tenant Onboarding Rejected" for t in tenants
+        }
+        running = self._running_executions(ids)
+        problems = []
+        for t in tenants:
+            expected = "active" if t["decision"] == "approved" else "rejected"
+            if t.get("error"):
+                problems.append(f"{t['tenantId']}: {t['error']}")
+            elif t.get("decisionStatus") != 200:
+                problems.append(f"{t['tenantId']}: decision answered {t.get('decisionStatus')}")
+            elif t.get("final") != expected:
+                problems.append(f"{t['tenantId']}: ended {t.get('final')}, expected {expected}")
+            if per_tenant.get(t["tenantId"]) != [expected_type[t["tenantId"]]]:
+                problems.append(f"{t['tenantId']}: outcome events {per_tenant.get(t['tenantId'])}")
+        duplicates = self._duplicate_customers(ids) if self.outputs.get("stripe") else {}
+        problems += [f"{tid}: {n} Stripe customers" for tid, n in duplicates.items()]
+        problems += [f"{arn}: still running" for arn in running]
+        records = self._record_count(ids)
+        if records != len(tenants):
+            problems.append(f"{records} records for {len(tenants)} sign-ups")
+        return {
+            "signups": len(tenants),
+            "records": records,
+            "active": sum(t.get("final") == "active" for t in tenants),
+            "rejected": sum(t.get("final") == "rejected" for t in tenants),
+            "failed": sum(t.get("final") == "failed" for t in tenants),
+            "outcomeEvents": len(events),
+            "stripe": bool(self.outputs.get("stripe")),
+            "duplicateStripeCustomers": len(duplicates),
+            "executionsStillRunning": len(running),
+            "signupsPerSecondToAwaiting": round(len(to_waiting) / max(all_waiting - began, 1e-9), 2),
+            "signupToAwaitingP50s": round(percentile(to_waiting, 0.50), 3),
+            "signupToAwaitingP95s": round(percentile(to_waiting, 0.95), 3),
+            "decisionToFinalP50s": round(percentile(to_final, 0.50), 3),
+            "decisionToFinalP95s": round(percentile(to_final, 0.95), 3),
+            "wallSeconds": round(ended - began, 2),
+            "problems": problems,
+        }
+
+    def _outcome_events(self, ids) -> List[Dict[str, Any]]:
+        path = self.state_dir / "events.jsonl"
+        events = [json.loads(line) for line in path.read_text().splitlines() if line]
+        return [
+            e for e in events
+            if e["detail-type"].startswith("Tenant Onboarding ")
+            and e["detail-type"] != "Tenant Onboarding Approval Requested"
+            and e["detail"].get("tenantId") in ids
+        ]
+
+    def _running_executions(self, ids, seconds: float = 30) -> List[str]:
+        """Executions of this run still running once they had time to finish
+        (the record turns final a moment before its execution ends)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            running = []
+            for page in self.sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.outputs["stateMachineArn"], statusFilter="RUNNING"
+            ):
+                running += [e["executionArn"] for e in page["executions"] if e["name"] in ids]
+            if not running or time.monotonic() > deadline:
+                return running
+            time.sleep(0.2)
+
+    def _record_count(self, ids) -> int:
+        count = 0
+        for page in self.ddb.get_paginator("scan").paginate(
+            TableName=self.outputs["tableName"], ProjectionExpression="pk, sk"
+        ):
+            count += sum(
+                1 for item in page["Items"]
+                if item["sk"]["S"] == "tenant" and item["pk"]["S"] in ids
+            )
+        return count
+
+    def _duplicate_customers(self, ids) -> Dict[str, int]:
+        import requests
+
+        base = self.outputs["stripeApiBase"]
+        key = self.outputs.get("stripeTestKey", "sk_test_local")
+        counts: Dict[str, int] = {}
+        after: Optional[str] = None
+        while True:
+            params = {"limit": 100, **({"starting_after": after} if after else {})}
+            page = requests.get(f"{base}/v1/customers", params=params, auth=(key, "")).json()
+            for customer in page["data"]:
+                tenant_id = customer.get("metadata", {}).get("tenantId")
+                if tenant_id in ids:
+                    counts[tenant_id] = counts.get(tenant_id, 0) + 1
+            if not page.get("has_more") or not page["data"]:
+                break
+            after = page["data"][-1]["id"]
+        return {tid: n for tid, n in counts.items() if n > 1}
+
+
+def print_report(report: Dict[str, Any]) -> None:
+    width = max(len(k) for k in report)
+    for key, value in report.items():
+        if key != "problems":
+            print(f"  {key:<{width}}  {value}")
+    if report["problems"]:
+        print(f"  PROBLEMS ({len(report['problems'])}):")
+        for problem in report["problems"][:50]:
+            print(f"    {problem}")
+    else:
+        print("  no onboarding lost, duplicated or failed")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--signups", type=int, default=200)
+    parser.add_argument("--reject-every", type=int, default=4, help="reject every Nth tenant (0: none)")
+    parser.add_argument("--stack", help="stack.json of a running local stack; default: start one")
+    parser.add_argument("--stripe", action="store_true", help="start the stack with localstripe")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds each stage may take")
+    parser.add_argument("--workers", type=int, default=32, help="concurrent clients")
+    args = parser.parse_args(argv)
+
+    if args.stack:
+        stack_json = Path(args.stack)
+        report = LoadRun(json.loads(stack_json.read_text()), stack_json.parent, args.workers).run(
+            args.signups, args.reject_every, args.timeout
+        )
+    else:
+        report = run_with_own_stack(args.signups, args.reject_every, args.stripe, args.timeout, args.workers)
+    print(f"Load run: {args.signups} sign-ups against the local stack")
+    print_report(report)
+    return 1 if report["problems"] else 0
+
+
+def run_with_own_stack(signups: int, reject_every: int, stripe: bool, seconds: float, workers: int = 32):
+    import os
+    import signal
+    import subprocess
+    import tempfile
+
+    from scripts.provisioning import PROJECT_DIR
+
+    state_dir = Path(tempfile.mkdtemp(prefix="tenant-onboarding-load-")) / "state"
+    env = {**os.environ, "LOCAL_AWS_PORT": "0", "LOCAL_API_PORT": "0", "LOCAL_STRIPE_PORT": "0"}
+    if stripe:
+        env["STRIPE_API_KEY"] = "sk_test_local"
+    log = open(state_dir.parent / "stack.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.local_stack", "--state-dir", str(state_dir)],
+        cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (state_dir / "stack.json").exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the local stack did not start; see {log.name}")
+            time.sleep(0.1)
+        outputs = json.loads((state_dir / "stack.json").read_text())
+        return LoadRun(outputs, state_dir, workers).run(signups, reject_every, seconds)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

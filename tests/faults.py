@@ -1,0 +1,101 @@
+"""Fault injection for the workflow tier.
+
+- ``FlakyProxy``: an HTTP proxy in front of localstripe that answers the
+  first requests with the given faults (a status code, or "drop" to close the
+  connection unanswered) and forwards the rest.
+- ``fail_first``: a botocore hook that answers the first N calls of one AWS
+  operation with an error (or any parsed response), before any HTTP is sent,
+  as if botocore's own retries were already spent.
+"""
+import http.server
+import threading
+from typing import Any, Dict, List, Union
+
+import requests
+from botocore.awsrequest import AWSResponse
+
+
+class FlakyProxy:
+    def __init__(self, upstream: str, faults: List[Union[int, str]]) -> None:
+        self.upstream = upstream
+        self.faults = list(faults)
+        self.requests_seen = 0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                with proxy._lock:
+                    proxy.requests_seen += 1
+                    fault = proxy.faults.pop(0) if proxy.faults else None
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if isinstance(fault, int):
+                    payload = b'{"error": {"type": "api_error", "message": "injected fault"}}'
+                    self.send_response(fault)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                upstream = requests.request(
+                    self.command, proxy.upstream + self.path, headers=headers, data=body
+                )
+                self.send_response(upstream.status_code)
+                for name in ("Content-Type", "Idempotent-Replayed"):
+                    if name in upstream.headers:
+                        self.send_header(name, upstream.headers[name])
+                self.send_header("Content-Length", str(len(upstream.content)))
+                self.end_headers()
+                self.wfile.write(upstream.content)
+
+            do_GET = do_POST = do_DELETE = _handle
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FlakyProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def aws_error(code: str, message: str = "injected fault", status: int = 400) -> Dict[str, Any]:
+    return {
+        "status": status,
+        "parsed": {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+    }
+
+
+class fail_first:
+    """Register on a boto3 session: the first ``times`` calls get ``answer``."""
+
+    def __init__(self, session: Any, event: str, times: int, answer: Dict[str, Any]) -> None:
+        self.remaining = times
+        self.calls = 0
+        self._answer = answer
+        self._lock = threading.Lock()
+        session.events.register(event, self)
+
+    def __call__(self, **_: Any):
+        with self._lock:
+            self.calls += 1
+            if self.remaining <= 0:
+                return None
+            self.remaining -= 1
+        return AWSResponse("", self._answer["status"], {}, None), dict(self._answer["parsed"])

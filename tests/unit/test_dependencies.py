@@ -1,0 +1,63 @@
+import pytest
+
+from chalicelib import dependencies as deps
+from chalicelib.errors import StripeNotConfigured
+from chalicelib.settings import SettingsError
+from chalicelib.contact_lists import ContactLists, SharedListTopics
+from chalicelib.tenants import TenantRepository
+
+
+@pytest.fixture
+def stage(monkeypatch):
+    for name in ("CONTACT_LIST_MODE", "SHARED_CONTACT_LIST_NAME", "EVENT_SOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TENANT_TABLE_NAME", "tenants")
+    monkeypatch.setenv("EVENT_BUS_NAME", "bus")
+    monkeypatch.setenv(
+        "STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:m"
+    )
+
+
+def test_given_a_stage_when_tenants_is_asked_for_twice_then_one_repository_is_built(stage):
+    first = deps.tenants()
+
+    assert isinstance(first, TenantRepository)
+    assert deps.tenants() is first
+
+
+def test_given_a_cached_repository_when_reset_then_a_new_one_is_built(stage):
+    first = deps.tenants()
+
+    deps.reset()
+
+    assert deps.tenants() is not first
+
+
+def test_given_an_override_when_asked_for_then_the_override_is_returned(stage):
+    fake = object()
+    deps.override("tenants", fake)
+
+    assert deps.tenants() is fake
+
+
+def test_given_no_stripe_secret_id_when_billing_is_asked_for_then_stripe_not_configured(stage):
+    with pytest.raises(StripeNotConfigured):
+        deps.billing()
+
+
+def test_given_no_stage_variables_when_a_service_is_asked_for_then_settings_error():
+    with pytest.raises(SettingsError, match="TENANT_TABLE_NAME"):
+        deps.tenants()
+
+
+def test_given_the_default_mode_when_contact_lists_is_asked_for_then_list_per_tenant(stage):
+    assert isinstance(deps.contact_lists(), ContactLists)
+
+
+def test_given_topic_per_tenant_when_contact_lists_is_asked_for_then_shared_list_topics(
+    stage, monkeypatch
+):
+    monkeypatch.setenv("CONTACT_LIST_MODE", "topic-per-tenant")
+    monkeypatch.setenv("SHARED_CONTACT_LIST_NAME", "shared")
+
+    assert isinstance(deps.contact_lists(), SharedListTopics)

@@ -1,0 +1,103 @@
+import copy
+
+import pytest
+
+from chalicelib.signup import InvalidSignupEvent, tenant_from_confirmation
+from chalicelib.tenants import NewTenant
+from tests.conftest import load_event
+
+SUB = "5f3a1c2e-8b9d-4e7f-a123-4b5c6d7e8f90"
+
+
+@pytest.fixture
+def confirm_sign_up():
+    return load_event("post_confirmation.json")
+
+
+def with_attributes(event, **changes):
+    event = copy.deepcopy(event)
+    attributes = event["request"]["userAttributes"]
+    for name, value in changes.items():
+        if value is None:
+            attributes.pop(name, None)
+        else:
+            attributes[name] = value
+    return event
+
+
+def test_given_a_confirmed_sign_up_when_read_then_the_new_tenant_is_sub_email_name(
+    confirm_sign_up,
+):
+    assert tenant_from_confirmation(confirm_sign_up) == NewTenant(
+        tenant_id=SUB, email="ada@example.com", name="Ada Ltd"
+    )
+
+
+def test_given_a_forgot_password_confirmation_when_read_then_none():
+    assert tenant_from_confirmation(load_event("post_confirmation_forgot_password.json")) is None
+
+
+@pytest.mark.parametrize(
+    "source", ["PreSignUp_SignUp", "PostAuthentication_Authentication", "", None]
+)
+def test_given_another_trigger_source_when_read_then_none(confirm_sign_up, source):
+    event = {**confirm_sign_up, "triggerSource": source}
+
+    assert tenant_from_confirmation(event) is None
+
+
+@pytest.mark.parametrize("event", [None, [], "PostConfirmation_ConfirmSignUp"])
+def test_given_not_an_event_object_when_read_then_none(event):
+    assert tenant_from_confirmation(event) is None
+
+
+@pytest.mark.parametrize("missing", ["sub", "email"])
+def test_given_a_sign_up_without_sub_or_email_when_read_then_invalid_signup_event(
+    confirm_sign_up, missing
+):
+    with pytest.raises(InvalidSignupEvent):
+        tenant_from_confirmation(with_attributes(confirm_sign_up, **{missing: None}))
+
+
+@pytest.mark.parametrize("missing", ["sub", "email"])
+def test_given_a_blank_sub_or_email_when_read_then_invalid_signup_event(
+    confirm_sign_up, missing
+):
+    with pytest.raises(InvalidSignupEvent):
+        tenant_from_confirmation(with_attributes(confirm_sign_up, **{missing: "  "}))
+
+
+def test_given_a_sign_up_without_user_attributes_when_read_then_invalid_signup_event(
+    confirm_sign_up,
+):
+    event = {**confirm_sign_up, "request": {}}
+
+    with pytest.raises(InvalidSignupEvent):
+        tenant_from_confirmation(event)
+
+
+@pytest.mark.parametrize("name", [None, "", "   "])
+def test_given_no_name_when_read_then_the_name_falls_back_to_the_email(confirm_sign_up, name):
+    event = with_attributes(confirm_sign_up, name=name)
+
+    assert tenant_from_confirmation(event).name == "ada@example.com"
+
+
+@pytest.mark.parametrize(
+    "sub",
+    ["ada@example.com", "a b", "a:b", "a/b", "a$b", "a*b", "é-unicode", "x" * 81],
+    ids=["at-sign", "space", "colon", "slash", "dollar", "star", "non-ascii", "81-chars"],
+)
+def test_given_a_sub_not_usable_as_an_execution_name_when_read_then_invalid_signup_event(
+    confirm_sign_up, sub
+):
+    with pytest.raises(InvalidSignupEvent):
+        tenant_from_confirmation(with_attributes(confirm_sign_up, sub=sub))
+
+
+def test_given_surrounding_whitespace_when_read_then_values_are_trimmed(confirm_sign_up):
+    event = with_attributes(
+        confirm_sign_up, sub=f" {SUB} ", email=" ada@example.com ", name=" Ada Ltd "
+    )
+
+    assert tenant_from_confirmation(event) == NewTenant(SUB, "ada@example.com", "Ada Ltd")
