@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test load clean
+.PHONY: run test load deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 ## load: N concurrent onboardings against a fresh local stack (N=200; LOAD_ARGS to change)
 load: $(STAMP)
 	$(PY) -m scripts.load_test --stripe $(LOAD_ARGS)
+
+## deploy: ship a stage to AWS (needs AWS credentials), e.g. make deploy STAGE=dev DEPLOY_ARGS=--dry-run
+deploy: $(STAMP)
+	@test -n "$(STAGE)" || (echo "usage: make deploy STAGE=dev [DEPLOY_ARGS='--dry-run|--delete ...']" >&2; exit 2)
+	$(PY) -m scripts.deploy --stage $(STAGE) $(DEPLOY_ARGS)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .hypothesis

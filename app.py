@@ -6,24 +6,27 @@ Each declaration parses its input in a line or two and hands it to
 import logging
 import os
 
-from chalice import Chalice
+from chalice import Chalice, IAMAuthorizer
 
 from chalicelib import dependencies as deps
 
 app = Chalice(app_name="tenant-onboarding")
+# Admin routes: API Gateway checks a SigV4-signed caller (403 for anyone else).
+# chalice local admits every request; it listens on 127.0.0.1 only.
+admin_only = IAMAuthorizer()
 logging.getLogger("chalicelib").setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 app.log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
 
 # --- admin API -----------------------------------------------------------------
-@app.route("/tenant/finalize", methods=["POST"])
+@app.route("/tenant/finalize", methods=["POST"], authorizer=admin_only)
 def finalize_onboarding():
     from chalicelib import decisions
     from chalicelib.steps import utc_now
 
     request = app.current_request
     decision = decisions.parse_finalize_body(request.raw_body)
-    caller = (request.context.get("identity") or {}).get("userArn")
+    caller = decisions.caller_of(request.context)
     return decisions.finalize(decision, deps.workflow(), utc_now(), caller)
 
 

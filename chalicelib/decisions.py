@@ -43,6 +43,15 @@ class Decision:
         }
 
 
+LOCAL_CALLER = "local"
+
+
+def caller_of(request_context: Dict[str, Any]) -> str:
+    """Who decided: the IAM caller API Gateway authenticated, or "local"."""
+    identity = (request_context or {}).get("identity") or {}
+    return identity.get("userArn") or LOCAL_CALLER
+
+
 def parse_finalize_body(raw_body: Optional[bytes]) -> Decision:
     if not raw_body:
         raise BadRequestError("request body is required: a JSON object with taskToken and status")

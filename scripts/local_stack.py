@@ -174,6 +174,7 @@ class LocalStack:
         app_obj, config = self._load_app(stripe_base)
         self._run_lambdas_in_process(app_obj)
         self.outputs = self._provision()
+        self._warm_up()
         self._start_api(app_obj, config)
         self.outputs["apiUrl"] = f"http://127.0.0.1:{self._api.server.server_address[1]}"
         if stripe_base:
@@ -302,6 +303,24 @@ class LocalStack:
             "contactListMode": self._contact_list_mode,
             "sesQuotasEnforced": self._enforce_ses_quotas,
         }
+
+    def _warm_up(self) -> None:
+        """Build the clients every onboarding needs before the first sign-up.
+
+        Loading botocore's service models is the slowest thing this process
+        does; done lazily, a burst of sign-ups would all queue behind it.
+        """
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+            lambda_eval_utils,
+        )
+
+        from chalicelib import dependencies as deps
+
+        lambda_eval_utils.boto_client_for(region=REGION, service="lambda")
+        for build in (deps.tenants, deps.workflow, deps.publisher, deps.contact_lists):
+            build()
+        if self._stripe_key:
+            deps.billing()._stripe_client()
 
     def _start_api(self, app_obj: Any, config: Any) -> None:
         from chalice.local import create_local_server

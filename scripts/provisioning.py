@@ -17,6 +17,10 @@ APP_NAME = "tenant-onboarding"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFINITION_PATH = PROJECT_DIR / "statemachine.json"
 WAIT_STATE = "Wait For Callback"
+STATE_MACHINE_POLICY = "invoke-task-functions"
+# Admins list tenants by status without a scan (sparse: only tenant records
+# have a status).
+STATUS_INDEX = "byStatus"
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 # The functions statemachine.json runs, by Chalice function name.
@@ -56,6 +60,10 @@ class StageNames:
     @property
     def state_machine_role(self) -> str:
         return f"{self.prefix}-states"
+
+    @property
+    def state_machine_log_group(self) -> str:
+        return f"/aws/vendedlogs/states/{self.prefix}"
 
     @property
     def user_pool(self) -> str:
@@ -127,12 +135,29 @@ def render_definition(
     return json.dumps(definition, indent=2)
 
 
-def load_template() -> str:
-    return DEFINITION_PATH.read_text()
+def load_template(project_dir: Path = PROJECT_DIR) -> str:
+    return (project_dir / DEFINITION_PATH.name).read_text()
 
 
 # --- resources -----------------------------------------------------------------
-def ensure_table(dynamodb: Any, names: StageNames) -> str:
+_ATTRIBUTES = [
+    {"AttributeName": "pk", "AttributeType": "S"},
+    {"AttributeName": "sk", "AttributeType": "S"},
+    {"AttributeName": "status", "AttributeType": "S"},
+    {"AttributeName": "createdAt", "AttributeType": "S"},
+]
+_STATUS_INDEX = {
+    "IndexName": STATUS_INDEX,
+    "KeySchema": [
+        {"AttributeName": "status", "KeyType": "HASH"},
+        {"AttributeName": "createdAt", "KeyType": "RANGE"},
+    ],
+    "Projection": {"ProjectionType": "ALL"},
+}
+
+
+def ensure_table(dynamodb: Any, names: StageNames, deletion_protection: bool = False) -> str:
+    """On-demand table of tenant records, with the by-status index."""
     try:
         return dynamodb.describe_table(TableName=names.table)["Table"]["TableArn"]
     except dynamodb.exceptions.ResourceNotFoundException:
@@ -140,18 +165,38 @@ def ensure_table(dynamodb: Any, names: StageNames) -> str:
     table = dynamodb.create_table(
         TableName=names.table,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
+        AttributeDefinitions=_ATTRIBUTES,
         KeySchema=[
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
         ],
+        GlobalSecondaryIndexes=[_STATUS_INDEX],
+        DeletionProtectionEnabled=deletion_protection,
         Tags=[{"Key": "app", "Value": APP_NAME}, {"Key": "stage", "Value": names.stage}],
     )["TableDescription"]
     dynamodb.get_waiter("table_exists").wait(TableName=names.table)
     return table["TableArn"]
+
+
+def missing_indexes(table: Dict[str, Any]) -> list:
+    present = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
+    return [name for name in (STATUS_INDEX,) if name not in present]
+
+
+def add_missing_indexes(dynamodb: Any, names: StageNames, table: Dict[str, Any]) -> None:
+    if STATUS_INDEX in missing_indexes(table):
+        dynamodb.update_table(
+            TableName=names.table,
+            AttributeDefinitions=_ATTRIBUTES,
+            GlobalSecondaryIndexUpdates=[{"Create": _STATUS_INDEX}],
+        )
+
+
+def enable_point_in_time_recovery(dynamodb: Any, names: StageNames) -> None:
+    dynamodb.update_continuous_backups(
+        TableName=names.table,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    )
 
 
 def ensure_event_bus(events: Any, names: StageNames) -> str:
@@ -181,28 +226,78 @@ def ensure_state_machine_role(iam: Any, names: StageNames, function_arns: Iterab
             AssumeRolePolicyDocument=json.dumps(trust),
             Description=f"Step Functions role of {names.prefix}",
         )["Role"]["Arn"]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": "lambda:InvokeFunction",
-                "Resource": sorted(function_arns),
-            }
-        ],
-    }
     iam.put_role_policy(
         RoleName=names.state_machine_role,
-        PolicyName="invoke-task-functions",
-        PolicyDocument=json.dumps(policy),
+        PolicyName=STATE_MACHINE_POLICY,
+        PolicyDocument=json.dumps(state_machine_role_policy(function_arns)),
     )
     return arn
 
 
-def ensure_state_machine(sfn: Any, names: StageNames, definition: str, role_arn: str) -> str:
+def state_machine_role_policy(function_arns: Iterable[str]) -> Dict[str, Any]:
+    """Invoke exactly the task functions; deliver logs to CloudWatch Logs.
+
+    The log-delivery actions take no resource-level permissions in AWS, so
+    they are the one Resource "*" here (Step Functions developer guide,
+    "IAM policies for logging to CloudWatch Logs").
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "InvokeTaskFunctions",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": sorted(function_arns),
+            },
+            {
+                "Sid": "DeliverExecutionLogs",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogDelivery",
+                    "logs:DeleteLogDelivery",
+                    "logs:DescribeLogGroups",
+                    "logs:DescribeResourcePolicies",
+                    "logs:GetLogDelivery",
+                    "logs:ListLogDeliveries",
+                    "logs:PutResourcePolicy",
+                    "logs:UpdateLogDelivery",
+                ],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def state_machine_logging(log_group_arn: str) -> Dict[str, Any]:
+    """Errors only, without execution data: inputs carry task tokens and emails."""
+    return {
+        "level": "ERROR",
+        "includeExecutionData": False,
+        "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": log_group_arn}}],
+    }
+
+
+def same_logging(current: Optional[Dict[str, Any]], wanted: Dict[str, Any]) -> bool:
+    current = current or {}
+    return (
+        current.get("level") == wanted["level"]
+        and bool(current.get("includeExecutionData")) == wanted["includeExecutionData"]
+        and current.get("destinations", []) == wanted["destinations"]
+    )
+
+
+def ensure_state_machine(
+    sfn: Any,
+    names: StageNames,
+    definition: str,
+    role_arn: str,
+    logging: Optional[Dict[str, Any]] = None,
+) -> str:
     region = sfn.meta.region_name
     account = role_arn.split(":")[4]
     arn = names.state_machine_arn(region, account)
+    extra = {"loggingConfiguration": logging} if logging else {}
     try:
         sfn.describe_state_machine(stateMachineArn=arn)
     except sfn.exceptions.StateMachineDoesNotExist:
@@ -211,8 +306,12 @@ def ensure_state_machine(sfn: Any, names: StageNames, definition: str, role_arn:
             definition=definition,
             roleArn=role_arn,
             type="STANDARD",
+            tags=[{"key": "app", "value": APP_NAME}, {"key": "stage", "value": names.stage}],
+            **extra,
         )["stateMachineArn"]
-    sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=role_arn)
+    sfn.update_state_machine(
+        stateMachineArn=arn, definition=definition, roleArn=role_arn, **extra
+    )
     return arn
 
 
@@ -246,12 +345,12 @@ def user_pool_settings(names: StageNames, trigger_arn: str) -> Dict[str, Any]:
 
 def ensure_user_pool(cognito: Any, names: StageNames, trigger_arn: str) -> Dict[str, str]:
     """The tenants' user pool and its browser client (no secret)."""
-    pool_id = _find_user_pool(cognito, names.user_pool)
+    pool_id = find_user_pool(cognito, names.user_pool)
     if pool_id is None:
         pool_id = cognito.create_user_pool(**user_pool_settings(names, trigger_arn))[
             "UserPool"
         ]["Id"]
-    client_id = _find_user_pool_client(cognito, pool_id, names.user_pool_client)
+    client_id = find_user_pool_client(cognito, pool_id, names.user_pool_client)
     if client_id is None:
         client_id = cognito.create_user_pool_client(
             UserPoolId=pool_id,
@@ -263,7 +362,33 @@ def ensure_user_pool(cognito: Any, names: StageNames, trigger_arn: str) -> Dict[
     return {"userPoolId": pool_id, "userPoolClientId": client_id}
 
 
-def _find_user_pool(cognito: Any, name: str) -> Optional[str]:
+# UpdateUserPool resets what it is not given, so it always gets all of these;
+# the schema and username attributes cannot change after creation.
+_MUTABLE_POOL_SETTINGS = ("AutoVerifiedAttributes", "Policies", "AccountRecoverySetting",
+                          "LambdaConfig", "UserPoolTags")
+
+
+def user_pool_differences(pool: Dict[str, Any], names: StageNames, trigger_arn: str) -> list:
+    wanted = user_pool_settings(names, trigger_arn)
+    differences = []
+    if (pool.get("LambdaConfig") or {}).get("PostConfirmation") != trigger_arn:
+        differences.append("post-confirmation trigger")
+    current_policy = (pool.get("Policies") or {}).get("PasswordPolicy", {})
+    if any(current_policy.get(k) != v for k, v in wanted["Policies"]["PasswordPolicy"].items()):
+        differences.append("password policy")
+    if sorted(pool.get("AutoVerifiedAttributes") or []) != wanted["AutoVerifiedAttributes"]:
+        differences.append("auto-verified attributes")
+    return differences
+
+
+def update_user_pool(cognito: Any, pool_id: str, names: StageNames, trigger_arn: str) -> None:
+    wanted = user_pool_settings(names, trigger_arn)
+    cognito.update_user_pool(
+        UserPoolId=pool_id, **{k: wanted[k] for k in _MUTABLE_POOL_SETTINGS}
+    )
+
+
+def find_user_pool(cognito: Any, name: str) -> Optional[str]:
     for page in cognito.get_paginator("list_user_pools").paginate(MaxResults=60):
         for pool in page["UserPools"]:
             if pool["Name"] == name:
@@ -271,7 +396,7 @@ def _find_user_pool(cognito: Any, name: str) -> Optional[str]:
     return None
 
 
-def _find_user_pool_client(cognito: Any, pool_id: str, name: str) -> Optional[str]:
+def find_user_pool_client(cognito: Any, pool_id: str, name: str) -> Optional[str]:
     for page in cognito.get_paginator("list_user_pool_clients").paginate(
         UserPoolId=pool_id, MaxResults=60
     ):
