@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test load deploy clean
+.PHONY: run test load deploy admin clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ load: $(STAMP)
 deploy: $(STAMP)
 	@test -n "$(STAGE)" || (echo "usage: make deploy STAGE=dev [DEPLOY_ARGS='--dry-run|--delete ...']" >&2; exit 2)
 	$(PY) -m scripts.deploy --stage $(STAGE) $(DEPLOY_ARGS)
+
+## admin: the admin CLI, e.g. make admin ARGS="list", ARGS="approve <tenant-id>", ARGS="--stage dev list"
+admin: $(STAMP)
+	$(PY) -m scripts.admin $(ARGS)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .hypothesis

@@ -30,6 +30,33 @@ def finalize_onboarding():
     return decisions.finalize(decision, deps.workflow(), utc_now(), caller)
 
 
+@app.route("/tenants", methods=["GET"], authorizer=admin_only)
+def list_tenants():
+    return _tenant_admin().list(app.current_request.query_params)
+
+
+@app.route("/tenants/{tenant_id}", methods=["GET"], authorizer=admin_only)
+def show_tenant(tenant_id):
+    return _tenant_admin().show(tenant_id)
+
+
+@app.route("/tenants/{tenant_id}/decision", methods=["POST"], authorizer=admin_only)
+def decide_tenant(tenant_id):
+    from chalicelib.decisions import caller_of
+    from chalicelib.steps import utc_now
+
+    request = app.current_request
+    return _tenant_admin().decide(
+        tenant_id, request.raw_body, caller_of(request.context), utc_now()
+    )
+
+
+def _tenant_admin():
+    from chalicelib.tenant_admin import TenantAdmin
+
+    return TenantAdmin(deps.tenants(), deps.workflow())
+
+
 # --- Cognito post-confirmation trigger ----------------------------------------
 @app.lambda_function(name="post_confirmation")
 def post_confirmation(event, context):
@@ -74,7 +101,7 @@ def create_contact_list(event, context):
 def await_decision(event, context):
     from chalicelib import steps
 
-    return steps.await_decision(event)
+    return steps.await_decision(event, deps.tenants(), deps.publisher())
 
 
 @app.lambda_function(name="update_status_and_notify")

@@ -5,7 +5,7 @@ same kind of clear 4xx answer.
 """
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from chalice import BadRequestError, ChaliceViewError, ConflictError, NotFoundError
 
@@ -52,9 +52,10 @@ def caller_of(request_context: Dict[str, Any]) -> str:
     return identity.get("userArn") or LOCAL_CALLER
 
 
-def parse_finalize_body(raw_body: Optional[bytes]) -> Decision:
+def read_json_object(raw_body: Optional[bytes], fields: set, usage: str) -> Dict[str, Any]:
+    """The request body as a JSON object with only the given fields, or a 4xx."""
     if not raw_body:
-        raise BadRequestError("request body is required: a JSON object with taskToken and status")
+        raise BadRequestError(f"request body is required: {usage}")
     if len(raw_body) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(f"request body is larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -64,20 +65,16 @@ def parse_finalize_body(raw_body: Optional[bytes]) -> Decision:
         raise BadRequestError("request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequestError("request body must be a JSON object")
-    unknown = sorted(set(body) - FIELDS)
+    unknown = sorted(set(body) - fields)
     if unknown:
         raise BadRequestError(f"unknown field(s): {', '.join(unknown)}")
+    return body
 
-    token = body.get("taskToken")
-    if not isinstance(token, str) or not token.strip():
-        raise BadRequestError("taskToken is required and must be a non-empty string")
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise BadRequestError(f"taskToken is longer than {MAX_TOKEN_LENGTH} characters")
 
+def read_status_and_reason(body: Dict[str, Any]) -> Tuple[str, Optional[str]]:
     status = body.get("status")
     if status not in DECISIONS:
         raise BadRequestError('status must be "approved" or "rejected"')
-
     reason = body.get("reason")
     if reason is not None:
         if not isinstance(reason, str):
@@ -85,6 +82,17 @@ def parse_finalize_body(raw_body: Optional[bytes]) -> Decision:
         if len(reason) > MAX_REASON_LENGTH:
             raise BadRequestError(f"reason is longer than {MAX_REASON_LENGTH} characters")
         reason = reason.strip() or None
+    return status, reason
+
+
+def parse_finalize_body(raw_body: Optional[bytes]) -> Decision:
+    body = read_json_object(raw_body, FIELDS, "a JSON object with taskToken and status")
+    token = body.get("taskToken")
+    if not isinstance(token, str) or not token.strip():
+        raise BadRequestError("taskToken is required and must be a non-empty string")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise BadRequestError(f"taskToken is longer than {MAX_TOKEN_LENGTH} characters")
+    status, reason = read_status_and_reason(body)
     return Decision(task_token=token, status=status, reason=reason)
 
 

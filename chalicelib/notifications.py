@@ -7,6 +7,7 @@ from chalicelib.errors import EventPublishFailed, aws_call
 
 logger = logging.getLogger(__name__)
 
+APPROVAL_REQUESTED = "Tenant Onboarding Approval Requested"
 DETAIL_TYPES = {
     "active": "Tenant Onboarding Complete",
     "rejected": "Tenant Onboarding Rejected",

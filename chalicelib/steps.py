@@ -5,12 +5,12 @@ it to a Lambda. Every step is idempotent: the state machine retries them.
 """
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Optional
 
 from chalicelib.billing import StripeBilling
 from chalicelib.errors import InvalidTaskInput
-from chalicelib.notifications import DETAIL_TYPES, EventPublisher
+from chalicelib.notifications import APPROVAL_REQUESTED, DETAIL_TYPES, EventPublisher
 from chalicelib.settings import Settings
 from chalicelib.tenants import NewTenant, TenantNotFound, TenantRepository
 from chalicelib.workflow import redact_token
@@ -23,9 +23,7 @@ TIMEOUT_REASON = "no admin decision arrived within the approval window"
 
 def utc_now() -> str:
     """ISO-8601 UTC with milliseconds, e.g. 2026-11-26T13:51:53.123Z."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return _format(datetime.now(timezone.utc))
 
 
 def tenant_from_input(event: Any) -> NewTenant:
@@ -85,23 +83,66 @@ def create_contact_list(
     return place.to_dict()
 
 
-def await_decision(event: Dict[str, Any]) -> Dict[str, bool]:
+def await_decision(
+    event: Dict[str, Any], tenants: TenantRepository, publisher: EventPublisher
+) -> Dict[str, Any]:
     """Runs when the wait for an admin's decision begins.
 
-    The execution stays paused on the task token until an admin calls
-    ``POST /tenant/finalize`` or the wait times out.
+    Keeps the task token with the tenant (so admins decide by tenant id) and
+    asks for a decision with an Approval Requested event. The token goes in
+    neither the event nor a log line. A retry for the same token does not ask
+    twice.
     """
     tenant = tenant_from_input(event)
     token = event.get("taskToken")
     if not isinstance(token, str) or not token:
         raise InvalidTaskInput("task input has no taskToken")
+    requested_at = _instant(event.get("waitStartedAt")) or utc_now()
+    window = event.get("approvalWindowSeconds")
+    if not isinstance(window, int) or window <= 0:
+        raise InvalidTaskInput("task input needs a positive approvalWindowSeconds")
+    decide_by = _plus_seconds(requested_at, window)
+
+    before = tenants.record_pending_decision(tenant.tenant_id, token, requested_at, decide_by)
+    previous = before.get("pendingDecision") or {}
+    if previous.get("taskToken") == token and previous.get("requestNotifiedAt"):
+        logger.info("approval already requested", extra={"tenantId": tenant.tenant_id})
+        return {"awaitingDecision": True, "decideBy": decide_by}
+    publisher.publish(
+        APPROVAL_REQUESTED,
+        {**tenant.to_dict(), "status": "onboarding", "decideBy": decide_by},
+    )
+    tenants.mark_approval_requested(tenant.tenant_id, token, utc_now())
     logger.info(
-        "tenant %s (%s) awaits an admin decision",
-        tenant.tenant_id,
-        tenant.email,
+        "tenant %s (%s) awaits an admin decision until %s",
+        tenant.tenant_id, tenant.email, decide_by,
         extra={"tenantId": tenant.tenant_id, "taskToken": redact_token(token)},
     )
-    return {"awaitingDecision": True}
+    return {"awaitingDecision": True, "decideBy": decide_by}
+
+
+def _instant(value: Any) -> Optional[str]:
+    """An ISO-8601 instant as our UTC form, or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return _format(moment)
+
+
+def _plus_seconds(instant: str, seconds: int) -> str:
+    moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    return _format(moment + timedelta(seconds=seconds))
+
+
+def _format(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
 
 
 def update_status_and_notify(

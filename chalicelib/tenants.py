@@ -6,7 +6,7 @@ tenant out of a final status.
 """
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -24,6 +24,22 @@ logger = logging.getLogger(__name__)
 SORT_KEY = "tenant"
 ONBOARDING = "onboarding"
 FINAL_STATUSES = ("active", "rejected", "failed", "timeout")
+STATUSES = (ONBOARDING,) + FINAL_STATUSES
+STATUS_INDEX = "byStatus"  # status (hash) + createdAt (range); see scripts/provisioning.py
+
+
+class NotAwaitingDecision(Exception):
+    """The tenant is not waiting for an admin's decision (status says why)."""
+
+    def __init__(self, tenant_id: str, status: Optional[str], in_progress: bool = False):
+        self.tenant_id = tenant_id
+        self.status = status
+        self.in_progress = in_progress
+        if in_progress:
+            message = f"tenant {tenant_id} is already being decided by another admin"
+        else:
+            message = f"tenant {tenant_id} is not awaiting a decision (status {status})"
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -171,6 +187,8 @@ class TenantRepository:
         names = {"#s": "status"}
         values: Dict[str, Any] = {":s": status, ":now": now, ":onboarding": ONBOARDING}
         assignments = ["#s = :s", "updatedAt = :now"]
+        # the task token is spent once a final status is set; keep no copy
+        removals = " REMOVE pendingDecision, decisionClaim"
         for index, (attribute, value) in enumerate(sorted((extra or {}).items())):
             names[f"#x{index}"] = attribute
             values[f":x{index}"] = value
@@ -180,7 +198,7 @@ class TenantRepository:
                 response = self._ddb.update_item(
                     TableName=self._table_name,
                     Key=_key(tenant_id),
-                    UpdateExpression="SET " + ", ".join(assignments),
+                    UpdateExpression="SET " + ", ".join(assignments) + removals,
                     ConditionExpression="attribute_exists(pk) AND #s = :onboarding",
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=_to_ddb(values),
@@ -214,3 +232,118 @@ class TenantRepository:
                 ExpressionAttributeValues=_to_ddb({":now": now, ":d": detail_type}),
             )
 
+    # --- the admin's decision -----------------------------------------------------
+    def record_pending_decision(
+        self, tenant_id: str, task_token: str, requested_at: str, decide_by: str
+    ) -> Dict[str, Any]:
+        """Keep the token of the waiting execution with the tenant.
+
+        Returns the record as it was before: a retried wait task sees whether
+        its approval request already went out for this same token.
+        """
+        try:
+            with aws_call("DynamoDB"):
+                response = self._ddb.update_item(
+                    TableName=self._table_name,
+                    Key=_key(tenant_id),
+                    UpdateExpression="SET pendingDecision = :p, updatedAt = :now",
+                    ConditionExpression="attribute_exists(pk) AND #s = :onboarding",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues=_to_ddb(
+                        {
+                            ":p": {
+                                "taskToken": task_token,
+                                "requestedAt": requested_at,
+                                "decideBy": decide_by,
+                            },
+                            ":now": requested_at,
+                            ":onboarding": ONBOARDING,
+                        }
+                    ),
+                    ReturnValues="ALL_OLD",
+                )
+            return _from_ddb(response.get("Attributes") or {})
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+        current = self.get(tenant_id)
+        if current is None:
+            raise TenantNotFound(f"tenant {tenant_id} has no record")
+        raise TenantAlreadyFinal(
+            f"tenant {tenant_id} is {current.get('status')}; it awaits no decision"
+        )
+
+    def mark_approval_requested(self, tenant_id: str, task_token: str, now: str) -> None:
+        """Remember the Approval Requested event went out for this token."""
+        try:
+            with aws_call("DynamoDB"):
+                self._ddb.update_item(
+                    TableName=self._table_name,
+                    Key=_key(tenant_id),
+                    UpdateExpression="SET pendingDecision.requestNotifiedAt = :now",
+                    ConditionExpression="pendingDecision.taskToken = :t",
+                    ExpressionAttributeValues=_to_ddb({":now": now, ":t": task_token}),
+                )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise  # decided meanwhile: nothing to remember
+
+    def claim_decision(self, tenant_id: str, claim: Dict[str, Any]) -> Dict[str, Any]:
+        """Let exactly one admin decide: returns the pending decision claimed."""
+        try:
+            with aws_call("DynamoDB"):
+                response = self._ddb.update_item(
+                    TableName=self._table_name,
+                    Key=_key(tenant_id),
+                    UpdateExpression="SET decisionClaim = :c",
+                    ConditionExpression=(
+                        "attribute_exists(pk) AND #s = :onboarding AND "
+                        "attribute_exists(pendingDecision) AND attribute_not_exists(decisionClaim)"
+                    ),
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues=_to_ddb({":c": claim, ":onboarding": ONBOARDING}),
+                    ReturnValues="ALL_NEW",
+                )
+            return _from_ddb(response["Attributes"])["pendingDecision"]
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+        current = self.get(tenant_id)
+        if current is None:
+            raise TenantNotFound(f"tenant {tenant_id} does not exist")
+        raise NotAwaitingDecision(
+            tenant_id, current.get("status"), in_progress="decisionClaim" in current
+        )
+
+    def release_claim(self, tenant_id: str) -> None:
+        """Undo a claim whose decision could not be delivered, so it can be retried."""
+        with aws_call("DynamoDB"):
+            self._ddb.update_item(
+                TableName=self._table_name,
+                Key=_key(tenant_id),
+                UpdateExpression="REMOVE decisionClaim",
+                ConditionExpression="attribute_exists(pk)",
+            )
+
+    def list_by_status(
+        self, status: str, limit: int, start_key: Optional[Dict[str, Any]] = None
+    ) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        """One page of tenants in a status, newest first, from the index."""
+        query: Dict[str, Any] = {
+            "TableName": self._table_name,
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": _to_ddb({":s": status}),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start_key:
+            query["ExclusiveStartKey"] = _to_ddb(start_key)
+        with aws_call("DynamoDB"):
+            response = self._ddb.query(**query)
+        last = response.get("LastEvaluatedKey")
+        return (
+            [_from_ddb(item) for item in response.get("Items", [])],
+            _from_ddb(last) if last else None,
+        )

@@ -396,6 +396,7 @@ How to try it, in another terminal (Ctrl-C here stops everything):
   # 4. see the result
   aws dynamodb get-item --table-name $TABLE_NAME --key '{{"pk":{{"S":"'$TENANT'"}},"sk":{{"S":"tenant"}}}}'
   tail -n 1 {rel}/events.jsonl
+Or decide by tenant id, no token digging:  make admin ARGS="list"  then  make admin ARGS="approve $TENANT"
 """
 
 

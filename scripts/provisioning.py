@@ -131,7 +131,9 @@ def render_definition(
     if approval_timeout_seconds is None:
         return rendered
     definition = json.loads(rendered)
-    definition["States"][WAIT_STATE]["TimeoutSeconds"] = int(approval_timeout_seconds)
+    wait = definition["States"][WAIT_STATE]
+    wait["TimeoutSeconds"] = int(approval_timeout_seconds)
+    wait["Parameters"]["Payload"]["approvalWindowSeconds"] = int(approval_timeout_seconds)
     return json.dumps(definition, indent=2)
 
 

@@ -83,10 +83,13 @@ def aws_error(code: str, message: str = "injected fault", status: int = 400) -> 
 
 
 class fail_first:
-    """Register on a boto3 session: the first ``times`` calls get ``answer``."""
+    """Register on a boto3 session: after ``skip`` calls, ``times`` calls get ``answer``."""
 
-    def __init__(self, session: Any, event: str, times: int, answer: Dict[str, Any]) -> None:
+    def __init__(
+        self, session: Any, event: str, times: int, answer: Dict[str, Any], skip: int = 0
+    ) -> None:
         self.remaining = times
+        self.skip = skip
         self.calls = 0
         self._answer = answer
         self._lock = threading.Lock()
@@ -95,7 +98,7 @@ class fail_first:
     def __call__(self, **_: Any):
         with self._lock:
             self.calls += 1
-            if self.remaining <= 0:
+            if self.calls <= self.skip or self.remaining <= 0:
                 return None
             self.remaining -= 1
         return AWSResponse("", self._answer["status"], {}, None), dict(self._answer["parsed"])

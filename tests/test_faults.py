@@ -31,6 +31,9 @@ def approve(stage, execution):
     return token
 
 
+APPROVAL = "Tenant Onboarding Approval Requested"
+
+
 def outcome_events(stage):
     return [e["detail-type"] for e in stage.events()]
 
@@ -56,7 +59,7 @@ def test_stripe_outage_then_success_is_retried_to_one_customer(monkeypatch, loca
             # more faults than stripe-python's own retries: the state machine retried
             assert stage.lambdas.invocations["tenant-onboarding-local-create_stripe_customer"] >= 2
             assert proxy.requests_seen > len(faults)
-            assert outcome_events(stage) == ["Tenant Onboarding Complete"]
+            assert outcome_events(stage) == [APPROVAL, "Tenant Onboarding Complete"]
 
 
 def test_stripe_authentication_error_fails_at_once_without_leaking_the_key(
@@ -90,7 +93,7 @@ def test_dynamodb_throttling_on_a_task_is_retried_and_ends_correctly(monkeypatch
         assert stage.record(t["tenantId"])["status"] == "active"
         assert throttle.calls == 3
         assert stage.lambdas.invocations["tenant-onboarding-local-create_tenant_record"] == 3
-        assert outcome_events(stage) == ["Tenant Onboarding Complete"]
+        assert outcome_events(stage) == [APPROVAL, "Tenant Onboarding Complete"]
 
 
 def test_an_existing_contact_list_of_this_tenant_counts_as_created(monkeypatch):
@@ -121,9 +124,10 @@ def test_ses_contact_list_quota_fails_onboarding_with_a_clear_reason(monkeypatch
 
 def test_eventbridge_entry_failure_then_success_publishes_exactly_once(monkeypatch):
     with Stage(monkeypatch) as stage:
+        # the first PutEvents (Approval Requested) passes; the outcome's first fails
         refused = fail_first(
-            app_session(), "before-call.events.PutEvents", 1,
-            {"status": 200, "parsed": {
+            app_session(), "before-call.events.PutEvents", 1, skip=1,
+            answer={"status": 200, "parsed": {
                 "FailedEntryCount": 1,
                 "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "injected"}],
             }},
@@ -134,8 +138,8 @@ def test_eventbridge_entry_failure_then_success_publishes_exactly_once(monkeypat
 
         assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
         assert stage.record(t["tenantId"])["status"] == "active"
-        assert refused.calls == 2
-        assert outcome_events(stage) == ["Tenant Onboarding Complete"]
+        assert refused.calls == 3
+        assert outcome_events(stage) == [APPROVAL, "Tenant Onboarding Complete"]
 
 
 class CrashingContactLists:
@@ -175,7 +179,7 @@ def test_finalizing_twice_is_a_409_and_changes_nothing(monkeypatch):
         assert again.status_code == 409
         assert "already decided" in json.loads(again.body)["Message"]
         assert stage.record(t["tenantId"])["status"] == "active"
-        assert outcome_events(stage) == ["Tenant Onboarding Complete"]
+        assert outcome_events(stage) == [APPROVAL, "Tenant Onboarding Complete"]
 
 
 def test_a_late_duplicate_outcome_step_cannot_move_a_final_tenant(monkeypatch):
@@ -198,4 +202,4 @@ def test_a_late_duplicate_outcome_step_cannot_move_a_final_tenant(monkeypatch):
 
         assert repeat.payload == {"status": "active", "published": False}
         assert stage.record(t["tenantId"])["status"] == "active"
-        assert outcome_events(stage) == ["Tenant Onboarding Complete"]
+        assert outcome_events(stage) == [APPROVAL, "Tenant Onboarding Complete"]

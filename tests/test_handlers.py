@@ -92,10 +92,31 @@ def test_update_tenant_with_stripe_id_task_stores_the_customer(stage, client):
     assert stage.record(SUB)["stripeCustomerId"] == "cus_123"
 
 
-def test_await_decision_task_acknowledges_the_wait(client):
-    task = {**load_event("task_tenant.json"), "taskToken": "token-1234567890"}
+def test_await_decision_task_keeps_the_token_and_requests_approval(stage, client):
+    client.lambda_.invoke("create_tenant_record", load_event("task_tenant.json"))
+    task = {
+        **load_event("task_tenant.json"),
+        "taskToken": "token-1234567890",
+        "waitStartedAt": "2026-11-26T10:00:00.000Z",
+        "approvalWindowSeconds": 86400,
+    }
 
-    assert client.lambda_.invoke("await_decision", task).payload == {"awaitingDecision": True}
+    result = client.lambda_.invoke("await_decision", task)
+    again = client.lambda_.invoke("await_decision", task)  # a retry asks nothing twice
+
+    assert result.payload == again.payload == {
+        "awaitingDecision": True, "decideBy": "2026-11-27T10:00:00.000Z",
+    }
+    pending = stage.record(SUB)["pendingDecision"]
+    assert pending["taskToken"] == "token-1234567890"
+    assert pending["decideBy"] == "2026-11-27T10:00:00.000Z"
+    [event] = stage.events()
+    assert event["detail-type"] == "Tenant Onboarding Approval Requested"
+    assert event["detail"] == {
+        "tenantId": SUB, "email": "ada@example.com", "name": "Ada Ltd",
+        "status": "onboarding", "decideBy": "2026-11-27T10:00:00.000Z",
+    }
+    assert "token-1234567890" not in json.dumps(event)
 
 
 def test_update_status_and_notify_task_sets_status_and_publishes(stage, client):

@@ -132,6 +132,15 @@ class RunningStack:
         path = self.state_dir / "events.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines() if line]
 
+    def wait_for_event(self, tenant_id: str, detail_type: str, seconds: float = 15) -> list:
+        """The status is set a moment before its event is published."""
+        deadline = time.monotonic() + seconds
+        while True:
+            kinds = [e["detail-type"] for e in self.events() if e["detail"]["tenantId"] == tenant_id]
+            if detail_type in kinds or time.monotonic() > deadline:
+                return kinds
+            time.sleep(0.1)
+
 
 @pytest.fixture
 def stack(tmp_path):
@@ -155,8 +164,9 @@ def test_sign_up_confirm_approve_ends_active_with_a_complete_event(stack):
     assert record["name"]["S"] == "Ada Ltd"
     assert record["list"]["S"] == f"tenant-{tenant_id}"
     assert record["subscribers"]["N"] == "0"
-    complete = [e for e in stack.events() if e["detail-type"] == "Tenant Onboarding Complete"]
-    assert [e["detail"]["tenantId"] for e in complete] == [tenant_id]
+    assert stack.wait_for_event(tenant_id, "Tenant Onboarding Complete") == [
+        "Tenant Onboarding Approval Requested", "Tenant Onboarding Complete",
+    ]
     # approving twice is a clear conflict, as in AWS
     again = stack.finalize({"taskToken": token, "status": "approved"})
     assert again[0] == 409
@@ -225,3 +235,45 @@ def test_with_a_stripe_key_the_stack_runs_localstripe_and_stores_the_customer(tm
         assert "sk_test_local_e2e" not in running.output()
     finally:
         running.stop()
+
+
+def test_the_admin_cli_lists_shows_and_decides_against_the_local_stack(stack):
+    from scripts import admin
+
+    ada = stack.sign_up_and_confirm("ada-cli@example.com", "Ada CLI Ltd")
+    bob = stack.sign_up_and_confirm("bob-cli@example.com", "Bob CLI Ltd")
+    for tenant_id in (ada, bob):  # approvals are requested once the wait began
+        assert "Tenant Onboarding Approval Requested" in stack.wait_for_event(
+            tenant_id, "Tenant Onboarding Approval Requested"
+        )
+
+    def run_admin(*args):
+        result = subprocess.run(
+            [sys.executable, "-m", "scripts.admin", "--state-dir", str(stack.state_dir), *args],
+            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60,
+        )
+        return result.returncode, result.stdout, result.stderr
+
+    code, listing, _ = run_admin("list")
+    assert code == 0
+    assert listing.splitlines()[0].split() == ["TENANT", "ID", "NAME", "EMAIL", "STATUS", "CREATED", "DECIDE", "BY"]
+    assert ada in listing and bob in listing and "Ada CLI Ltd" in listing
+
+    assert run_admin("approve", ada)[0] == 0
+    code, out, _ = run_admin("reject", bob, "--reason", "duplicate signup")
+    assert code == 0 and "Tenant onboarding rejected successfully" in out
+    stack.record(ada, "active")
+    stack.record(bob, "rejected")
+
+    code, shown, _ = run_admin("show", bob)
+    assert code == 0
+    assert "duplicate signup" in shown and "decided by" in shown and "local" in shown
+    code, _, error = run_admin("approve", bob)
+    assert code == 1
+    assert "409" in error and "not awaiting a decision (status rejected)" in error
+    assert "Traceback" not in error
+    code, out, _ = run_admin("list", "--status", "active")
+    assert ada in out and bob not in out
+    assert stack.wait_for_event(bob, "Tenant Onboarding Rejected") == [
+        "Tenant Onboarding Approval Requested", "Tenant Onboarding Rejected",
+    ]

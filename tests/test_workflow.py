@@ -10,6 +10,8 @@ from chalicelib import dependencies as deps
 from tests.conftest import localstripe_customers
 from tests.harness import STAGE, Stage, finalize_body, tenant
 
+APPROVAL = "Tenant Onboarding Approval Requested"
+
 HAPPY_PATH_WITHOUT_STRIPE = [
     "Create Tenant Record",
     "Stripe Configured?",
@@ -54,11 +56,12 @@ def test_approved_tenant_becomes_active_and_complete_is_published(monkeypatch):
         assert "stripeCustomerId" not in record
         assert record["decision"]["status"] == "approved"
         events = stage.events()
-        assert [e["detail-type"] for e in events] == ["Tenant Onboarding Complete"]
-        assert events[0]["source"] == "tenant-onboarding"
-        assert {k: events[0]["detail"][k] for k in ("tenantId", "email", "name", "status")} == {
+        assert [e["detail-type"] for e in events] == [APPROVAL, "Tenant Onboarding Complete"]
+        assert events[1]["source"] == "tenant-onboarding"
+        assert {k: events[1]["detail"][k] for k in ("tenantId", "email", "name", "status")} == {
             **t, "status": "active",
         }
+        assert events[1]["detail"]["decidedBy"] == "local"
         assert stage.states_visited(execution) == HAPPY_PATH_WITHOUT_STRIPE + [
             "Approved",
             "Update Status & Notify",
@@ -83,9 +86,9 @@ def test_rejected_tenant_keeps_the_reason_and_rejected_is_published(monkeypatch)
         assert record["status"] == "rejected"
         assert record["decision"]["reason"] == "duplicate company"
         events = stage.events()
-        assert [e["detail-type"] for e in events] == ["Tenant Onboarding Rejected"]
-        assert events[0]["detail"]["reason"] == "duplicate company"
-        assert events[0]["detail"]["status"] == "rejected"
+        assert [e["detail-type"] for e in events] == [APPROVAL, "Tenant Onboarding Rejected"]
+        assert events[1]["detail"]["reason"] == "duplicate company"
+        assert events[1]["detail"]["status"] == "rejected"
         assert stage.states_visited(execution) == HAPPY_PATH_WITHOUT_STRIPE + [
             "Rejected",
             "Update Status & Notify",
@@ -138,8 +141,8 @@ def test_no_decision_within_the_window_ends_in_timeout(monkeypatch):
 
         assert stage.record(t["tenantId"])["status"] == "timeout"
         events = stage.events()
-        assert [e["detail-type"] for e in events] == ["Tenant Onboarding Timeout"]
-        assert events[0]["detail"]["status"] == "timeout"
+        assert [e["detail-type"] for e in events] == [APPROVAL, "Tenant Onboarding Timeout"]
+        assert events[1]["detail"]["status"] == "timeout"
         assert stage.states_visited(execution) == HAPPY_PATH_WITHOUT_STRIPE[:-1] + [
             "Approval Timed Out",
             "Update Status & Notify",
@@ -178,7 +181,7 @@ def test_with_stripe_configured_the_customer_is_created_and_stored(monkeypatch, 
             "Approved",
             "Update Status & Notify",
         ]
-        assert [e["detail-type"] for e in stage.events()] == ["Tenant Onboarding Complete"]
+        assert [e["detail-type"] for e in stage.events()] == [APPROVAL, "Tenant Onboarding Complete"]
 
 
 def test_with_a_bad_stripe_key_onboarding_fails_naming_stripe_auth(monkeypatch, localstripe):

@@ -175,20 +175,77 @@ def test_given_topic_per_tenant_when_contact_list_step_runs_then_list_and_topic_
 
 
 # --- await_decision -----------------------------------------------------------
-def test_given_a_task_token_when_awaiting_then_it_is_never_logged_in_full(task_input, caplog):
+def waiting(task_input, token=TOKEN):
+    return {
+        **task_input,
+        "taskToken": token,
+        "waitStartedAt": "2026-11-26T10:00:00Z",
+        "approvalWindowSeconds": 3600,
+    }
+
+
+def test_given_a_task_token_when_awaiting_then_it_is_never_logged_or_published(
+    onboarding, publisher, task_input, caplog
+):
     caplog.set_level(logging.DEBUG, logger="chalicelib")
 
-    result = steps.await_decision({**task_input, "taskToken": TOKEN})
+    result = steps.await_decision(waiting(task_input), onboarding, publisher)
 
-    assert result == {"awaitingDecision": True}
+    assert result == {"awaitingDecision": True, "decideBy": "2026-11-26T11:00:00.000Z"}
     assert caplog.records
     for record in caplog.records:
         assert TOKEN not in repr(record.__dict__)
+    [(detail_type, detail)] = publisher.events
+    assert detail_type == "Tenant Onboarding Approval Requested"
+    assert TOKEN not in repr(detail)
+    assert onboarding.get(TENANT_ID)["pendingDecision"]["taskToken"] == TOKEN
 
 
-def test_given_no_task_token_when_awaiting_then_invalid_task_input(task_input):
+def test_given_the_same_token_when_awaiting_again_then_approval_is_requested_once(
+    onboarding, publisher, task_input
+):
+    steps.await_decision(waiting(task_input), onboarding, publisher)
+    steps.await_decision(waiting(task_input), onboarding, publisher)
+
+    assert len(publisher.events) == 1
+
+
+def test_given_a_new_token_after_a_retry_when_awaiting_then_it_replaces_the_old_one(
+    onboarding, publisher, task_input
+):
+    steps.await_decision(waiting(task_input, "old-token-123456789"), onboarding, publisher)
+    steps.await_decision(waiting(task_input, "new-token-987654321"), onboarding, publisher)
+
+    assert onboarding.get(TENANT_ID)["pendingDecision"]["taskToken"] == "new-token-987654321"
+
+
+def test_given_a_final_tenant_when_awaiting_then_tenant_already_final(
+    onboarding, publisher, task_input
+):
+    steps.update_status_and_notify(approval(task_input), onboarding, publisher)
+
+    with pytest.raises(TenantAlreadyFinal):
+        steps.await_decision(waiting(task_input), onboarding, publisher)
+
+
+def test_given_a_decision_when_final_then_the_token_is_not_kept(onboarding, publisher, task_input):
+    steps.await_decision(waiting(task_input), onboarding, publisher)
+
+    steps.update_status_and_notify(approval(task_input), onboarding, publisher)
+
+    assert "pendingDecision" not in onboarding.get(TENANT_ID)
+
+
+def test_given_no_task_token_when_awaiting_then_invalid_task_input(onboarding, publisher, task_input):
     with pytest.raises(InvalidTaskInput):
-        steps.await_decision(task_input)
+        steps.await_decision(task_input, onboarding, publisher)
+
+
+def test_given_no_approval_window_when_awaiting_then_invalid_task_input(
+    onboarding, publisher, task_input
+):
+    with pytest.raises(InvalidTaskInput):
+        steps.await_decision({**task_input, "taskToken": TOKEN}, onboarding, publisher)
 
 
 # --- update_status_and_notify -------------------------------------------------

@@ -1,0 +1,160 @@
+"""What admins do with tenants over the API: list, show, decide by id.
+
+Routes in app.py hand the request's pieces here and get a JSON-able answer
+or a Chalice view error with a message an admin can act on. The task token
+stays inside: no answer ever contains it.
+"""
+import base64
+import binascii
+import json
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from chalice import BadRequestError, ConflictError, NotFoundError
+
+from chalicelib.decisions import (
+    ServiceUnavailableError,
+    read_json_object,
+    read_status_and_reason,
+)
+from chalicelib.errors import AwsServiceUnavailable, TenantNotFound
+from chalicelib.tenants import STATUSES, NotAwaitingDecision, TenantRepository
+from chalicelib.workflow import DecisionNotDelivered, OnboardingWorkflow
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 100
+LISTED = ("tenantId", "name", "email", "status", "createdAt", "updatedAt")
+
+
+def tenant_summary(record: Dict[str, Any]) -> Dict[str, Any]:
+    summary = {"tenantId": record["pk"], **{k: record.get(k) for k in LISTED[1:]}}
+    pending = record.get("pendingDecision")
+    if record.get("status") == "onboarding" and pending:
+        summary["decideBy"] = pending.get("decideBy")
+    return summary
+
+
+def tenant_detail(record: Dict[str, Any]) -> Dict[str, Any]:
+    detail = tenant_summary(record)
+    for key in ("stripeCustomerId", "list", "topic", "failureReason", "decision"):
+        if record.get(key) is not None:
+            detail[key] = record[key]
+    detail["subscribers"] = int(record.get("subscribers", 0))
+    pending = record.get("pendingDecision")
+    if pending and record.get("status") == "onboarding":
+        detail["awaitingDecisionSince"] = pending.get("requestedAt")
+    return detail
+
+
+def encode_page_token(key: Optional[Dict[str, Any]]) -> Optional[str]:
+    if not key:
+        return None
+    raw = json.dumps(key, sort_keys=True, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> Dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        key = None
+    if not isinstance(key, dict) or set(key) != {"pk", "sk", "status", "createdAt"}:
+        raise BadRequestError("nextToken is not one this API returned")
+    if not all(isinstance(v, str) for v in key.values()):
+        raise BadRequestError("nextToken is not one this API returned")
+    return key
+
+
+class TenantAdmin:
+    def __init__(self, tenants: TenantRepository, workflow: OnboardingWorkflow) -> None:
+        self._tenants = tenants
+        self._workflow = workflow
+
+    def list(self, query: Optional[Mapping[str, str]]) -> Dict[str, Any]:
+        query = query or {}
+        unknown = sorted(set(query) - {"status", "nextToken", "limit"})
+        if unknown:
+            raise BadRequestError(f"unknown query parameter(s): {', '.join(unknown)}")
+        status = query.get("status", "onboarding")
+        if status not in STATUSES:
+            raise BadRequestError(f"status must be one of {', '.join(STATUSES)}")
+        limit = _page_size(query.get("limit"))
+        start = decode_page_token(query["nextToken"]) if query.get("nextToken") else None
+        if start and start["status"] != status:
+            raise BadRequestError("nextToken belongs to a listing of another status")
+        with _unavailable_as_503():
+            items, last = self._tenants.list_by_status(status, limit, start)
+        return {
+            "status": status,
+            "tenants": [tenant_summary(item) for item in items],
+            "nextToken": encode_page_token(last),
+        }
+
+    def show(self, tenant_id: str) -> Dict[str, Any]:
+        with _unavailable_as_503():
+            record = self._tenants.get(tenant_id)
+        if record is None:
+            raise NotFoundError(f"no tenant {tenant_id}")
+        return tenant_detail(record)
+
+    def decide(
+        self, tenant_id: str, raw_body: Optional[bytes], decided_by: str, decided_at: str
+    ) -> Dict[str, Any]:
+        status, reason = parse_decision_body(raw_body)
+        claim = {"status": status, "decidedBy": decided_by, "claimedAt": decided_at}
+        try:
+            with _unavailable_as_503():
+                pending = self._tenants.claim_decision(tenant_id, claim)
+        except NotAwaitingDecision as refused:
+            raise ConflictError(str(refused)) from None
+        except TenantNotFound:
+            raise NotFoundError(f"no tenant {tenant_id}") from None
+        decision = {
+            "status": status, "reason": reason, "decidedAt": decided_at, "decidedBy": decided_by,
+        }
+        try:
+            with _unavailable_as_503():
+                self._workflow.send_decision(pending["taskToken"], decision)
+        except DecisionNotDelivered as refused:
+            # the wait ended meanwhile (timed out): the claim stays, nothing to retry
+            raise ConflictError(
+                f"tenant {tenant_id} is no longer awaiting a decision: {refused}"
+            ) from None
+        except Exception:
+            self._tenants.release_claim(tenant_id)  # let an admin try again
+            raise
+        return {
+            "message": f"Tenant onboarding {status} successfully",
+            "status": status,
+            "tenantId": tenant_id,
+            "decidedBy": decided_by,
+            "decidedAt": decided_at,
+        }
+
+
+def parse_decision_body(raw_body: Optional[bytes]) -> Tuple[str, Optional[str]]:
+    body = read_json_object(
+        raw_body, {"status", "reason"}, '{"status": "approved"|"rejected", "reason": "..."}'
+    )
+    status, reason = read_status_and_reason(body)
+    if status == "rejected" and not reason:
+        raise BadRequestError("a rejection needs a reason")
+    return status, reason
+
+
+def _page_size(value: Optional[str]) -> int:
+    if value is None:
+        return DEFAULT_PAGE
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise BadRequestError(f"limit must be a whole number from 1 to {MAX_PAGE}")
+    return int(value)
+
+
+class _unavailable_as_503:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, AwsServiceUnavailable):
+            raise ServiceUnavailableError("AWS is throttling or unavailable; try again shortly") from exc
+        return False

@@ -1,0 +1,184 @@
+"""The admin's command line: list, show, approve and reject tenants by id.
+
+    python -m scripts.admin list [--status onboarding] [--limit 50] [--all]
+    python -m scripts.admin show TENANT_ID
+    python -m scripts.admin approve TENANT_ID [--reason "..."]
+    python -m scripts.admin reject TENANT_ID --reason "..."
+
+Against the local stack by default (.local/stack.json), or a deployed stage
+with --stage STAGE (.chalice/outputs-STAGE.json): there every request is
+signed with your AWS credentials (SigV4, like the AWS CLI), as the admin
+routes use IAM authorization. `make admin ARGS="list"` runs it too.
+"""
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from scripts.provisioning import PROJECT_DIR
+
+
+class AdminError(RuntimeError):
+    """Printed as is, without a traceback."""
+
+
+class AdminApi:
+    def __init__(self, base_url: str, sign: Optional[Callable[..., Dict[str, str]]] = None):
+        self._base = base_url.rstrip("/")
+        self._sign = sign
+
+    def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+        url = self._base + path
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        if self._sign:
+            headers = self._sign(method, url, data, headers)
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            try:
+                message = json.loads(error.read()).get("Message") or error.reason
+            except ValueError:
+                message = error.reason
+            raise AdminError(f"{error.code} {error.reason}: {message}") from None
+        except urllib.error.URLError as error:
+            raise AdminError(f"cannot reach {self._base}: {error.reason}") from None
+
+    def list(self, status: str, limit: int, everything: bool) -> List[Dict[str, Any]]:
+        tenants: List[Dict[str, Any]] = []
+        token = None
+        while True:
+            query = {"status": status, "limit": str(limit), **({"nextToken": token} if token else {})}
+            page = self.call("GET", "/tenants?" + urllib.parse.urlencode(query))
+            tenants += page["tenants"]
+            token = page.get("nextToken")
+            if not token or not everything:
+                if token:
+                    print(f"(more: rerun with --all, or --limit above {limit})", file=sys.stderr)
+                return tenants
+
+    def show(self, tenant_id: str) -> Dict[str, Any]:
+        return self.call("GET", f"/tenants/{urllib.parse.quote(tenant_id)}")
+
+    def decide(self, tenant_id: str, status: str, reason: Optional[str]) -> Dict[str, Any]:
+        body = {"status": status, **({"reason": reason} if reason else {})}
+        return self.call("POST", f"/tenants/{urllib.parse.quote(tenant_id)}/decision", body)
+
+
+def signer(region: str, profile: Optional[str]) -> Callable[..., Dict[str, str]]:
+    """SigV4 for API Gateway (service execute-api) with the caller's credentials."""
+    import botocore.session
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    session = botocore.session.Session(profile=profile)
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise AdminError("no AWS credentials found: set a profile or the AWS_* variables")
+
+    def sign(method: str, url: str, data: Optional[bytes], headers: Dict[str, str]):
+        request = AWSRequest(method=method, url=url, data=data, headers=headers)
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
+        return dict(request.headers.items())
+
+    return sign
+
+
+def api_for(stage: Optional[str], state_dir: Path, profile: Optional[str]) -> AdminApi:
+    if stage:
+        outputs = PROJECT_DIR / ".chalice" / f"outputs-{stage}.json"
+        if not outputs.exists():
+            raise AdminError(f"{outputs} not found: deploy the stage first (make deploy STAGE={stage})")
+        values = json.loads(outputs.read_text())
+        if not values.get("apiUrl"):
+            raise AdminError(f"{outputs} has no apiUrl")
+        return AdminApi(values["apiUrl"], signer(values["region"], profile))
+    stack = state_dir / "stack.json"
+    if not stack.exists():
+        raise AdminError(f"no local stack ({stack} missing): start one with make run, or pass --stage")
+    return AdminApi(json.loads(stack.read_text())["apiUrl"])
+
+
+def table(rows: List[Dict[str, Any]], columns: List[tuple]) -> str:
+    """A plain text table: columns are (heading, key)."""
+    cells = [[heading for heading, _ in columns]]
+    cells += [[str(row.get(key) or "-") for _, key in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = ["  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip()
+             for line in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+LIST_COLUMNS = [("TENANT ID", "tenantId"), ("NAME", "name"), ("EMAIL", "email"),
+                ("STATUS", "status"), ("CREATED", "createdAt"), ("DECIDE BY", "decideBy")]
+
+
+def describe(tenant: Dict[str, Any]) -> str:
+    decision = tenant.get("decision") or {}
+    fields = [
+        ("tenant id", tenant.get("tenantId")), ("name", tenant.get("name")),
+        ("email", tenant.get("email")), ("status", tenant.get("status")),
+        ("created", tenant.get("createdAt")), ("updated", tenant.get("updatedAt")),
+        ("awaiting since", tenant.get("awaitingDecisionSince")),
+        ("decide by", tenant.get("decideBy")),
+        ("decision", decision.get("status")), ("decided by", decision.get("decidedBy")),
+        ("decided at", decision.get("decidedAt")), ("reason", decision.get("reason")),
+        ("failure reason", tenant.get("failureReason")),
+        ("stripe customer", tenant.get("stripeCustomerId")),
+        ("contact list", tenant.get("list")), ("topic", tenant.get("topic")),
+        ("subscribers", tenant.get("subscribers")),
+    ]
+    shown = [(k, v) for k, v in fields if v is not None]
+    width = max(len(k) for k, _ in shown)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in shown)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="decide tenant onboardings")
+    parser.add_argument("--stage", help="a deployed stage (default: the local stack)")
+    parser.add_argument("--profile", help="AWS profile for a deployed stage")
+    parser.add_argument("--state-dir", default=os.environ.get("LOCAL_STATE_DIR", ".local"),
+                        help="the local stack's state directory")
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="tenants in a status")
+    listing.add_argument("--status", default="onboarding",
+                         choices=["onboarding", "active", "rejected", "failed", "timeout"])
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--all", action="store_true", help="follow every page")
+    commands.add_parser("show", help="one tenant").add_argument("tenant_id")
+    approve = commands.add_parser("approve", help="approve a pending tenant")
+    approve.add_argument("tenant_id")
+    approve.add_argument("--reason")
+    reject = commands.add_parser("reject", help="reject a pending tenant (a reason is required)")
+    reject.add_argument("tenant_id")
+    reject.add_argument("--reason", required=True)
+    args = parser.parse_args(argv)
+
+    try:
+        api = api_for(args.stage, Path(args.state_dir), args.profile)
+        if args.command == "list":
+            tenants = api.list(args.status, args.limit, args.all)
+            print(table(tenants, LIST_COLUMNS) if tenants else f"No tenants in status {args.status}.")
+        elif args.command == "show":
+            print(describe(api.show(args.tenant_id)))
+        else:
+            status = "approved" if args.command == "approve" else "rejected"
+            answer = api.decide(args.tenant_id, status, args.reason)
+            print(f"{answer['message']}: {args.tenant_id} (by {answer['decidedBy']} "
+                  f"at {answer['decidedAt']})")
+    except AdminError as error:
+        print(f"admin: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Admins decide by tenant id: listing by status (paged, from the index),
+one tenant, and decisions that resolve exactly once."""
+import json
+import threading
+import time
+
+import pytest
+from chalice.test import Client
+
+from tests.harness import STAGE, Stage, finalize_body, tenant
+
+APPROVAL = "Tenant Onboarding Approval Requested"
+
+
+@pytest.fixture
+def stage(monkeypatch):
+    with Stage(monkeypatch) as stage:
+        yield stage
+
+
+@pytest.fixture
+def client(stage):
+    with Client(stage.app, stage_name=STAGE) as client:
+        yield client
+
+
+def get(client, path):
+    response = client.http.get(path)
+    return response.status_code, json.loads(response.body)
+
+
+def decide(client, tenant_id, body):
+    response = client.http.post(
+        f"/tenants/{tenant_id}/decision",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(body) if not isinstance(body, (str, bytes)) else body,
+    )
+    return response.status_code, json.loads(response.body)
+
+
+def waiting(stage, n, seconds=15):
+    """A tenant whose wait began and whose approval request went out."""
+    t = tenant(n)
+    execution = stage.start(t)
+    stage.wait_for_token(execution)
+    deadline = time.monotonic() + seconds
+    while "requestNotifiedAt" not in (stage.record(t["tenantId"]).get("pendingDecision") or {}):
+        assert time.monotonic() < deadline, "the approval request never went out"
+        time.sleep(0.05)
+    return t, execution
+
+
+# --- listing -------------------------------------------------------------------
+def test_listing_by_status_shows_pending_tenants_with_decide_by(stage, client):
+    first, _ = waiting(stage, 40)
+    second, _ = waiting(stage, 41)
+
+    status, body = get(client, "/tenants?status=onboarding")
+
+    assert status == 200
+    listed = {t["tenantId"]: t for t in body["tenants"]}
+    assert set(listed) == {first["tenantId"], second["tenantId"]}
+    assert listed[first["tenantId"]]["name"] == first["name"]
+    assert listed[first["tenantId"]]["decideBy"] > listed[first["tenantId"]]["createdAt"]
+    assert body["nextToken"] is None
+    assert "taskToken" not in json.dumps(body)
+
+
+def test_listing_other_statuses_finds_decided_tenants_only_there(stage, client):
+    t, execution = waiting(stage, 42)
+    assert decide(client, t["tenantId"], {"status": "approved"})[0] == 200
+    stage.wait_for_end(execution)
+
+    assert [x["tenantId"] for x in get(client, "/tenants?status=active")[1]["tenants"]] == [
+        t["tenantId"]
+    ]
+    assert get(client, "/tenants?status=onboarding")[1]["tenants"] == []
+    assert "decideBy" not in get(client, "/tenants?status=active")[1]["tenants"][0]
+
+
+def test_listing_pages_with_next_token_without_repeats(stage, client):
+    ids = {waiting(stage, n)[0]["tenantId"] for n in range(43, 48)}
+
+    seen, token, pages = [], None, 0
+    while True:
+        path = "/tenants?status=onboarding&limit=2" + (f"&nextToken={token}" if token else "")
+        status, body = get(client, path)
+        assert status == 200
+        assert len(body["tenants"]) <= 2
+        seen += [t["tenantId"] for t in body["tenants"]]
+        pages += 1
+        token = body["nextToken"]
+        if not token:
+            break
+
+    assert sorted(seen) == sorted(ids)
+    assert pages >= 3
+
+
+def test_listing_uses_the_index_not_a_scan(stage, client):
+    import boto3
+
+    from chalicelib import dependencies as deps
+
+    calls = []
+    session = boto3.session.Session(region_name="us-east-1")
+    session.events.register("before-call.dynamodb", lambda event_name, params, **_: calls.append(
+        (event_name.rsplit(".", 1)[-1], json.loads(params["body"]).get("IndexName"))
+    ))
+    deps.override("session", session)
+
+    get(client, "/tenants?status=onboarding")
+
+    assert calls == [("Query", "byStatus")]
+
+
+@pytest.mark.parametrize("query, fragment", [
+    ("status=pending", "status must be one of"),
+    ("status=onboarding&limit=0", "limit must be a whole number"),
+    ("status=onboarding&limit=abc", "limit must be a whole number"),
+    ("status=onboarding&nextToken=not-a-token", "nextToken is not one this API returned"),
+    ("status=onboarding&sort=name", "unknown query parameter(s): sort"),
+])
+def test_listing_rejects_bad_queries_with_a_clear_400(client, query, fragment):
+    status, body = get(client, f"/tenants?{query}")
+
+    assert status == 400
+    assert fragment in body["Message"]
+
+
+# --- one tenant ----------------------------------------------------------------
+def test_show_returns_a_pending_tenant_without_its_token(stage, client):
+    t, _ = waiting(stage, 50)
+
+    status, body = get(client, f"/tenants/{t['tenantId']}")
+
+    assert status == 200
+    assert body["status"] == "onboarding"
+    assert body["email"] == t["email"]
+    assert body["decideBy"] and body["awaitingDecisionSince"]
+    assert body["list"] == f"tenant-{t['tenantId']}"
+    assert "pendingDecision" not in body and "taskToken" not in json.dumps(body)
+
+
+def test_show_of_an_unknown_tenant_is_404(client):
+    status, body = get(client, "/tenants/00000000-0000-4000-8000-999999999999")
+
+    assert status == 404
+    assert "no tenant" in body["Message"]
+
+
+# --- deciding ------------------------------------------------------------------
+def test_approving_by_id_activates_and_records_who_and_when(stage, client):
+    t, execution = waiting(stage, 51)
+
+    status, body = decide(client, t["tenantId"], {"status": "approved", "reason": "looks good"})
+
+    assert status == 200
+    assert body["message"] == "Tenant onboarding approved successfully"
+    assert body["decidedBy"] == "local"
+    assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
+    shown = get(client, f"/tenants/{t['tenantId']}")[1]
+    assert shown["status"] == "active"
+    assert shown["decision"] == {
+        "status": "approved", "reason": "looks good",
+        "decidedBy": "local", "decidedAt": body["decidedAt"],
+    }
+    events = stage.events()
+    assert [e["detail-type"] for e in events] == [APPROVAL, "Tenant Onboarding Complete"]
+    assert events[1]["detail"]["decidedBy"] == "local"
+
+
+def test_rejecting_by_id_needs_a_reason_and_carries_it(stage, client):
+    t, execution = waiting(stage, 52)
+
+    assert decide(client, t["tenantId"], {"status": "rejected"}) == (
+        400, {"Code": "BadRequestError", "Message": "a rejection needs a reason"},
+    )
+    status, _ = decide(client, t["tenantId"], {"status": "rejected", "reason": "fraud check"})
+
+    assert status == 200
+    stage.wait_for_end(execution)
+    shown = get(client, f"/tenants/{t['tenantId']}")[1]
+    assert (shown["status"], shown["decision"]["reason"]) == ("rejected", "fraud check")
+    assert stage.events()[-1]["detail"]["reason"] == "fraud check"
+
+
+def test_deciding_an_unknown_tenant_is_404(client):
+    status, body = decide(client, "00000000-0000-4000-8000-999999999999", {"status": "approved"})
+
+    assert status == 404
+
+
+def test_deciding_a_tenant_not_awaiting_a_decision_is_409_with_its_status(stage, client):
+    t, execution = waiting(stage, 53)
+    decide(client, t["tenantId"], {"status": "approved"})
+    stage.wait_for_end(execution)
+
+    status, body = decide(client, t["tenantId"], {"status": "rejected", "reason": "late"})
+
+    assert status == 409
+    assert "not awaiting a decision (status active)" in body["Message"]
+
+
+def test_deciding_twice_resolves_once(stage, client):
+    t, execution = waiting(stage, 54)
+
+    first = decide(client, t["tenantId"], {"status": "approved"})
+    second = decide(client, t["tenantId"], {"status": "rejected", "reason": "second thoughts"})
+
+    assert first[0] == 200
+    assert second[0] == 409
+    stage.wait_for_end(execution)
+    assert get(client, f"/tenants/{t['tenantId']}")[1]["status"] == "active"
+    assert [e["detail-type"] for e in stage.events()] == [APPROVAL, "Tenant Onboarding Complete"]
+
+
+def test_two_admins_deciding_at_once_resolve_exactly_once(stage):
+    t, execution = waiting(stage, 55)
+    answers = []
+    barrier = threading.Barrier(2)
+
+    def admin(body):
+        with Client(stage.app, stage_name=STAGE) as own_client:
+            barrier.wait()
+            answers.append(decide(own_client, t["tenantId"], body))
+
+    threads = [
+        threading.Thread(target=admin, args=({"status": "approved"},)),
+        threading.Thread(target=admin, args=({"status": "rejected", "reason": "no"},)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(status for status, _ in answers) == [200, 409]
+    stage.wait_for_end(execution)
+    outcomes = [e["detail-type"] for e in stage.events() if e["detail-type"] != APPROVAL]
+    assert len(outcomes) == 1
+
+
+def test_the_token_route_still_works_and_then_the_id_route_says_409(stage, client):
+    t, execution = waiting(stage, 56)
+    token = stage.wait_for_token(execution)
+
+    response = client.http.post(
+        "/tenant/finalize", headers={"Content-Type": "application/json"},
+        body=finalize_body(token, "approved"),
+    )
+
+    assert response.status_code == 200
+    stage.wait_for_end(execution)
+    assert decide(client, t["tenantId"], {"status": "approved"})[0] == 409
+
+
+@pytest.mark.parametrize("body, status, fragment", [
+    ("", 400, "request body is required"),
+    ("[1]", 400, "must be a JSON object"),
+    ('{"status": "maybe"}', 400, 'status must be "approved" or "rejected"'),
+    ('{"status": "approved", "taskToken": "x"}', 400, "unknown field(s): taskToken"),
+    ('{"status": "rejected", "reason": "   "}', 400, "a rejection needs a reason"),
+])
+def test_decision_bodies_are_validated_before_anything_happens(stage, client, body, status, fragment):
+    t, _ = waiting(stage, 57)
+
+    answer = decide(client, t["tenantId"], body)
+
+    assert answer[0] == status
+    assert fragment in answer[1]["Message"]
+    assert get(client, f"/tenants/{t['tenantId']}")[1]["status"] == "onboarding"
