@@ -265,39 +265,26 @@ class LocalStack:
         from scripts.local_cognito import LocalCognito
 
         session = boto3.session.Session(region_name=REGION)
-        arns = {
-            name: self.names.function_arn(name, REGION, ACCOUNT)
-            for name in provisioning.TASK_FUNCTIONS
-        }
-        definition = provisioning.render_definition(
-            provisioning.load_template(), arns, self._approval_timeout
+        provisioned = provisioning.provision_emulated_stage(
+            session,
+            self.names,
+            ACCOUNT,
+            approval_timeout_seconds=self._approval_timeout,
+            contact_list_mode=self._contact_list_mode,
+            stripe_key=self._stripe_key,
         )
-        provisioning.ensure_table(session.client("dynamodb"), self.names)
-        provisioning.ensure_event_bus(session.client("events"), self.names)
-        if self._contact_list_mode == "topic-per-tenant":
-            provisioning.ensure_shared_contact_list(session.client("sesv2"), self.names)
-        role = provisioning.ensure_state_machine_role(
-            session.client("iam"), self.names, arns.values()
+        self._aws.extensions.attach_cognito(
+            LocalCognito(session.client("cognito-idp"), self.lambdas.invoke)
         )
-        machine = provisioning.ensure_state_machine(
-            session.client("stepfunctions"), self.names, definition, role
-        )
-        trigger = self.names.function_arn(provisioning.TRIGGER_FUNCTION, REGION, ACCOUNT)
-        cognito = session.client("cognito-idp")
-        pool = provisioning.ensure_user_pool(cognito, self.names, trigger)
-        if self._stripe_key:
-            provisioning.put_stripe_secret(
-                session.client("secretsmanager"), self.names, self._stripe_key
-            )
-        self._aws.extensions.attach_cognito(LocalCognito(cognito, self.lambdas.invoke))
         return {
             "stage": STAGE,
             "awsEndpoint": self._aws.endpoint,
             "region": REGION,
-            **pool,
+            "userPoolId": provisioned["userPoolId"],
+            "userPoolClientId": provisioned["userPoolClientId"],
             "tableName": self.names.table,
             "eventBusName": self.names.event_bus,
-            "stateMachineArn": machine,
+            "stateMachineArn": provisioned["stateMachineArn"],
             "stripe": bool(self._stripe_key),
             "approvalTimeoutSeconds": self._approval_timeout or 86400,
             "contactListMode": self._contact_list_mode,

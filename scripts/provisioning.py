@@ -432,3 +432,37 @@ def put_stripe_secret(secrets: Any, names: StageNames, api_key: str) -> str:
             SecretString=api_key,
             Description=f"Stripe secret key of {names.prefix}",
         )["ARN"]
+
+
+def provision_emulated_stage(
+    session: Any,
+    names: StageNames,
+    account: str,
+    approval_timeout_seconds: Optional[int] = None,
+    contact_list_mode: str = "list-per-tenant",
+    stripe_key: Optional[str] = None,
+) -> Dict[str, str]:
+    """Every resource of a stage on an emulated AWS (the local stack, tests).
+
+    Function ARNs are the ones Chalice would give the stage's functions; the
+    emulator answers their invocations in process. Returns the state machine
+    ARN and the user pool and client ids.
+    """
+    region = session.region_name
+    arns = {name: names.function_arn(name, region, account) for name in TASK_FUNCTIONS}
+    ensure_table(session.client("dynamodb"), names)
+    ensure_event_bus(session.client("events"), names)
+    if contact_list_mode == "topic-per-tenant":
+        ensure_shared_contact_list(session.client("sesv2"), names)
+    role = ensure_state_machine_role(session.client("iam"), names, arns.values())
+    machine = ensure_state_machine(
+        session.client("stepfunctions"),
+        names,
+        render_definition(load_template(), arns, approval_timeout_seconds),
+        role,
+    )
+    trigger = names.function_arn(TRIGGER_FUNCTION, region, account)
+    pool = ensure_user_pool(session.client("cognito-idp"), names, trigger)
+    if stripe_key:
+        put_stripe_secret(session.client("secretsmanager"), names, stripe_key)
+    return {"stateMachineArn": machine, **pool}

@@ -101,3 +101,23 @@ def localstripe_customers(base: str, key: str = "sk_test_local") -> list:
         if not page.get("has_more") or not page["data"]:
             return customers
         after = page["data"][-1]["id"]
+
+
+@pytest.fixture
+def stage(monkeypatch):
+    """A stage of the app inside moto (tests/harness.py)."""
+    from tests.harness import Stage
+
+    with Stage(monkeypatch) as stage:
+        yield stage
+
+
+@pytest.fixture
+def client(stage):
+    """chalice.test.Client on that stage."""
+    from chalice.test import Client
+
+    from tests.harness import STAGE
+
+    with Client(stage.app, stage_name=STAGE) as client:
+        yield client

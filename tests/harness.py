@@ -55,29 +55,17 @@ class Stage:
         self.ddb = session.client("dynamodb")
         self.sfn = session.client("stepfunctions")
         self.sqs = session.client("sqs")
-        events = session.client("events")
-        arns = {
-            name: self.names.function_arn(name, REGION, ACCOUNT)
-            for name in provisioning.TASK_FUNCTIONS
-        }
-        provisioning.ensure_table(self.ddb, self.names)
-        provisioning.ensure_event_bus(events, self.names)
         self.sesv2 = session.client("sesv2")
-        if self._contact_list_mode == "topic-per-tenant":
-            provisioning.ensure_shared_contact_list(self.sesv2, self.names)
-        role = provisioning.ensure_state_machine_role(
-            session.client("iam"), self.names, arns.values()
-        )
-        definition = provisioning.render_definition(
-            provisioning.load_template(), arns, self._approval_timeout
-        )
-        self.state_machine_arn = provisioning.ensure_state_machine(
-            self.sfn, self.names, definition, role
-        )
+        events = session.client("events")
+        self.state_machine_arn = provisioning.provision_emulated_stage(
+            session,
+            self.names,
+            ACCOUNT,
+            approval_timeout_seconds=self._approval_timeout,
+            contact_list_mode=self._contact_list_mode,
+            stripe_key=self._stripe_key if self._stripe_base else None,
+        )["stateMachineArn"]
         if self._stripe_base:
-            provisioning.put_stripe_secret(
-                session.client("secretsmanager"), self.names, self._stripe_key
-            )
             self._monkeypatch.setenv("STRIPE_SECRET_ID", self.names.stripe_secret)
             self._monkeypatch.setenv("STRIPE_API_BASE", self._stripe_base)
         self._capture_events(events)

@@ -12,18 +12,6 @@ from tests.harness import STAGE, Stage, finalize_body, tenant
 APPROVAL = "Tenant Onboarding Approval Requested"
 
 
-@pytest.fixture
-def stage(monkeypatch):
-    with Stage(monkeypatch) as stage:
-        yield stage
-
-
-@pytest.fixture
-def client(stage):
-    with Client(stage.app, stage_name=STAGE) as client:
-        yield client
-
-
 def get(client, path):
     response = client.http.get(path)
     return response.status_code, json.loads(response.body)

@@ -12,18 +12,6 @@ from tests.harness import STAGE, Stage
 SUB = "5f3a1c2e-8b9d-4e7f-a123-4b5c6d7e8f90"
 
 
-@pytest.fixture
-def stage(monkeypatch):
-    with Stage(monkeypatch) as stage:
-        yield stage
-
-
-@pytest.fixture
-def client(stage):
-    with Client(stage.app, stage_name=STAGE) as client:
-        yield client
-
-
 def executions(stage):
     return stage.sfn.list_executions(stateMachineArn=stage.state_machine_arn)["executions"]
 
