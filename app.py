@@ -9,12 +9,13 @@ import os
 from chalice import Chalice, IAMAuthorizer
 
 from chalicelib import dependencies as deps
+from chalicelib import logs
 
 app = Chalice(app_name="tenant-onboarding")
 # Admin routes: API Gateway checks a SigV4-signed caller (403 for anyone else).
 # chalice local admits every request; it listens on 127.0.0.1 only.
 admin_only = IAMAuthorizer()
-logging.getLogger("chalicelib").setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
 app.log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
 

@@ -5,7 +5,6 @@ costs more to import than boto3, and most Lambdas of this app never call it.
 The API key is read from Secrets Manager on first use and kept for the
 container's life; it never appears in a log line, an error or an event.
 """
-import logging
 import threading
 from typing import Any, Callable, Optional
 
@@ -16,8 +15,9 @@ from chalicelib.errors import (
     aws_call,
 )
 from chalicelib.tenants import NewTenant
+from chalicelib.logs import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 def customer_idempotency_key(tenant_id: str) -> str:

@@ -9,13 +9,13 @@ Two modes, set per stage (CONTACT_LIST_MODE):
   list. UpdateContactList replaces the whole topic array, so the
   read-modify-write happens under a lease lock.
 """
-import logging
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from chalicelib.errors import ContactListQuotaReached, aws_call, aws_error_code
+from chalicelib.logs import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 MAX_TOPICS_PER_LIST = 20
 

@@ -4,15 +4,15 @@ SES's UpdateContactList replaces a list's whole topic array, so two
 onboardings adding their topics at once would lose one. They take this lock
 around the read-modify-write. A holder that dies releases it by expiry.
 """
-import logging
 import time
 import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from chalicelib.errors import ContactListBusy, aws_call, aws_error_code
+from chalicelib.logs import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class LeaseLock:

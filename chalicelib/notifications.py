@@ -1,11 +1,11 @@
 """Outcome events on the EventBridge bus."""
 import json
-import logging
 from typing import Any, Dict
 
 from chalicelib.errors import EventPublishFailed, aws_call
+from chalicelib.logs import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 APPROVAL_REQUESTED = "Tenant Onboarding Approval Requested"
 DETAIL_TYPES = {

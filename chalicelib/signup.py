@@ -1,11 +1,11 @@
 """Cognito's post-confirmation event, read into the tenant it confirms."""
-import logging
 import re
 from typing import Any, Dict, Optional
 
 from chalicelib.tenants import NewTenant
+from chalicelib.logs import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # Password resets fire the same trigger as PostConfirmation_ConfirmForgotPassword;
 # only a confirmed sign-up is a new tenant.

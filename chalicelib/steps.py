@@ -4,7 +4,6 @@ Each function here is one Task state of ``statemachine.json``; app.py binds
 it to a Lambda. Every step is idempotent: the state machine retries them.
 """
 import json
-import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Optional
 
@@ -14,8 +13,9 @@ from chalicelib.notifications import APPROVAL_REQUESTED, DETAIL_TYPES, EventPubl
 from chalicelib.settings import Settings
 from chalicelib.tenants import NewTenant, TenantNotFound, TenantRepository
 from chalicelib.workflow import redact_token
+from chalicelib.logs import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 MAX_REASON_LENGTH = 1000
 TIMEOUT_REASON = "no admin decision arrived within the approval window"

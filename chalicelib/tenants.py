@@ -4,7 +4,6 @@ Every write is conditional so that a retried or duplicated step leaves the
 record as one correct write would have, and a late step can never move a
 tenant out of a final status.
 """
-import logging
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -18,8 +17,9 @@ from chalicelib.errors import (
     aws_call,
     aws_error_code,
 )
+from chalicelib.logs import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 SORT_KEY = "tenant"
 ONBOARDING = "onboarding"

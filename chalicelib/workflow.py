@@ -1,12 +1,12 @@
 """Control of the onboarding state machine: start it, resume its wait."""
 import json
-import logging
 from typing import Any, Dict
 
 from chalicelib.errors import aws_call, aws_error_code
 from chalicelib.tenants import NewTenant
+from chalicelib.logs import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class DecisionNotDelivered(Exception):

@@ -445,6 +445,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except StackError as error:
         print(f"make run: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before the stack was ready
+        print("\nmake run: interrupted while starting; stopped.", file=sys.stderr)
+        return 130
     finally:
         if stack is not None:
             stack.stop()
