@@ -20,6 +20,9 @@ from chalicelib.logs import get_logger
 logger = get_logger(__name__)
 
 
+HTTP_TIMEOUT = (3.0, 10.0)  # connect, read (seconds); stripe-python defaults to 80
+
+
 def customer_idempotency_key(tenant_id: str) -> str:
     """The same tenant always asks Stripe for the same customer."""
     return f"tenant-onboarding-customer-{tenant_id}"
@@ -33,6 +36,11 @@ class StripeKeyProvider:
         self._secret_id = secret_id
         self._key: Optional[str] = None
         self._lock = threading.Lock()
+
+    def forget(self) -> None:
+        """Drop the cached key: it was rotated, read the secret again."""
+        with self._lock:
+            self._key = None
 
     def __call__(self) -> str:
         with self._lock:
@@ -73,29 +81,37 @@ class StripeBilling:
                     self._api_key(),
                     base_addresses={"api": self._api_base} if self._api_base else None,
                     max_network_retries=self._max_network_retries,
+                    # well inside the task's Lambda timeout: a hung call must
+                    # fail here (and be retried) rather than kill the Lambda
+                    http_client=stripe.RequestsClient(timeout=HTTP_TIMEOUT),
                 )
             return self._client
 
     def create_customer(self, tenant: NewTenant) -> str:
         import stripe
 
-        client = self._stripe_client()
         try:
-            customer = client.v1.customers.create(
-                params={
-                    "email": tenant.email,
-                    "name": tenant.name,
-                    "metadata": {"tenantId": tenant.tenant_id},
-                },
-                options={
-                    "idempotency_key": customer_idempotency_key(tenant.tenant_id)
-                },
-            )
+            try:
+                customer = self._create(tenant)
+            except stripe.AuthenticationError:
+                # Maybe the key was rotated since this container cached it.
+                forget = getattr(self._api_key, "forget", None)
+                if forget is None:
+                    raise
+                forget()
+                with self._lock:
+                    self._client = None
+                customer = self._create(tenant)
         except stripe.AuthenticationError:
             # The message Stripe sends may echo part of the key: drop it.
             raise StripeAuthenticationFailed(
                 "Stripe rejected the API key (authentication failed); "
                 "check the Stripe secret"
+            ) from None
+        except stripe.IdempotencyError:
+            # the first request with this key is still in flight: retry later
+            raise StripeUnavailable(
+                "Stripe is still processing an earlier attempt; will retry"
             ) from None
         except (stripe.RateLimitError, stripe.APIConnectionError) as error:
             raise StripeUnavailable(
@@ -114,3 +130,13 @@ class StripeBilling:
             "created Stripe customer %s", customer.id, extra={"tenantId": tenant.tenant_id}
         )
         return customer.id
+
+    def _create(self, tenant: NewTenant) -> Any:
+        return self._stripe_client().v1.customers.create(
+            params={
+                "email": tenant.email,
+                "name": tenant.name,
+                "metadata": {"tenantId": tenant.tenant_id},
+            },
+            options={"idempotency_key": customer_idempotency_key(tenant.tenant_id)},
+        )

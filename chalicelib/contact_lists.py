@@ -12,7 +12,7 @@ Two modes, set per stage (CONTACT_LIST_MODE):
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
-from chalicelib.errors import ContactListQuotaReached, aws_call, aws_error_code
+from chalicelib.errors import ContactListBusy, ContactListQuotaReached, aws_call, aws_error_code
 from chalicelib.logs import get_logger
 
 logger = get_logger(__name__)
@@ -112,6 +112,12 @@ class SharedListTopics:
                         "more topics"
                     ) from None
                 raise
+            # Had the lease run out mid-update, another onboarding could have
+            # written its own topic array over ours: check, and retry if so.
+            with aws_call("SES"):
+                written = self._ses.get_contact_list(ContactListName=self._list)
+            if not any(t.get("TopicName") == topic for t in written.get("Topics") or []):
+                raise ContactListBusy(f"topic {topic} was overwritten on {self._list}; will retry")
         logger.info("added topic %s to %s", topic, self._list, extra={"tenantId": tenant_id})
         return ContactListPlace(list=self._list, topic=topic)
 

@@ -36,13 +36,15 @@ def _client(service: str) -> Any:
     def build() -> Any:
         from botocore.config import Config
 
-        # Fail fast rather than hang: the Cognito trigger has 5 seconds in all,
-        # and the state machine retries a task with its own backoff.
-        config = Config(
-            connect_timeout=2,
-            read_timeout=5,
-            retries={"mode": "standard", "max_attempts": 3},
-        )
+        # Fail fast rather than hang: the state machine retries a task with its
+        # own backoff. Step Functions serves the Cognito trigger, which has 5
+        # seconds in all: two attempts of at most 0.5 + 1.5 seconds fit.
+        if service == "stepfunctions":
+            config = Config(connect_timeout=0.5, read_timeout=1.5,
+                            retries={"mode": "standard", "max_attempts": 2})
+        else:
+            config = Config(connect_timeout=2, read_timeout=5,
+                            retries={"mode": "standard", "max_attempts": 3})
         return _session().client(service, config=config)
 
     return _cached(f"client:{service}", build)

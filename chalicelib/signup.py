@@ -12,7 +12,7 @@ logger = get_logger(__name__)
 CONFIRM_SIGN_UP = "PostConfirmation_ConfirmSignUp"
 # A Cognito sub is a UUID; the tenant id doubles as the execution name, whose
 # allowed characters are narrower than a Cognito username's.
-_TENANT_ID = re.compile(r"^[A-Za-z0-9-]{1,80}$")
+TENANT_ID = re.compile(r"^[A-Za-z0-9-]{1,80}$")
 
 
 class InvalidSignupEvent(ValueError):
@@ -32,7 +32,7 @@ def tenant_from_confirmation(event: Dict[str, Any]) -> Optional[NewTenant]:
 
     sub = _text(attributes.get("sub"))
     email = _text(attributes.get("email"))
-    if not sub or not _TENANT_ID.match(sub):
+    if not sub or not TENANT_ID.match(sub):
         raise InvalidSignupEvent("the user has no usable sub attribute")
     if not email:
         raise InvalidSignupEvent(f"user {sub} has no email attribute")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Optional
 
 from chalicelib.billing import StripeBilling
-from chalicelib.errors import InvalidTaskInput
+from chalicelib.errors import InvalidTaskInput, TenantAlreadyFinal
 from chalicelib.notifications import APPROVAL_REQUESTED, DETAIL_TYPES, EventPublisher
 from chalicelib.settings import Settings
 from chalicelib.tenants import NewTenant, TenantNotFound, TenantRepository
@@ -110,12 +110,17 @@ def await_decision(
         return {"awaitingDecision": True, "decideBy": decide_by}
     publisher.publish(
         APPROVAL_REQUESTED,
-        {**tenant.to_dict(), "status": "onboarding", "decideBy": decide_by},
+        {
+            **tenant.to_dict(),
+            "status": "onboarding",
+            "decideBy": decide_by,
+            "eventKey": f"{tenant.tenant_id}:{APPROVAL_REQUESTED}:{decide_by}",
+        },
     )
     tenants.mark_approval_requested(tenant.tenant_id, token, utc_now())
     logger.info(
-        "tenant %s (%s) awaits an admin decision until %s",
-        tenant.tenant_id, tenant.email, decide_by,
+        "tenant %s awaits an admin decision until %s",
+        tenant.tenant_id, decide_by,
         extra={"tenantId": tenant.tenant_id, "taskToken": redact_token(token)},
     )
     return {"awaitingDecision": True, "decideBy": decide_by}
@@ -166,6 +171,23 @@ def update_status_and_notify(
             raise
         # Onboarding failed before the record existed: still tell the world.
         record = None
+    except TenantAlreadyFinal:
+        if status != "failed":
+            raise
+        # The failure path after the final status was set but its event was
+        # not published (e.g. EventBridge down past every retry): the record
+        # is right, so publish ITS outcome rather than lose it.
+        record = tenants.require(tenant.tenant_id)
+        status = record["status"]
+        decision = record.get("decision") or {}
+        reason = decision.get("reason") or record.get("failureReason")
+        if status == "timeout":
+            reason = TIMEOUT_REASON
+        extra = {"decision": decision} if decision else {}
+        logger.warning(
+            "tenant already %s when the failure path ran; publishing its own outcome",
+            status, extra={"tenantId": tenant.tenant_id},
+        )
 
     detail_type = DETAIL_TYPES[status]
     if record is not None and record.get("outcomeNotifiedAt"):
@@ -175,7 +197,13 @@ def update_status_and_notify(
         )
         return {"status": status, "published": False}
 
-    detail: Dict[str, Any] = {**tenant.to_dict(), "status": status}
+    # Delivery is at least once (a crash between publishing and remembering
+    # it publishes again): eventKey lets consumers drop the duplicate.
+    detail: Dict[str, Any] = {
+        **tenant.to_dict(),
+        "status": status,
+        "eventKey": f"{tenant.tenant_id}:{detail_type}",
+    }
     if reason:
         detail["reason"] = reason
     decision = extra.get("decision")

@@ -7,6 +7,8 @@ stays inside: no answer ever contains it.
 import base64
 import binascii
 import json
+import re
+from datetime import datetime, timedelta
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from chalice import BadRequestError, ConflictError, NotFoundError
@@ -17,19 +19,25 @@ from chalicelib.decisions import (
     read_status_and_reason,
 )
 from chalicelib.errors import AwsServiceUnavailable, TenantNotFound
+from chalicelib.logs import get_logger
+from chalicelib.signup import TENANT_ID
 from chalicelib.tenants import STATUSES, NotAwaitingDecision, TenantRepository
 from chalicelib.workflow import DecisionNotDelivered, OnboardingWorkflow
 
+_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]{8,12}Z$")
+logger = get_logger(__name__)
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
 LISTED = ("tenantId", "name", "email", "status", "createdAt", "updatedAt")
 
 
+CLAIM_LEASE_SECONDS = 60
+
+
 def tenant_summary(record: Dict[str, Any]) -> Dict[str, Any]:
     summary = {"tenantId": record["pk"], **{k: record.get(k) for k in LISTED[1:]}}
-    pending = record.get("pendingDecision")
-    if record.get("status") == "onboarding" and pending:
-        summary["decideBy"] = pending.get("decideBy")
+    if record.get("status") == "onboarding" and record.get("decideBy"):
+        summary["decideBy"] = record["decideBy"]
     return summary
 
 
@@ -58,9 +66,14 @@ def decode_page_token(token: str) -> Dict[str, Any]:
         key = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         key = None
-    if not isinstance(key, dict) or set(key) != {"pk", "sk", "status", "createdAt"}:
-        raise BadRequestError("nextToken is not one this API returned")
-    if not all(isinstance(v, str) for v in key.values()):
+    if (
+        not isinstance(key, dict)
+        or set(key) != {"pk", "sk", "status", "createdAt"}
+        or not all(isinstance(v, str) for v in key.values())
+        or key["sk"] != "tenant"
+        or not TENANT_ID.match(key["pk"])
+        or not _ISO_INSTANT.match(key["createdAt"])
+    ):
         raise BadRequestError("nextToken is not one this API returned")
     return key
 
@@ -91,6 +104,7 @@ class TenantAdmin:
         }
 
     def show(self, tenant_id: str) -> Dict[str, Any]:
+        _require_tenant_id(tenant_id)
         with _unavailable_as_503():
             record = self._tenants.get(tenant_id)
         if record is None:
@@ -100,11 +114,14 @@ class TenantAdmin:
     def decide(
         self, tenant_id: str, raw_body: Optional[bytes], decided_by: str, decided_at: str
     ) -> Dict[str, Any]:
+        _require_tenant_id(tenant_id)
         status, reason = parse_decision_body(raw_body)
         claim = {"status": status, "decidedBy": decided_by, "claimedAt": decided_at}
         try:
             with _unavailable_as_503():
-                pending = self._tenants.claim_decision(tenant_id, claim)
+                pending = self._tenants.claim_decision(
+                    tenant_id, claim, _seconds_before(decided_at, CLAIM_LEASE_SECONDS)
+                )
         except NotAwaitingDecision as refused:
             raise ConflictError(str(refused)) from None
         except TenantNotFound:
@@ -116,12 +133,14 @@ class TenantAdmin:
             with _unavailable_as_503():
                 self._workflow.send_decision(pending["taskToken"], decision)
         except DecisionNotDelivered as refused:
-            # the wait ended meanwhile (timed out): the claim stays, nothing to retry
+            # that token is spent (timed out, or replaced by a retried wait):
+            # Step Functions already rules out a second delivery, so free the claim
+            self._release(tenant_id)
             raise ConflictError(
                 f"tenant {tenant_id} is no longer awaiting a decision: {refused}"
             ) from None
         except Exception:
-            self._tenants.release_claim(tenant_id)  # let an admin try again
+            self._release(tenant_id)  # let an admin try again
             raise
         return {
             "message": f"Tenant onboarding {status} successfully",
@@ -130,6 +149,25 @@ class TenantAdmin:
             "decidedBy": decided_by,
             "decidedAt": decided_at,
         }
+
+
+    def _release(self, tenant_id: str) -> None:
+        try:
+            self._tenants.release_claim(tenant_id)
+        except Exception as error:  # the claim's lease frees it anyway
+            logger.warning("could not release the decision claim: %s", error,
+                           extra={"tenantId": tenant_id})
+
+
+def _require_tenant_id(tenant_id: str) -> None:
+    """Ids that cannot exist are unknown, not a DynamoDB validation error."""
+    if not TENANT_ID.match(tenant_id or ""):
+        raise NotFoundError(f"no tenant {tenant_id[:100]}")
+
+
+def _seconds_before(instant: str, seconds: int) -> str:
+    moment = datetime.fromisoformat(instant.replace("Z", "+00:00")) - timedelta(seconds=seconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_decision_body(raw_body: Optional[bytes]) -> Tuple[str, Optional[str]]:
@@ -145,7 +183,7 @@ def parse_decision_body(raw_body: Optional[bytes]) -> Tuple[str, Optional[str]]:
 def _page_size(value: Optional[str]) -> int:
     if value is None:
         return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
         raise BadRequestError(f"limit must be a whole number from 1 to {MAX_PAGE}")
     return int(value)
 

@@ -188,7 +188,7 @@ class TenantRepository:
         values: Dict[str, Any] = {":s": status, ":now": now, ":onboarding": ONBOARDING}
         assignments = ["#s = :s", "updatedAt = :now"]
         # the task token is spent once a final status is set; keep no copy
-        removals = " REMOVE pendingDecision, decisionClaim"
+        removals = " REMOVE pendingDecision, decisionClaim, decideBy"
         for index, (attribute, value) in enumerate(sorted((extra or {}).items())):
             names[f"#x{index}"] = attribute
             values[f":x{index}"] = value
@@ -246,7 +246,11 @@ class TenantRepository:
                 response = self._ddb.update_item(
                     TableName=self._table_name,
                     Key=_key(tenant_id),
-                    UpdateExpression="SET pendingDecision = :p, updatedAt = :now",
+                    # a new token makes any claim on the old one void
+                    UpdateExpression=(
+                        "SET pendingDecision = :p, decideBy = :d, updatedAt = :now "
+                        "REMOVE decisionClaim"
+                    ),
                     ConditionExpression="attribute_exists(pk) AND #s = :onboarding",
                     ExpressionAttributeNames={"#s": "status"},
                     ExpressionAttributeValues=_to_ddb(
@@ -256,6 +260,7 @@ class TenantRepository:
                                 "requestedAt": requested_at,
                                 "decideBy": decide_by,
                             },
+                            ":d": decide_by,
                             ":now": requested_at,
                             ":onboarding": ONBOARDING,
                         }
@@ -288,8 +293,14 @@ class TenantRepository:
             if not _is_condition_failure(error):
                 raise  # decided meanwhile: nothing to remember
 
-    def claim_decision(self, tenant_id: str, claim: Dict[str, Any]) -> Dict[str, Any]:
-        """Let exactly one admin decide: returns the pending decision claimed."""
+    def claim_decision(
+        self, tenant_id: str, claim: Dict[str, Any], stale_before: str
+    ) -> Dict[str, Any]:
+        """Let exactly one admin decide: returns the pending decision claimed.
+
+        ``claim["claimedAt"]`` dates the claim; one older than ``stale_before``
+        (its holder died between claiming and delivering) may be taken over.
+        """
         try:
             with aws_call("DynamoDB"):
                 response = self._ddb.update_item(
@@ -298,10 +309,13 @@ class TenantRepository:
                     UpdateExpression="SET decisionClaim = :c",
                     ConditionExpression=(
                         "attribute_exists(pk) AND #s = :onboarding AND "
-                        "attribute_exists(pendingDecision) AND attribute_not_exists(decisionClaim)"
+                        "attribute_exists(pendingDecision) AND "
+                        "(attribute_not_exists(decisionClaim) OR decisionClaim.claimedAt < :stale)"
                     ),
                     ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues=_to_ddb({":c": claim, ":onboarding": ONBOARDING}),
+                    ExpressionAttributeValues=_to_ddb(
+                        {":c": claim, ":onboarding": ONBOARDING, ":stale": stale_before}
+                    ),
                     ReturnValues="ALL_NEW",
                 )
             return _from_ddb(response["Attributes"])["pendingDecision"]

@@ -144,6 +144,8 @@ class LoadRun:
         ids = {t["tenantId"] for t in tenants}
         to_waiting = [t["awaiting"] - t["signedUp"] for t in tenants if "awaiting" in t]
         to_final = [t["finalAt"] - t["decided"] for t in tenants if "finalAt" in t]
+        # executions end after their outcome event went out: wait for them first
+        running = self._running_executions(ids)
         events = self._outcome_events(ids)
         per_tenant: Dict[str, List[str]] = {}
         for event in events:
@@ -152,7 +154,6 @@ class LoadRun:
             t["tenantId"]: "Tenant Onboarding Complete" if t["decision"] == "approved"
             else "Tenant Onboarding Rejected" for t in tenants
         }
-        running = self._running_executions(ids)
         problems = []
         for t in tenants:
             expected = "active" if t["decision"] == "approved" else "rejected"

@@ -397,6 +397,12 @@ def _env_int(name: str, default: Optional[int]) -> Optional[int]:
         raise StackError(f"{name} must be a whole number, not {value!r}") from None
 
 
+def _positive(seconds: Optional[int]) -> Optional[int]:
+    if seconds is not None and seconds <= 0:
+        raise StackError("APPROVAL_TIMEOUT_SECONDS must be a positive number of seconds")
+    return seconds
+
+
 def _contact_list_mode() -> str:
     from chalicelib.settings import CONTACT_LIST_MODES, LIST_PER_TENANT
 
@@ -430,7 +436,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             stripe_api_key=os.environ.get("STRIPE_API_KEY") or None,
             stripe_api_base=os.environ.get("STRIPE_API_BASE") or None,
             stripe_port=_env_int("LOCAL_STRIPE_PORT", 8420),
-            approval_timeout_seconds=_env_int("APPROVAL_TIMEOUT_SECONDS", None),
+            approval_timeout_seconds=_positive(_env_int("APPROVAL_TIMEOUT_SECONDS", None)),
             contact_list_mode=_contact_list_mode(),
             enforce_ses_quotas=os.environ.get("LOCAL_ENFORCE_SES_QUOTAS", "") in ("1", "true"),
         )

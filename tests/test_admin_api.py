@@ -257,3 +257,68 @@ def test_decision_bodies_are_validated_before_anything_happens(stage, client, bo
     assert answer[0] == status
     assert fragment in answer[1]["Message"]
     assert get(client, f"/tenants/{t['tenantId']}")[1]["status"] == "onboarding"
+
+
+def test_a_claim_left_by_an_admin_who_died_expires(stage, client):
+    t, execution = waiting(stage, 60)
+    # an admin claimed the decision two minutes ago, then their Lambda died
+    stage.ddb.update_item(
+        TableName=stage.names.table,
+        Key={"pk": {"S": t["tenantId"]}, "sk": {"S": "tenant"}},
+        UpdateExpression="SET decisionClaim = :c",
+        ExpressionAttributeValues={":c": {"M": {
+            "status": {"S": "approved"}, "decidedBy": {"S": "gone"},
+            "claimedAt": {"S": "2000-01-01T00:00:00.000Z"},
+        }}},
+    )
+
+    assert decide(client, t["tenantId"], {"status": "approved"})[0] == 200
+    assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
+
+
+def test_a_new_wait_token_voids_a_claim_on_the_old_one(stage, client):
+    from chalicelib import dependencies as deps
+
+    t, execution = waiting(stage, 61)
+    repository = deps.tenants()
+    repository.claim_decision(
+        t["tenantId"], {"status": "approved", "decidedBy": "x", "claimedAt": "2999-01-01T00:00:00.000Z"},
+        "2000-01-01T00:00:00.000Z",
+    )
+    pending = stage.record(t["tenantId"])["pendingDecision"]
+    # the wait task is retried: it records the (here: same) token again
+    repository.record_pending_decision(
+        t["tenantId"], pending["taskToken"], pending["requestedAt"], pending["decideBy"]
+    )
+
+    assert decide(client, t["tenantId"], {"status": "approved"})[0] == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/tenants/" + "x" * 3000,
+    "/tenants/not%20an%20id",
+    "/tenants/" + "y" * 3000 + "/decision",
+])
+def test_ids_that_cannot_exist_are_404_not_500(client, path):
+    if path.endswith("/decision"):
+        response = client.http.post(path, headers={"Content-Type": "application/json"},
+                                    body='{"status": "approved"}')
+    else:
+        response = client.http.get(path)
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("query", [
+    "limit=%C2%B2",  # a superscript two is a digit to str.isdigit()
+    "nextToken=" + __import__("base64").urlsafe_b64encode(json.dumps(
+        {"pk": "", "sk": "tenant", "status": "onboarding", "createdAt": "x"}).encode()).decode(),
+    "nextToken=" + __import__("base64").urlsafe_b64encode(json.dumps(
+        {"pk": "a" * 3000, "sk": "tenant", "status": "onboarding",
+         "createdAt": "2026-11-26T10:00:00.000Z"}).encode()).decode(),
+])
+def test_odd_listing_queries_are_400_not_500(client, query):
+    status, body = get(client, f"/tenants?status=onboarding&{query}")
+
+    assert status == 400
+    assert body["Message"]

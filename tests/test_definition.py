@@ -62,8 +62,11 @@ def test_the_wait_is_a_task_token_callback_of_24_hours_with_a_timeout_path():
     assert wait["Catch"][0] == {
         "ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "Approval Timed Out",
     }
-    # a timeout must not be retried into a second 24-hour wait
+    # a timeout must not be retried into a second 24-hour wait (States.ALL
+    # would match it; States.TaskFailed does not)
     assert all("States.ALL" not in r["ErrorEquals"] for r in wait["Retry"])
+    assert all("States.Timeout" not in r["ErrorEquals"] for r in wait["Retry"])
+    assert wait["Retry"][-1]["ErrorEquals"] == ["States.TaskFailed"]
 
 
 def test_the_happy_path_visits_the_seed_states_in_order():

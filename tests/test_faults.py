@@ -190,16 +190,21 @@ def test_a_late_duplicate_outcome_step_cannot_move_a_final_tenant(monkeypatch):
         assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
 
         with Client(stage.app, stage_name=STAGE) as client:
+            late_failure = client.lambda_.invoke(
+                "update_status_and_notify",
+                {"tenant": t, "outcome": {"status": "failed", "error": {"Error": "X"}}},
+            )
             with pytest.raises(Exception, match="already active"):
                 client.lambda_.invoke(
                     "update_status_and_notify",
-                    {"tenant": t, "outcome": {"status": "failed", "error": {"Error": "X"}}},
+                    {"tenant": t, "outcome": {"status": "rejected", "decision": {"status": "rejected"}}},
                 )
             repeat = client.lambda_.invoke(
                 "update_status_and_notify",
                 {"tenant": t, "outcome": {"status": "active", "decision": {"status": "approved"}}},
             )
 
+        assert late_failure.payload == {"status": "active", "published": False}
         assert repeat.payload == {"status": "active", "published": False}
         assert stage.record(t["tenantId"])["status"] == "active"
         assert outcome_events(stage) == [APPROVAL, "Tenant Onboarding Complete"]

@@ -103,6 +103,7 @@ def test_await_decision_task_keeps_the_token_and_requests_approval(stage, client
     assert event["detail"] == {
         "tenantId": SUB, "email": "ada@example.com", "name": "Ada Ltd",
         "status": "onboarding", "decideBy": "2026-11-27T10:00:00.000Z",
+        "eventKey": f"{SUB}:Tenant Onboarding Approval Requested:2026-11-27T10:00:00.000Z",
     }
     assert "token-1234567890" not in json.dumps(event)
 

@@ -170,3 +170,44 @@ def test_given_secrets_manager_throttles_when_the_key_is_asked_for_then_aws_unav
 
     with pytest.raises(AwsServiceUnavailable):
         provider()
+
+
+def test_given_a_rotated_key_when_the_cached_one_fails_then_the_secret_is_read_again(localstripe):
+    from chalicelib.billing import StripeBilling
+
+    keys = iter(["bad", "sk_test_rotated"])
+
+    class Provider:
+        forgotten = 0
+
+        def __init__(self):
+            self.key = next(keys)
+
+        def forget(self):
+            Provider.forgotten += 1
+            self.key = next(keys)
+
+        def __call__(self):
+            return self.key
+
+    tenant = NewTenant("33333333-2222-4333-8444-555555555555", "rot@example.com", "Rot")
+    customer = StripeBilling(Provider(), api_base=localstripe, max_network_retries=0).create_customer(tenant)
+
+    assert customer.startswith("cus_")
+    assert Provider.forgotten == 1
+
+
+def test_given_an_in_flight_idempotent_request_when_retried_then_stripe_unavailable(monkeypatch):
+    import stripe
+
+    from chalicelib.billing import StripeBilling
+    from chalicelib.errors import StripeUnavailable
+
+    billing = StripeBilling(lambda: "sk_test_x", api_base="http://127.0.0.1:1")
+
+    def in_flight(tenant):
+        raise stripe.IdempotencyError("A request with this key is in progress", http_status=409)
+
+    monkeypatch.setattr(billing, "_create", in_flight)
+    with pytest.raises(StripeUnavailable, match="still processing"):
+        billing.create_customer(NewTenant("t-1", "a@example.com", "A"))

@@ -388,15 +388,44 @@ def test_given_no_record_when_approved_then_tenant_not_found_and_nothing_publish
     assert publisher.events == []
 
 
-def test_given_active_when_failed_outcome_arrives_then_already_final_and_nothing_published(
+def test_given_active_and_notified_when_failed_outcome_arrives_then_nothing_changes(
     onboarding, publisher, task_input
 ):
     steps.update_status_and_notify(approval(task_input), onboarding, publisher)
     event = outcome(task_input, "failed", error=lambda_error("X", "late"))
 
-    with pytest.raises(TenantAlreadyFinal):
-        steps.update_status_and_notify(event, onboarding, publisher)
+    result = steps.update_status_and_notify(event, onboarding, publisher)
+
+    assert result == {"status": "active", "published": False}
+    assert onboarding.get(TENANT_ID)["status"] == "active"
     assert len(publisher.events) == 1
+
+
+def test_given_active_but_unpublished_when_failure_path_runs_then_complete_goes_out(
+    onboarding, publisher, task_input
+):
+    # Update Status & Notify set active, then EventBridge failed past every retry
+    onboarding.finish(TENANT_ID, "active", "2026-11-26T10:00:00.000Z",
+                      {"decision": {"status": "approved", "decidedBy": "admin"}})
+    event = outcome(task_input, "failed", error=lambda_error("EventPublishFailed", "down"))
+
+    result = steps.update_status_and_notify(event, onboarding, publisher)
+
+    assert result == {"status": "active", "published": True}
+    [(detail_type, detail)] = publisher.events
+    assert detail_type == "Tenant Onboarding Complete"
+    assert detail["decidedBy"] == "admin"
+    assert onboarding.get(TENANT_ID)["status"] == "active"
+    assert onboarding.get(TENANT_ID)["outcomeNotifiedAt"]
+
+
+def test_given_rejected_when_a_late_approval_arrives_then_already_final(
+    onboarding, publisher, task_input
+):
+    steps.update_status_and_notify(outcome(task_input, "timeout"), onboarding, publisher)
+
+    with pytest.raises(TenantAlreadyFinal):
+        steps.update_status_and_notify(approval(task_input), onboarding, publisher)
 
 
 def test_given_a_timeout_when_step_runs_then_timeout_event_carries_the_timeout_reason(
