@@ -4,6 +4,7 @@ Nothing here runs at import time: a cold start pays only for what the
 invoked function uses. Tests call ``reset()`` (or replace an entry with
 ``override``) so no client leaks from one test to the next.
 """
+import os
 import threading
 from typing import Any, Callable, Dict, TypeVar
 
@@ -45,6 +46,13 @@ def _client(service: str) -> Any:
         else:
             config = Config(connect_timeout=2, read_timeout=5,
                             retries={"mode": "standard", "max_attempts": 3})
+        # The local stack's emulator serves every call from one Python
+        # process and is far slower than AWS under load: it widens these.
+        override = os.environ.get("AWS_CLIENT_TIMEOUT_SECONDS")
+        if override:
+            config = config.merge(
+                Config(connect_timeout=float(override), read_timeout=float(override))
+            )
         return _session().client(service, config=config)
 
     return _cached(f"client:{service}", build)

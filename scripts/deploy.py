@@ -4,15 +4,23 @@
     python -m scripts.deploy --stage dev [--region R] [--profile P] [--dry-run]
     python -m scripts.deploy --stage dev --delete [--delete-data]
 
-In order: the stage's Lambda environment and IAM policy files, ``chalice
-deploy`` (the API, the Cognito trigger and the task Lambdas), the DynamoDB
-table, the EventBridge bus, the Stripe secret (only when a key is given, from
-the STRIPE_API_KEY environment variable or --stripe-key-stdin; never an
-argument, never printed), the Step Functions role, log group and state
-machine (statemachine.json with its placeholders filled from
-.chalice/deployed/STAGE.json), the Cognito user pool and client with the
-post-confirmation trigger and the permission for Cognito to invoke it, and
-the SES prerequisites of the stage's contact-list mode.
+In order: the Stripe secret (only when a key is given, from the
+DEPLOY_STRIPE_API_KEY environment variable or --stripe-key-stdin; never an
+argument, never printed; a stored key is replaced by a different one only
+with --replace-stripe-key), the stage's Lambda environment and IAM policy
+files (for the stage's contact-list mode), ``chalice deploy`` (the API, the
+Cognito trigger and the task Lambdas), the DynamoDB table, the EventBridge
+bus, the Step Functions role, log group and state machine (statemachine.json
+with its placeholders filled from .chalice/deployed/STAGE.json), the Cognito
+user pool and client with the post-confirmation trigger and the permission
+for Cognito to invoke it, and the SES prerequisites of the stage's
+contact-list mode. Every stage but dev gets deletion protection on its table
+and its user pool.
+
+STRIPE_API_KEY (the local stack's test key) is deliberately not read here.
+--delete keeps the stage's data (the table, the user pool with every
+tenant's login, the Stripe secret, the shared contact list) unless
+--delete-data is given too.
 
 Every resource is found by name first: a second run with nothing changed
 changes nothing and says so. --dry-run prints the plan and changes nothing.
@@ -34,6 +42,7 @@ from scripts import policies, provisioning
 from scripts.provisioning import APP_NAME, PROJECT_DIR, StageNames
 
 CREATE, UPDATE, UNCHANGED, DELETE, SKIP = "create", "update", "unchanged", "delete", "skip"
+STRIPE_KEY_VARIABLE = "DEPLOY_STRIPE_API_KEY"
 STATES_LOG_RETENTION_DAYS = 30
 COGNITO_PERMISSION_ID = "cognito-post-confirmation"
 
@@ -64,6 +73,7 @@ class Deployer:
         stripe_key: Optional[str] = None,
         chalice: Optional[Callable[[List[str]], None]] = None,
         say: Callable[[str], None] = print,
+        replace_stripe_key: bool = False,
     ) -> None:
         self.session = session
         self.stage = stage
@@ -71,6 +81,7 @@ class Deployer:
         self.project_dir = project_dir
         self.dry_run = dry_run
         self._stripe_key = stripe_key
+        self._replace_stripe_key = replace_stripe_key
         self._chalice = chalice or self._run_chalice
         self._say = say
         self.region = session.region_name
@@ -120,7 +131,23 @@ class Deployer:
     @property
     def contact_list_mode(self) -> str:
         env = self._stage_config().get("environment_variables", {})
-        return env.get("CONTACT_LIST_MODE") or "list-per-tenant"
+        mode = env.get("CONTACT_LIST_MODE") or policies.LIST_PER_TENANT
+        if mode not in policies.CONTACT_LIST_MODES:
+            raise DeployError(
+                f"CONTACT_LIST_MODE of stage {self.stage} is {mode!r}: expected one of "
+                f"{', '.join(policies.CONTACT_LIST_MODES)}"
+            )
+        return mode
+
+    @property
+    def protected(self) -> bool:
+        """Deletion protection on the table and the user pool: every stage but dev."""
+        return self.stage != "dev"
+
+    @property
+    def legacy_shared_contact_list(self) -> str:
+        """The shared list's name before it became ``tenants-<stage>``."""
+        return self.names.prefix
 
     # --- deploy --------------------------------------------------------------------
     def deploy(self) -> Dict[str, Any]:
@@ -128,6 +155,7 @@ class Deployer:
             f"{'Plan for' if self.dry_run else 'Deploying'} stage {self.stage} in "
             f"{self.region} (account {self.account}):"
         )
+        self.check_shared_contact_list_name()
         stripe_on = self.stripe_secret()
         self.lambda_configuration(stripe_on)
         self.chalice_app()
@@ -158,8 +186,40 @@ class Deployer:
             path.write_text(json.dumps(outputs, indent=2) + "\n")
         return outputs
 
+    def check_shared_contact_list_name(self) -> None:
+        """Stop before changing anything when the stage still has its shared
+        list under the old name: SES allows one contact list per account and
+        Region, so ``tenants-<stage>`` could not be created next to it, and
+        the app would be pointed at a list that does not exist."""
+        if self.contact_list_mode != policies.TOPIC_PER_TENANT:
+            return
+        sesv2 = self.client("sesv2")
+        try:
+            sesv2.get_contact_list(ContactListName=self.names.shared_contact_list)
+            return
+        except sesv2.exceptions.NotFoundException:
+            pass
+        try:
+            sesv2.get_contact_list(ContactListName=self.legacy_shared_contact_list)
+        except sesv2.exceptions.NotFoundException:
+            return
+        raise DeployError(
+            f"stage {self.stage} has its shared SES contact list under the old name "
+            f"{self.legacy_shared_contact_list}; the app now uses "
+            f"{self.names.shared_contact_list}, and SES allows one contact list per account "
+            f"and Region, so it cannot be created next to the old one. Move the topics (and "
+            f"the tenant records' list attribute) to a list named "
+            f"{self.names.shared_contact_list}, or delete the old list if nothing in it is "
+            f"needed, then deploy again. Nothing was changed."
+        )
+
     def stripe_secret(self) -> bool:
-        """Store the key when one is given; Stripe is on when the secret exists."""
+        """Store the key when one is given; Stripe is on when the secret exists.
+
+        A stored key is never replaced by a different one unless asked
+        (--replace-stripe-key): a key left in the environment for another
+        purpose must not overwrite a stage's real secret.
+        """
         secrets = self.client("secretsmanager")
         name = self.names.stripe_secret
         try:
@@ -178,6 +238,12 @@ class Deployer:
             self._record(CREATE, "Stripe secret", name, "value not shown")
             if not self.dry_run:
                 provisioning.put_stripe_secret(secrets, self.names, self._stripe_key)
+        elif not self._replace_stripe_key:
+            raise DeployError(
+                f"the Stripe secret {name} already holds a different key; pass "
+                f"--replace-stripe-key to replace it (neither key is shown). "
+                f"Nothing was changed."
+            )
         else:
             self._record(UPDATE, "Stripe secret", name, "new value, not shown")
             if not self.dry_run:
@@ -200,9 +266,10 @@ class Deployer:
             or stage.get("autogen_policy") is not False
             or stage.get("lambda_functions") != lambda_functions
         )
+        mode = self.contact_list_mode
         policy_texts = {
             policies.policy_file(self.stage, fn): json.dumps(doc, indent=2) + "\n"
-            for fn, doc in policies.policies(self.stage).items()
+            for fn, doc in policies.policies(self.stage, mode).items()
         }
         stale_policies = [
             f for f, text in policy_texts.items()
@@ -224,7 +291,7 @@ class Deployer:
         )
         config["stages"][self.stage] = stage
         self.config_path.write_text(json.dumps(config, indent=2) + "\n")
-        policies.write_policy_files(self.stage, self.project_dir)
+        policies.write_policy_files(self.stage, mode, self.project_dir)
 
     def _app_fingerprint(self) -> str:
         """What chalice deploy ships: unchanged fingerprint, nothing to deploy."""
@@ -284,7 +351,7 @@ class Deployer:
     def table(self) -> str:
         ddb = self.client("dynamodb")
         name = self.names.table
-        protect = self.stage != "dev"
+        protect = self.protected
         try:
             table = ddb.describe_table(TableName=name)["Table"]
         except ddb.exceptions.ResourceNotFoundException:
@@ -306,6 +373,10 @@ class Deployer:
         missing_indexes = provisioning.missing_indexes(table)
         if missing_indexes:
             changes.append(f"add index {', '.join(missing_indexes)}")
+        stale_indexes = provisioning.stale_indexes(table)
+        for index in stale_indexes:
+            changes.append(f"recreate index {index} with the listed attributes only "
+                           "(listing unavailable until it is backfilled)")
         if not changes:
             self._record(UNCHANGED, "DynamoDB table", name)
             return table["TableArn"]
@@ -317,6 +388,11 @@ class Deployer:
                 ddb.update_table(TableName=name, DeletionProtectionEnabled=True)
             if missing_indexes:
                 provisioning.add_missing_indexes(ddb, self.names, table)
+            for index in stale_indexes:
+                try:
+                    provisioning.replace_index(ddb, self.names, index)
+                except TimeoutError as error:
+                    raise DeployError(str(error)) from None
         return table["TableArn"]
 
     def event_bus(self) -> None:
@@ -410,20 +486,22 @@ class Deployer:
     def user_pool(self, functions: Dict[str, str]) -> Dict[str, Optional[str]]:
         cognito = self.client("cognito-idp")
         trigger = functions[provisioning.TRIGGER_FUNCTION]
+        protect = self.protected
         pool_id = provisioning.find_user_pool(cognito, self.names.user_pool)
         if pool_id is None:
             self._record(CREATE, "Cognito user pool", self.names.user_pool,
-                         "email sign-in, name required, trigger wired")
+                         "email sign-in, name required, trigger wired"
+                         + (", deletion protection on" if protect else ""))
             self._record(CREATE, "Cognito app client", self.names.user_pool_client, "no secret")
             if self.dry_run:
                 return {"userPoolId": None, "userPoolClientId": None}
-            return provisioning.ensure_user_pool(cognito, self.names, trigger)
+            return provisioning.ensure_user_pool(cognito, self.names, trigger, protect)
         pool = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]
-        differences = provisioning.user_pool_differences(pool, self.names, trigger)
+        differences = provisioning.user_pool_differences(pool, self.names, trigger, protect)
         if differences:
             self._record(UPDATE, "Cognito user pool", self.names.user_pool, ", ".join(differences))
             if not self.dry_run:
-                provisioning.update_user_pool(cognito, pool_id, self.names, trigger)
+                provisioning.update_user_pool(cognito, pool_id, self.names, trigger, protect)
         else:
             self._record(UNCHANGED, "Cognito user pool", self.names.user_pool)
         client_id = provisioning.find_user_pool_client(
@@ -432,7 +510,7 @@ class Deployer:
         if client_id is None:
             self._record(CREATE, "Cognito app client", self.names.user_pool_client, "no secret")
             if not self.dry_run:
-                client_id = provisioning.ensure_user_pool(cognito, self.names, trigger)[
+                client_id = provisioning.ensure_user_pool(cognito, self.names, trigger, protect)[
                     "userPoolClientId"
                 ]
         else:
@@ -501,12 +579,6 @@ class Deployer:
             f"{'Plan to delete' if self.dry_run else 'Deleting'} stage {self.stage} in "
             f"{self.region} (account {self.account}):"
         )
-        cognito = self.client("cognito-idp")
-        pool_id = provisioning.find_user_pool(cognito, self.names.user_pool)
-        if pool_id:
-            self._record(DELETE, "Cognito user pool", self.names.user_pool, "and its users")
-            if not self.dry_run:
-                cognito.delete_user_pool(UserPoolId=pool_id)
         sfn = self.client("stepfunctions")
         machine = self.names.state_machine_arn(self.region, self.account)
         try:
@@ -556,7 +628,23 @@ class Deployer:
         ddb = self.client("dynamodb")
         secrets = self.client("secretsmanager")
         sesv2 = self.client("sesv2")
+        cognito = self.client("cognito-idp")
         kept = []
+        pool_id = provisioning.find_user_pool(cognito, self.names.user_pool)
+        if pool_id and delete_data:
+            protected = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"].get(
+                "DeletionProtection"
+            ) == "ACTIVE"
+            self._record(DELETE, "Cognito user pool", self.names.user_pool,
+                         "and its users: every tenant's login"
+                         + ("; deletion protection turned off first" if protected else ""))
+            if not self.dry_run:
+                if protected:
+                    provisioning.set_user_pool_deletion_protection(cognito, pool_id, active=False)
+                cognito.delete_user_pool(UserPoolId=pool_id)
+        elif pool_id:
+            kept.append(f"Cognito user pool {self.names.user_pool} (every tenant's login; "
+                        "sign-up confirmations fail until the stage is deployed again)")
         try:
             ddb.describe_table(TableName=self.names.table)
             if delete_data:
@@ -606,14 +694,18 @@ class Deployer:
 
 
 def read_stripe_key(from_stdin: bool) -> Optional[str]:
-    """The key comes from the environment or stdin, never from argv."""
+    """The key comes from DEPLOY_STRIPE_API_KEY or stdin, never from argv.
+
+    Not from STRIPE_API_KEY: that is the local stack's (a test key the
+    README has developers export), and must not reach a stage's secret.
+    """
     if from_stdin:
         key = getpass.getpass("Stripe secret key: ") if sys.stdin.isatty() else sys.stdin.readline()
         key = key.strip()
         if not key:
             raise DeployError("no Stripe key on stdin")
         return key
-    return os.environ.get("STRIPE_API_KEY", "").strip() or None
+    return os.environ.get(STRIPE_KEY_VARIABLE, "").strip() or None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -624,9 +716,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     parser.add_argument("--delete", action="store_true", help="tear the stage down")
     parser.add_argument("--delete-data", action="store_true",
-                        help="with --delete: also the table, the Stripe secret and the shared list")
+                        help="with --delete: also the table, the user pool (every tenant's "
+                             "login), the Stripe secret and the shared list")
     parser.add_argument("--stripe-key-stdin", action="store_true",
-                        help="read the Stripe secret key from stdin (else STRIPE_API_KEY)")
+                        help=f"read the Stripe secret key from stdin (else {STRIPE_KEY_VARIABLE})")
+    parser.add_argument("--replace-stripe-key", action="store_true",
+                        help="allow replacing a stored Stripe key with a different one")
     args = parser.parse_args(argv)
     if args.delete_data and not args.delete:
         parser.error("--delete-data only goes with --delete")
@@ -636,9 +731,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+        stripe_key = None if args.delete else read_stripe_key(args.stripe_key_stdin)
+        if stripe_key is None and not args.delete and os.environ.get("STRIPE_API_KEY"):
+            print(f"note: STRIPE_API_KEY is the local stack's and is ignored here; give a "
+                  f"stage's key as {STRIPE_KEY_VARIABLE} or with --stripe-key-stdin",
+                  file=sys.stderr)
         deployer = Deployer(
-            session, args.stage, dry_run=args.dry_run,
-            stripe_key=None if args.delete else read_stripe_key(args.stripe_key_stdin),
+            session, args.stage, project_dir=PROJECT_DIR, dry_run=args.dry_run,
+            stripe_key=stripe_key, replace_stripe_key=args.replace_stripe_key,
         )
         if args.delete:
             deployer.delete(args.delete_data)

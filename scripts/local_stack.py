@@ -240,6 +240,8 @@ class LocalStack:
 
         os.environ.update(self.names.environment(REGION, ACCOUNT))
         os.environ["CONTACT_LIST_MODE"] = self._contact_list_mode
+        # AWS answers in milliseconds; this emulator, under a burst, in seconds
+        os.environ.setdefault("AWS_CLIENT_TIMEOUT_SECONDS", "30")
         os.environ.pop("STRIPE_SECRET_ID", None)
         os.environ.pop("STRIPE_API_BASE", None)
         if stripe_base:

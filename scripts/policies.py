@@ -6,18 +6,36 @@ and referenced from .chalice/config.json (autogen_policy is off). The deploy
 script rewrites them for the stage it deploys; a test keeps the committed
 ones equal to what this module generates.
 
+The create_contact_list policy depends on the stage's contact-list mode
+(CONTACT_LIST_MODE in the stage's environment in .chalice/config.json):
+``list-per-tenant`` may touch only ``tenant-*`` lists, ``topic-per-tenant``
+only the stage's shared list ``tenants-<stage>`` (and the lease lock items).
+
     python -m scripts.policies --stage dev      # (re)write the stage's files
 """
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
-from scripts.provisioning import APP_NAME, PROJECT_DIR, StageNames
+from scripts.provisioning import (
+    APP_NAME,
+    PROJECT_DIR,
+    TASK_FUNCTIONS,
+    TRIGGER_FUNCTION,
+    StageNames,
+)
 
 # Step Functions has no resource-level permissions for task-token calls.
-RESOURCE_STAR_ALLOWED = {"states:SendTaskSuccess", "states:SendTaskFailure"}
+RESOURCE_STAR_ALLOWED = {"states:SendTaskSuccess"}
 API_HANDLER = "api_handler"
+# Every Chalice function of the app, in .chalice/config.json's order.
+FUNCTIONS = (API_HANDLER, TRIGGER_FUNCTION) + TASK_FUNCTIONS
+LIST_PER_TENANT = "list-per-tenant"
+TOPIC_PER_TENANT = "topic-per-tenant"
+CONTACT_LIST_MODES = (LIST_PER_TENANT, TOPIC_PER_TENANT)
+# chalicelib/locks.py keys a lock item "lock#<name>"; nothing else starts so.
+LOCK_ITEMS = "lock#*"
 
 
 def _arns(names: StageNames) -> Dict[str, str]:
@@ -33,12 +51,55 @@ def _arns(names: StageNames) -> Dict[str, str]:
     }
 
 
-def _statement(sid: str, actions: List[str], resources: List[str]) -> Dict[str, Any]:
-    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+def _statement(
+    sid: str,
+    actions: List[str],
+    resources: List[str],
+    condition: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    statement = {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
 
 
-def policies(stage: str) -> Dict[str, Dict[str, Any]]:
-    """Chalice function name -> policy document."""
+def configured_contact_list_mode(stage: str, project_dir: Path = PROJECT_DIR) -> str:
+    """CONTACT_LIST_MODE of the stage in .chalice/config.json (default list-per-tenant)."""
+    config = json.loads((project_dir / ".chalice" / "config.json").read_text())
+    if stage not in config.get("stages", {}):
+        raise KeyError(f'stage "{stage}" is not in .chalice/config.json')
+    env = config["stages"][stage].get("environment_variables") or {}
+    return env.get("CONTACT_LIST_MODE") or LIST_PER_TENANT
+
+
+def _contact_list_statements(
+    mode: str, arn: Dict[str, str], tenant_record: List[str]
+) -> List[Dict[str, Any]]:
+    """create_contact_list: its tenant record, and only its mode's SES lists."""
+    ses = ["ses:CreateContactList", "ses:GetContactList", "ses:UpdateContactList"]
+    if mode == LIST_PER_TENANT:
+        return [
+            _statement("UpdateTenant", tenant_record, [arn["table"]]),
+            _statement("TenantContactLists", ses, [arn["tenant_lists"]]),
+        ]
+    if mode == TOPIC_PER_TENANT:
+        return [
+            _statement("UpdateTenant", tenant_record, [arn["table"]]),
+            # only the lease lock's items (chalicelib/locks.py), taken around
+            # the shared list's read-modify-write; no tenant record
+            _statement(
+                "SharedListLock", ["dynamodb:PutItem", "dynamodb:DeleteItem"], [arn["table"]],
+                {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [LOCK_ITEMS]}},
+            ),
+            _statement("SharedContactList", ses, [arn["shared_list"]]),
+        ]
+    raise ValueError(
+        f"unknown contact-list mode {mode!r}: expected one of {', '.join(CONTACT_LIST_MODES)}"
+    )
+
+
+def policies(stage: str, contact_list_mode: str) -> Dict[str, Dict[str, Any]]:
+    """Chalice function name -> policy document, for the stage's contact-list mode."""
     names = StageNames(stage)
     arn = _arns(names)
     logs = _statement(
@@ -66,13 +127,7 @@ def policies(stage: str) -> Dict[str, Dict[str, Any]]:
         "update_tenant_with_stripe_id": [
             _statement("UpdateTenant", write, [arn["table"]]),
         ],
-        "create_contact_list": [
-            _statement("UpdateTenantAndLock",
-                       write + ["dynamodb:PutItem", "dynamodb:DeleteItem"], [arn["table"]]),
-            _statement("ContactLists",
-                       ["ses:CreateContactList", "ses:GetContactList", "ses:UpdateContactList"],
-                       [arn["tenant_lists"], arn["shared_list"]]),
-        ],
+        "create_contact_list": _contact_list_statements(contact_list_mode, arn, write),
         "await_decision": [
             _statement("RecordPendingDecision", write, [arn["table"]]),
             _statement("RequestApproval", ["events:PutEvents"], [arn["bus"]]),
@@ -92,9 +147,11 @@ def policy_file(stage: str, function: str) -> str:
     return f"policy-{stage}-{function}.json"
 
 
-def write_policy_files(stage: str, project_dir: Path = PROJECT_DIR) -> List[Path]:
+def write_policy_files(
+    stage: str, contact_list_mode: str, project_dir: Path = PROJECT_DIR
+) -> List[Path]:
     written = []
-    for function, document in policies(stage).items():
+    for function, document in policies(stage, contact_list_mode).items():
         path = project_dir / ".chalice" / policy_file(stage, function)
         text = json.dumps(document, indent=2) + "\n"
         if not path.exists() or path.read_text() != text:
@@ -104,17 +161,22 @@ def write_policy_files(stage: str, project_dir: Path = PROJECT_DIR) -> List[Path
 
 
 def stage_function_config(stage: str) -> Dict[str, Any]:
-    """The ``lambda_functions`` block of a stage in .chalice/config.json."""
-    return {
-        function: {"iam_policy_file": policy_file(stage, function)}
-        for function in policies(stage)
-    }
+    """The ``lambda_functions`` block of a stage in .chalice/config.json.
+
+    The same in every contact-list mode: one policy file per function.
+    """
+    return {function: {"iam_policy_file": policy_file(stage, function)} for function in FUNCTIONS}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=f"write {APP_NAME}'s IAM policy files")
     parser.add_argument("--stage", required=True)
-    for path in write_policy_files(parser.parse_args().stage):
+    stage = parser.parse_args().stage
+    try:
+        mode = configured_contact_list_mode(stage)
+    except KeyError as error:
+        parser.error(error.args[0])
+    for path in write_policy_files(stage, mode):
         print(path.relative_to(PROJECT_DIR))
 
 

@@ -7,11 +7,13 @@ the resource by name first and creates it only when missing.
 
 Not shipped to Lambda (Chalice packages only app.py and chalicelib/).
 """
+import copy
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
 APP_NAME = "tenant-onboarding"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -75,8 +77,12 @@ class StageNames:
 
     @property
     def shared_contact_list(self) -> str:
-        """The stage's one SES contact list in topic-per-tenant mode."""
-        return self.prefix
+        """The stage's one SES contact list in topic-per-tenant mode.
+
+        ``tenants-<stage>``: per-tenant lists are ``tenant-<tenantId>``, so an
+        IAM pattern ``contact-list/tenant-*`` never matches a shared list.
+        """
+        return f"tenants-{self.stage}"
 
     @property
     def stripe_secret(self) -> str:
@@ -154,8 +160,14 @@ _STATUS_INDEX = {
         {"AttributeName": "status", "KeyType": "HASH"},
         {"AttributeName": "createdAt", "KeyType": "RANGE"},
     ],
-    "Projection": {"ProjectionType": "ALL"},
+    # What the admin listing shows, never the pending task token: the waiting
+    # task writes ``decideBy`` at the top level for this index.
+    "Projection": {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["name", "email", "updatedAt", "decideBy"],
+    },
 }
+INDEX_REPLACE_TIMEOUT_SECONDS = 900
 
 
 def ensure_table(dynamodb: Any, names: StageNames, deletion_protection: bool = False) -> str:
@@ -183,6 +195,61 @@ def ensure_table(dynamodb: Any, names: StageNames, deletion_protection: bool = F
 def missing_indexes(table: Dict[str, Any]) -> list:
     present = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
     return [name for name in (STATUS_INDEX,) if name not in present]
+
+
+def _same_projection(current: Dict[str, Any], wanted: Dict[str, Any]) -> bool:
+    return current.get("ProjectionType") == wanted["ProjectionType"] and sorted(
+        current.get("NonKeyAttributes") or []
+    ) == sorted(wanted.get("NonKeyAttributes") or [])
+
+
+def stale_indexes(table: Dict[str, Any]) -> list:
+    """Our indexes that exist with another projection (e.g. ALL, from before).
+
+    DynamoDB cannot change a projection in place: the index must be deleted
+    and created again (see ``replace_index``).
+    """
+    return [
+        index["IndexName"]
+        for index in table.get("GlobalSecondaryIndexes", [])
+        if index["IndexName"] == STATUS_INDEX
+        and not _same_projection(index.get("Projection") or {}, _STATUS_INDEX["Projection"])
+    ]
+
+
+def replace_index(
+    dynamodb: Any,
+    names: StageNames,
+    index_name: str,
+    timeout_seconds: float = INDEX_REPLACE_TIMEOUT_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Delete the index, wait until it is gone, create it with our projection.
+
+    Queries on the index fail until the new one has been backfilled
+    (minutes, more on a big table). One index change per UpdateTable call,
+    and a name cannot be reused while its index is still being deleted.
+    """
+    if index_name != STATUS_INDEX:
+        raise ValueError(f"unknown index {index_name}")
+    dynamodb.update_table(
+        TableName=names.table, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": index_name}}]
+    )
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        table = dynamodb.describe_table(TableName=names.table)["Table"]
+        busy = table.get("TableStatus") != "ACTIVE" or any(
+            i["IndexName"] == index_name for i in table.get("GlobalSecondaryIndexes", [])
+        )
+        if not busy:
+            break
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"index {index_name} of {names.table} still being deleted after "
+                f"{timeout_seconds:.0f}s; run the deploy again to create it"
+            )
+        sleep(5)
+    add_missing_indexes(dynamodb, names, table)
 
 
 def add_missing_indexes(dynamodb: Any, names: StageNames, table: Dict[str, Any]) -> None:
@@ -317,8 +384,14 @@ def ensure_state_machine(
     return arn
 
 
-def user_pool_settings(names: StageNames, trigger_arn: str) -> Dict[str, Any]:
-    """Email sign-in, email required and auto-verified, ``name`` required."""
+def user_pool_settings(
+    names: StageNames, trigger_arn: str, deletion_protection: bool = False
+) -> Dict[str, Any]:
+    """Email sign-in, email required and auto-verified, ``name`` required.
+
+    ``deletion_protection``: DeleteUserPool is refused until it is turned off
+    (every stage but dev: the pool holds every tenant's login).
+    """
     return {
         "PoolName": names.user_pool,
         "UsernameAttributes": ["email"],
@@ -342,16 +415,19 @@ def user_pool_settings(names: StageNames, trigger_arn: str) -> Dict[str, Any]:
         },
         "LambdaConfig": {"PostConfirmation": trigger_arn},
         "UserPoolTags": {"app": APP_NAME, "stage": names.stage},
+        "DeletionProtection": "ACTIVE" if deletion_protection else "INACTIVE",
     }
 
 
-def ensure_user_pool(cognito: Any, names: StageNames, trigger_arn: str) -> Dict[str, str]:
+def ensure_user_pool(
+    cognito: Any, names: StageNames, trigger_arn: str, deletion_protection: bool = False
+) -> Dict[str, str]:
     """The tenants' user pool and its browser client (no secret)."""
     pool_id = find_user_pool(cognito, names.user_pool)
     if pool_id is None:
-        pool_id = cognito.create_user_pool(**user_pool_settings(names, trigger_arn))[
-            "UserPool"
-        ]["Id"]
+        pool_id = cognito.create_user_pool(
+            **user_pool_settings(names, trigger_arn, deletion_protection)
+        )["UserPool"]["Id"]
     client_id = find_user_pool_client(cognito, pool_id, names.user_pool_client)
     if client_id is None:
         client_id = cognito.create_user_pool_client(
@@ -364,14 +440,10 @@ def ensure_user_pool(cognito: Any, names: StageNames, trigger_arn: str) -> Dict[
     return {"userPoolId": pool_id, "userPoolClientId": client_id}
 
 
-# UpdateUserPool resets what it is not given, so it always gets all of these;
-# the schema and username attributes cannot change after creation.
-_MUTABLE_POOL_SETTINGS = ("AutoVerifiedAttributes", "Policies", "AccountRecoverySetting",
-                          "LambdaConfig", "UserPoolTags")
-
-
-def user_pool_differences(pool: Dict[str, Any], names: StageNames, trigger_arn: str) -> list:
-    wanted = user_pool_settings(names, trigger_arn)
+def user_pool_differences(
+    pool: Dict[str, Any], names: StageNames, trigger_arn: str, deletion_protection: bool = False
+) -> list:
+    wanted = user_pool_settings(names, trigger_arn, deletion_protection)
     differences = []
     if (pool.get("LambdaConfig") or {}).get("PostConfirmation") != trigger_arn:
         differences.append("post-confirmation trigger")
@@ -380,14 +452,72 @@ def user_pool_differences(pool: Dict[str, Any], names: StageNames, trigger_arn: 
         differences.append("password policy")
     if sorted(pool.get("AutoVerifiedAttributes") or []) != wanted["AutoVerifiedAttributes"]:
         differences.append("auto-verified attributes")
+    # turned on where wanted, never turned off by a deploy (only --delete-data does)
+    if deletion_protection and pool.get("DeletionProtection") != "ACTIVE":
+        differences.append("deletion protection on")
     return differences
 
 
-def update_user_pool(cognito: Any, pool_id: str, names: StageNames, trigger_arn: str) -> None:
-    wanted = user_pool_settings(names, trigger_arn)
-    cognito.update_user_pool(
-        UserPoolId=pool_id, **{k: wanted[k] for k in _MUTABLE_POOL_SETTINGS}
-    )
+# UpdateUserPool sets every setting it is not given back to its default
+# (other Lambda triggers, email and SMS configuration, MFA, ...), so an update
+# starts from DescribeUserPool's values for everything UpdateUserPool takes.
+_NOT_CARRIED_OVER = {"UserPoolId", "PoolName"}
+# Deprecated duplicates of VerificationMessageTemplate's fields.
+_LEGACY_MESSAGES = ("EmailVerificationMessage", "EmailVerificationSubject",
+                    "SmsVerificationMessage")
+
+
+def current_user_pool_settings(cognito: Any, pool: Dict[str, Any]) -> Dict[str, Any]:
+    """The UpdateUserPool arguments that leave ``pool`` (DescribeUserPool's
+    ``UserPool``) as it is."""
+    accepted = cognito.meta.service_model.operation_model("UpdateUserPool").input_shape.members
+    settings = {
+        key: copy.deepcopy(value)
+        for key, value in pool.items()
+        if key in accepted and key not in _NOT_CARRIED_OVER
+    }
+    if "VerificationMessageTemplate" in settings:
+        for key in _LEGACY_MESSAGES:
+            settings.pop(key, None)
+    # Deprecated; Cognito refuses it next to PasswordPolicy.TemporaryPasswordValidityDays.
+    (settings.get("AdminCreateUserConfig") or {}).pop("UnusedAccountValidityDays", None)
+    return settings
+
+
+def update_user_pool(
+    cognito: Any,
+    pool_id: str,
+    names: StageNames,
+    trigger_arn: str,
+    deletion_protection: bool = False,
+) -> None:
+    """Bring the settings we manage to ours; keep everything else as it is."""
+    pool = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    wanted = user_pool_settings(names, trigger_arn, deletion_protection)
+    settings = current_user_pool_settings(cognito, pool)
+    settings["LambdaConfig"] = {**(settings.get("LambdaConfig") or {}), **wanted["LambdaConfig"]}
+    policies = settings.get("Policies") or {}
+    settings["Policies"] = {
+        **policies,
+        "PasswordPolicy": {
+            **(policies.get("PasswordPolicy") or {}),
+            **wanted["Policies"]["PasswordPolicy"],
+        },
+    }
+    settings["AutoVerifiedAttributes"] = wanted["AutoVerifiedAttributes"]
+    settings["AccountRecoverySetting"] = wanted["AccountRecoverySetting"]
+    settings["UserPoolTags"] = {**(settings.get("UserPoolTags") or {}), **wanted["UserPoolTags"]}
+    if deletion_protection:
+        settings["DeletionProtection"] = "ACTIVE"
+    cognito.update_user_pool(UserPoolId=pool_id, **settings)
+
+
+def set_user_pool_deletion_protection(cognito: Any, pool_id: str, active: bool) -> None:
+    """Turn deletion protection on or off, every other setting kept."""
+    pool = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    settings = current_user_pool_settings(cognito, pool)
+    settings["DeletionProtection"] = "ACTIVE" if active else "INACTIVE"
+    cognito.update_user_pool(UserPoolId=pool_id, **settings)
 
 
 def find_user_pool(cognito: Any, name: str) -> Optional[str]:

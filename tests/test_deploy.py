@@ -3,12 +3,15 @@ over HTTP to a local endpoint. `chalice deploy` itself is replaced by a
 fixture that writes .chalice/deployed/STAGE.json (moto's API Gateway cannot
 import Chalice's API) and creates the functions it names; everything after
 it runs for real."""
+import io
 import json
 import shutil
 
 import boto3
 import pytest
 import requests
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
 from scripts import deploy, policies, provisioning
@@ -17,6 +20,12 @@ from tests.conftest import free_port
 
 REGION = "us-east-1"
 STRIPE_KEY = "sk_test_do_not_print_me_123"
+OTHER_STRIPE_KEY = "sk_live_nor_me_456"
+
+
+@pytest.fixture(autouse=True)
+def no_deploy_key(monkeypatch):
+    monkeypatch.delenv(deploy.STRIPE_KEY_VARIABLE, raising=False)
 
 
 @pytest.fixture
@@ -89,11 +98,13 @@ class FakeChalice:
         )
 
 
-def run(aws, project, stage="dev", dry_run=False, stripe_key=None, delete=None, chalice=None):
+def run(aws, project, stage="dev", dry_run=False, stripe_key=None, delete=None, chalice=None,
+        replace_stripe_key=False):
     said = []
     deployer = deploy.Deployer(
         aws, stage, project_dir=project, dry_run=dry_run, stripe_key=stripe_key,
         chalice=chalice or FakeChalice(aws, project, stage), say=said.append,
+        replace_stripe_key=replace_stripe_key,
     )
     if delete is None:
         deployer.deploy()
@@ -120,6 +131,10 @@ def test_first_run_creates_every_resource(aws, project):
     table = ddb.describe_table(TableName=names.table)["Table"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == [provisioning.STATUS_INDEX]
+    # the listing's attributes only: never the task token (pendingDecision)
+    assert table["GlobalSecondaryIndexes"][0]["Projection"] == {
+        "ProjectionType": "INCLUDE", "NonKeyAttributes": ["name", "email", "updatedAt", "decideBy"],
+    }
     backups = ddb.describe_continuous_backups(TableName=names.table)["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
     assert aws.client("events").describe_event_bus(Name=names.event_bus)["Name"] == names.event_bus
@@ -238,20 +253,261 @@ def test_dry_run_after_a_deploy_reports_every_resource_unchanged(aws, project):
 def test_delete_removes_what_it_created_but_keeps_data_unless_asked(aws, project):
     chalice = FakeChalice(aws, project, "dev")
     run(aws, project, chalice=chalice)
+    cognito = aws.client("cognito-idp")
 
     deployer, said = run(aws, project, delete=False, chalice=chalice)
 
     assert aws.client("stepfunctions").list_state_machines()["stateMachines"] == []
-    assert aws.client("cognito-idp").list_user_pools(MaxResults=10)["UserPools"] == []
     assert StageNames("dev").event_bus not in [
         b["Name"] for b in aws.client("events").list_event_buses()["EventBuses"]
     ]
     assert chalice.calls[-1] == ["delete", "--stage", "dev"]
     assert aws.client("dynamodb").list_tables()["TableNames"] == [StageNames("dev").table]
+    # the user pool holds every tenant's login: data, kept
+    assert [p["Name"] for p in cognito.list_user_pools(MaxResults=10)["UserPools"]] == [
+        StageNames("dev").user_pool
+    ]
+    assert ("Cognito user pool", deploy.DELETE) not in actions(deployer)
+    assert any(o.kind == "kept (data)" and o.name.startswith(
+        f"Cognito user pool {StageNames('dev').user_pool} (every tenant's login")
+        for o in deployer.outcomes)
     assert "pass --delete-data to delete" in said
 
-    run(aws, project, delete=True, chalice=chalice)
+    deployer, _ = run(aws, project, delete=True, chalice=chalice)
+    assert ("Cognito user pool", deploy.DELETE) in actions(deployer)
     assert aws.client("dynamodb").list_tables()["TableNames"] == []
+    assert cognito.list_user_pools(MaxResults=10)["UserPools"] == []
+
+
+def _refuse_deleting_protected_pools(aws):
+    """moto deletes a pool whatever its DeletionProtection; AWS refuses."""
+    probe = aws.client("cognito-idp")
+
+    def refuse(params, **_):
+        pool = probe.describe_user_pool(UserPoolId=params["UserPoolId"])["UserPool"]
+        if pool.get("DeletionProtection") == "ACTIVE":
+            raise ClientError(
+                {"Error": {"Code": "InvalidParameterException",
+                           "Message": "Deletion protection is active"}},
+                "DeleteUserPool",
+            )
+
+    aws.events.register("provide-client-params.cognito-idp.DeleteUserPool", refuse)
+
+
+def test_other_stages_user_pool_is_protected_until_delete_data(aws, project):
+    _refuse_deleting_protected_pools(aws)
+    chalice = FakeChalice(aws, project, "prod")
+    deployer, said = run(aws, project, stage="prod", chalice=chalice)
+    cognito = aws.client("cognito-idp")
+    [pool] = cognito.list_user_pools(MaxResults=10)["UserPools"]
+
+    assert cognito.describe_user_pool(UserPoolId=pool["Id"])["UserPool"][
+        "DeletionProtection"] == "ACTIVE"
+    assert "deletion protection on" in said
+
+    run(aws, project, stage="prod", delete=False, chalice=chalice)
+    assert cognito.describe_user_pool(UserPoolId=pool["Id"])["UserPool"][
+        "DeletionProtection"] == "ACTIVE"
+
+    deployer, said = run(aws, project, stage="prod", delete=True, chalice=chalice)
+    assert cognito.list_user_pools(MaxResults=10)["UserPools"] == []
+    assert "deletion protection turned off first" in said
+
+
+def test_dev_user_pool_has_no_deletion_protection(aws, project):
+    run(aws, project)
+    cognito = aws.client("cognito-idp")
+    [pool] = cognito.list_user_pools(MaxResults=10)["UserPools"]
+    assert cognito.describe_user_pool(UserPoolId=pool["Id"])["UserPool"][
+        "DeletionProtection"] == "INACTIVE"
+
+
+def test_an_unprotected_pool_of_another_stage_gets_protection_on_the_next_deploy(aws, project):
+    chalice = FakeChalice(aws, project, "prod")
+    run(aws, project, stage="prod", chalice=chalice)
+    cognito = aws.client("cognito-idp")
+    [pool] = cognito.list_user_pools(MaxResults=10)["UserPools"]
+    provisioning.set_user_pool_deletion_protection(cognito, pool["Id"], active=False)
+
+    deployer, said = run(aws, project, stage="prod", chalice=chalice)
+
+    assert ("Cognito user pool", deploy.UPDATE) in actions(deployer)
+    assert cognito.describe_user_pool(UserPoolId=pool["Id"])["UserPool"][
+        "DeletionProtection"] == "ACTIVE"
+
+
+def test_updating_the_trigger_keeps_the_pool_settings_we_do_not_manage(aws, project):
+    chalice = FakeChalice(aws, project, "dev")
+    run(aws, project, chalice=chalice)
+    cognito = aws.client("cognito-idp")
+    [summary] = cognito.list_user_pools(MaxResults=10)["UserPools"]
+    pool = cognito.describe_user_pool(UserPoolId=summary["Id"])["UserPool"]
+    ours = pool["LambdaConfig"]["PostConfirmation"]
+    pre_sign_up = "arn:aws:lambda:us-east-1:123456789012:function:someone-elses-pre-sign-up"
+    email = {"EmailSendingAccount": "COGNITO_DEFAULT", "ReplyToEmailAddress": "help@example.com"}
+    # someone wires another trigger and an email setting, and our trigger drifts
+    cognito.update_user_pool(
+        UserPoolId=summary["Id"],
+        **{k: pool[k] for k in ("Policies", "AutoVerifiedAttributes", "AccountRecoverySetting")},
+        LambdaConfig={"PostConfirmation": ours + "-old", "PreSignUp": pre_sign_up},
+        EmailConfiguration=email,
+        UserPoolTags={**pool["UserPoolTags"], "owner": "team-a"},
+    )
+
+    deployer, said = run(aws, project, chalice=chalice)
+
+    assert "update     Cognito user pool" in said and "post-confirmation trigger" in said
+    after = cognito.describe_user_pool(UserPoolId=summary["Id"])["UserPool"]
+    assert after["LambdaConfig"] == {"PostConfirmation": ours, "PreSignUp": pre_sign_up}
+    assert after["EmailConfiguration"] == email
+    assert after["UserPoolTags"] == {"app": "tenant-onboarding", "stage": "dev", "owner": "team-a"}
+    assert after["Policies"]["PasswordPolicy"]["MinimumLength"] == 10
+    assert after["AutoVerifiedAttributes"] == ["email"]
+
+
+def test_update_user_pool_passes_back_every_setting_update_user_pool_takes():
+    """Against botocore's model of the API: what DescribeUserPool returns goes
+    back to UpdateUserPool unchanged, except what we manage and the deprecated
+    fields Cognito refuses."""
+    cognito = boto3.client("cognito-idp", region_name=REGION)
+    names = StageNames("prod")
+    trigger = names.function_arn("post_confirmation", REGION, "123456789012")
+    pool = {
+        "Id": "us-east-1_abc", "Name": names.user_pool, "Arn": "arn:aws:cognito-idp:x",
+        "Status": "Enabled", "EstimatedNumberOfUsers": 3, "UsernameAttributes": ["email"],
+        "SchemaAttributes": [{"Name": "email", "AttributeDataType": "String"}],
+        "Policies": {
+            "PasswordPolicy": {"MinimumLength": 8, "RequireSymbols": True,
+                               "PasswordHistorySize": 4},
+            "SignInPolicy": {"AllowedFirstAuthFactors": ["PASSWORD"]},
+        },
+        "DeletionProtection": "INACTIVE",
+        "LambdaConfig": {"PostConfirmation": f"{trigger}-old", "PreSignUp": f"{trigger}-pre",
+                         "CustomMessage": f"{trigger}-msg"},
+        "AutoVerifiedAttributes": ["email"],
+        "EmailVerificationMessage": "Code {####}", "EmailVerificationSubject": "Code",
+        "SmsVerificationMessage": "Code {####}",
+        "VerificationMessageTemplate": {"EmailMessage": "Code {####}", "EmailSubject": "Code",
+                                        "SmsMessage": "Code {####}",
+                                        "DefaultEmailOption": "CONFIRM_WITH_CODE"},
+        "SmsAuthenticationMessage": "Auth {####}",
+        "UserAttributeUpdateSettings": {"AttributesRequireVerificationBeforeUpdate": ["email"]},
+        "MfaConfiguration": "OPTIONAL",
+        "DeviceConfiguration": {"ChallengeRequiredOnNewDevice": True},
+        "EmailConfiguration": {"EmailSendingAccount": "DEVELOPER",
+                               "SourceArn": "arn:aws:ses:us-east-1:1:identity/example.com"},
+        "SmsConfiguration": {"SnsCallerArn": "arn:aws:iam::1:role/sms", "ExternalId": "x"},
+        "UserPoolTags": {"cost-centre": "42"},
+        "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True,
+                                  "UnusedAccountValidityDays": 7},
+        "UserPoolAddOns": {"AdvancedSecurityMode": "AUDIT"},
+        "AccountRecoverySetting": {"RecoveryMechanisms": [{"Name": "admin_only", "Priority": 1}]},
+        "UserPoolTier": "ESSENTIALS",
+    }
+    expected = {
+        "UserPoolId": pool["Id"],
+        "Policies": {
+            "PasswordPolicy": {"MinimumLength": 10, "RequireUppercase": True,
+                               "RequireLowercase": True, "RequireNumbers": True,
+                               "RequireSymbols": False, "TemporaryPasswordValidityDays": 7,
+                               "PasswordHistorySize": 4},
+            "SignInPolicy": {"AllowedFirstAuthFactors": ["PASSWORD"]},
+        },
+        "DeletionProtection": "ACTIVE",
+        "LambdaConfig": {"PostConfirmation": trigger, "PreSignUp": f"{trigger}-pre",
+                         "CustomMessage": f"{trigger}-msg"},
+        "AutoVerifiedAttributes": ["email"],
+        "VerificationMessageTemplate": pool["VerificationMessageTemplate"],
+        "SmsAuthenticationMessage": "Auth {####}",
+        "UserAttributeUpdateSettings": pool["UserAttributeUpdateSettings"],
+        "MfaConfiguration": "OPTIONAL",
+        "DeviceConfiguration": pool["DeviceConfiguration"],
+        "EmailConfiguration": pool["EmailConfiguration"],
+        "SmsConfiguration": pool["SmsConfiguration"],
+        "UserPoolTags": {"cost-centre": "42", "app": "tenant-onboarding", "stage": "prod"},
+        "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True},
+        "UserPoolAddOns": pool["UserPoolAddOns"],
+        "AccountRecoverySetting": {
+            "RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]
+        },
+        "UserPoolTier": "ESSENTIALS",
+    }
+    with Stubber(cognito) as stub:  # validates both calls against the API model
+        stub.add_response("describe_user_pool", {"UserPool": pool}, {"UserPoolId": pool["Id"]})
+        stub.add_response("update_user_pool", {}, expected)
+        provisioning.update_user_pool(cognito, pool["Id"], names, trigger, deletion_protection=True)
+        stub.assert_no_pending_responses()
+
+
+def test_a_stored_stripe_key_is_replaced_only_when_asked(aws, project):
+    chalice = FakeChalice(aws, project, "dev")
+    run(aws, project, stripe_key=STRIPE_KEY, chalice=chalice)
+    secrets = aws.client("secretsmanager")
+    name = StageNames("dev").stripe_secret
+
+    with pytest.raises(deploy.DeployError, match="--replace-stripe-key") as refused:
+        run(aws, project, stripe_key=OTHER_STRIPE_KEY, chalice=chalice)
+    assert STRIPE_KEY not in str(refused.value) and OTHER_STRIPE_KEY not in str(refused.value)
+    assert secrets.get_secret_value(SecretId=name)["SecretString"] == STRIPE_KEY
+
+    deployer, said = run(aws, project, stripe_key=STRIPE_KEY, chalice=chalice)
+    assert ("Stripe secret", deploy.UNCHANGED) in actions(deployer)
+
+    deployer, said = run(aws, project, stripe_key=OTHER_STRIPE_KEY, chalice=chalice,
+                         replace_stripe_key=True)
+    assert ("Stripe secret", deploy.UPDATE) in actions(deployer)
+    assert secrets.get_secret_value(SecretId=name)["SecretString"] == OTHER_STRIPE_KEY
+    assert OTHER_STRIPE_KEY not in said and STRIPE_KEY not in said
+
+
+def test_the_deploy_key_variable_is_not_the_local_stacks(monkeypatch):
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_test_local")
+    assert deploy.read_stripe_key(from_stdin=False) is None
+
+    monkeypatch.setenv("DEPLOY_STRIPE_API_KEY", STRIPE_KEY)
+    assert deploy.read_stripe_key(from_stdin=False) == STRIPE_KEY
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(OTHER_STRIPE_KEY + "\n"))
+    assert deploy.read_stripe_key(from_stdin=True) == OTHER_STRIPE_KEY
+
+
+def _store_secret(aws, value):
+    aws.client("secretsmanager").create_secret(
+        Name=StageNames("dev").stripe_secret, SecretString=value
+    )
+
+
+def test_main_refuses_to_overwrite_a_stored_key_and_prints_neither(
+    aws, project, monkeypatch, capsys
+):
+    monkeypatch.setattr(deploy, "PROJECT_DIR", project)
+    _store_secret(aws, STRIPE_KEY)
+    monkeypatch.setenv("DEPLOY_STRIPE_API_KEY", OTHER_STRIPE_KEY)
+
+    code = deploy.main(["--stage", "dev", "--region", REGION])
+
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "already holds a different key; pass --replace-stripe-key" in err
+    assert STRIPE_KEY not in out + err and OTHER_STRIPE_KEY not in out + err
+    secret = aws.client("secretsmanager").get_secret_value(SecretId=StageNames("dev").stripe_secret)
+    assert secret["SecretString"] == STRIPE_KEY
+    assert aws.client("dynamodb").list_tables()["TableNames"] == []  # stopped before anything
+
+
+def test_main_ignores_the_local_stacks_stripe_key(aws, project, monkeypatch, capsys):
+    monkeypatch.setattr(deploy, "PROJECT_DIR", project)
+    _store_secret(aws, STRIPE_KEY)
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_test_local")
+
+    code = deploy.main(["--stage", "dev", "--region", REGION, "--dry-run"])
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "unchanged  Stripe secret" in out
+    assert "STRIPE_API_KEY is the local stack's and is ignored" in err
+    assert "sk_test_local" not in out + err
 
 
 def test_the_stripe_key_is_stored_but_never_printed(aws, project):
@@ -275,10 +531,79 @@ def test_other_stages_get_deletion_protection_and_their_shared_contact_list(aws,
     table = aws.client("dynamodb").describe_table(TableName=StageNames("prod").table)["Table"]
     assert table["DeletionProtectionEnabled"] is True
     lists = aws.client("sesv2").list_contact_lists()["ContactLists"]
-    assert [c["ContactListName"] for c in lists] == [StageNames("prod").shared_contact_list]
-    env = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["prod"]
-    assert env["lambda_functions"] == policies.stage_function_config("prod")
+    assert [c["ContactListName"] for c in lists] == ["tenants-prod"]
+    stage = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["prod"]
+    assert stage["lambda_functions"] == policies.stage_function_config("prod")
+    assert stage["environment_variables"]["SHARED_CONTACT_LIST_NAME"] == "tenants-prod"
     assert (project / ".chalice" / "policy-prod-post_confirmation.json").exists()
+
+
+@pytest.mark.parametrize("stage, mode", [("dev", "list-per-tenant"), ("prod", "topic-per-tenant")])
+def test_the_policy_files_follow_the_stages_contact_list_mode(aws, project, stage, mode):
+    run(aws, project, stage=stage)
+
+    for function, document in policies.policies(stage, mode).items():
+        path = project / ".chalice" / policies.policy_file(stage, function)
+        assert json.loads(path.read_text()) == document, path.name
+    written = json.loads(
+        (project / ".chalice" / policies.policy_file(stage, "create_contact_list")).read_text()
+    )
+    ses = [r for s in written["Statement"] if s["Action"][0].startswith("ses:")
+           for r in s["Resource"]]
+    wanted = "tenant-*" if mode == "list-per-tenant" else f"tenants-{stage}"
+    assert ses == [f"arn:aws:ses:*:*:contact-list/{wanted}"]
+
+
+def test_a_shared_list_under_its_old_name_stops_the_deploy_before_any_change(aws, project):
+    aws.client("sesv2").create_contact_list(ContactListName="tenant-onboarding-prod")
+    config_before = (project / ".chalice" / "config.json").read_text()
+
+    with pytest.raises(deploy.DeployError, match="under the old name tenant-onboarding-prod"):
+        run(aws, project, stage="prod")
+
+    assert aws.client("dynamodb").list_tables()["TableNames"] == []
+    assert (project / ".chalice" / "config.json").read_text() == config_before
+    assert not list((project / ".chalice").glob("policy-prod-*.json"))
+
+
+def test_an_index_that_copies_the_task_token_is_recreated_without_it(aws, project):
+    ddb = aws.client("dynamodb")
+    names = StageNames("dev")
+    old_index = {**provisioning._STATUS_INDEX, "Projection": {"ProjectionType": "ALL"}}
+    ddb.create_table(
+        TableName=names.table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=provisioning._ATTRIBUTES,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[old_index],
+    )
+    ddb.put_item(TableName=names.table, Item={
+        "pk": {"S": "t1"}, "sk": {"S": "tenant"}, "status": {"S": "onboarding"},
+        "createdAt": {"S": "2026-11-26T13:59:11.319Z"}, "name": {"S": "Ada Ltd"},
+        "decideBy": {"S": "2026-11-27T13:59:11.319Z"},
+        "pendingDecision": {"M": {"taskToken": {"S": "secret-token"}}},
+    })
+    assert provisioning.stale_indexes(ddb.describe_table(TableName=names.table)["Table"]) == [
+        provisioning.STATUS_INDEX
+    ]
+
+    deployer, said = run(aws, project)
+
+    assert "recreate index byStatus" in said
+    table = ddb.describe_table(TableName=names.table)["Table"]
+    assert provisioning.stale_indexes(table) == []
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["Projection"]["ProjectionType"] == "INCLUDE"
+    items = ddb.query(
+        TableName=names.table, IndexName=provisioning.STATUS_INDEX,
+        KeyConditionExpression="#s = :s", ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": "onboarding"}},
+    )["Items"]
+    assert [i["decideBy"]["S"] for i in items] == ["2026-11-27T13:59:11.319Z"]
+    assert all("pendingDecision" not in i for i in items)
+
+    deployer, _ = run(aws, project)
+    assert ("DynamoDB table", deploy.UNCHANGED) in actions(deployer)
 
 
 def test_main_refuses_an_unknown_stage_without_a_traceback(aws, project, monkeypatch, capsys):
