@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test load deploy admin clean
+.PHONY: run test load deploy admin bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 ## load: N concurrent onboardings against a fresh local stack (N=200; LOAD_ARGS to change)
 load: $(STAMP)
 	$(PY) -m scripts.load_test --stripe $(LOAD_ARGS)
+
+## bench: cold starts, import cost, package size, trigger latency, throughput, cost -> docs/benchmarks.md
+bench: $(STAMP)
+	$(PY) -m scripts.bench $(BENCH_ARGS)
 
 ## deploy: ship a stage to AWS (needs AWS credentials), e.g. make deploy STAGE=dev DEPLOY_ARGS=--dry-run
 deploy: $(STAMP)

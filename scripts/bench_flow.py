@@ -1,0 +1,169 @@
+"""Local stacks, onboarding throughput and the cost model (for bench.py).
+
+Each stack is ``scripts.local_stack`` as ``make run`` starts it, in a
+subprocess on free ports with its own state directory, stopped with SIGINT.
+Throughput reuses ``scripts.load_test.LoadRun`` (latencies from the engine's
+own timestamps); the cost model counts what a real local execution did.
+"""
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from scripts.provisioning import PROJECT_DIR
+
+# List prices, us-east-1, x86 Lambda; free tiers left out.
+PRICES = {
+    "sfnPerTransition": 0.025 / 1000,        # Standard workflows: $0.025 per 1,000
+    "lambdaPerRequest": 0.20 / 1_000_000,    # $0.20 per 1M requests
+    "lambdaPerGbSecond": 0.0000166667,       # $0.0000166667 per GB-second
+}
+ASSUMED_DURATION_S = 0.100  # per invocation, billed; an assumption, see the notes
+
+
+class Stack:
+    """``python -m scripts.local_stack`` in a subprocess, for a ``with`` block."""
+
+    def __init__(self, workdir: Path, stripe: bool = False, name: str = "stack") -> None:
+        self.state_dir = workdir / name
+        self.log_path = workdir / f"{name}.log"
+        self.stripe = stripe
+        self.process: Optional[subprocess.Popen] = None
+        self.outputs: Dict[str, Any] = {}
+
+    def __enter__(self) -> "Stack":
+        env = {**os.environ, "LOCAL_AWS_PORT": "0", "LOCAL_API_PORT": "0",
+               "LOCAL_STRIPE_PORT": "0"}
+        for variable in ("STRIPE_API_KEY", "STRIPE_API_BASE", "APPROVAL_TIMEOUT_SECONDS",
+                         "CONTACT_LIST_MODE", "LOCAL_ENFORCE_SES_QUOTAS", "LOCAL_STATE_DIR"):
+            env.pop(variable, None)
+        if self.stripe:
+            env["STRIPE_API_KEY"] = "sk_test_local"
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "scripts.local_stack", "--state-dir", str(self.state_dir)],
+            cwd=PROJECT_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 90
+        stack_json = self.state_dir / "stack.json"
+        while not stack_json.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"the local stack did not start; see {self.log_path}")
+            time.sleep(0.1)
+        self.outputs = json.loads(stack_json.read_text())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+# --- throughput ----------------------------------------------------------------------
+def throughput(stack: Stack, concurrency: int, signups: int, attempts: int = 2) -> Dict[str, Any]:
+    """``signups`` sign-ups by ``concurrency`` clients at once, each approved.
+
+    LoadRun stops at the first sign-up refused outright (a Cognito confirm
+    whose trigger timed out, say); that is reported, and the burst tried again.
+    """
+    from scripts.load_test import LoadRun
+
+    failures: List[str] = []
+    for _ in range(attempts):
+        run = LoadRun(stack.outputs, stack.state_dir, workers=concurrency)
+        try:
+            report = run.run(signups, reject_every=0, seconds=180)
+        except Exception as error:
+            failures.append(f"{type(error).__name__}: {error}")
+            time.sleep(5)  # let the stack finish what the failed burst started
+            continue
+        report.update(concurrency=concurrency, failedAttempts=failures)
+        return report
+    return {"concurrency": concurrency, "signups": signups, "error": failures[-1],
+            "failedAttempts": failures}
+
+
+# --- the cost model --------------------------------------------------------------------
+def one_onboarding(stack: Stack) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """A real happy-path onboarding on the stack: its counts, and its execution history."""
+    from scripts.load_test import LoadRun
+
+    run = LoadRun(stack.outputs, stack.state_dir, workers=1)
+    tenant = run.sign_up(f"bench-cost-{uuid.uuid4().hex[:8]}@example.com")
+    tenant["decision"] = "approved"
+    run.await_token(tenant, 60)
+    if "token" not in tenant:
+        raise RuntimeError("the cost-model onboarding never reached the wait")
+    run.decide(tenant)
+    run.await_final(tenant, 60)
+    if tenant.get("final") != "active":
+        raise RuntimeError(f"the cost-model onboarding ended {tenant.get('final')}")
+    arn = f"{run.execution_prefix}:{tenant['tenantId']}"
+    deadline = time.monotonic() + 30
+    while run.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the cost-model execution did not end")
+        time.sleep(0.2)
+    events: List[Dict[str, Any]] = []
+    for page in run.sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        events += page["events"]
+    return count_history(events, stripe=bool(stack.outputs.get("stripe"))), events
+
+
+def count_history(events: List[Dict[str, Any]], stripe: bool) -> Dict[str, Any]:
+    entered = [e for e in events if e["type"].endswith("StateEntered")]
+    lambda_tasks = [e for e in events if e["type"] == "LambdaFunctionScheduled"]
+    callback_tasks = [
+        e for e in events if e["type"] == "TaskScheduled"
+        and e["taskScheduledEventDetails"].get("resourceType") == "lambda"
+    ]
+    by_id = {e["id"]: e for e in events}
+    durations = []
+    for event in events:  # LambdaFunctionStarted -> Succeeded, engine's own clock
+        if event["type"] == "LambdaFunctionSucceeded":
+            started = by_id.get(event.get("previousEventId"))
+            if started and started["type"] == "LambdaFunctionStarted":
+                durations.append((event["timestamp"] - started["timestamp"]).total_seconds())
+    states = [e["stateEnteredEventDetails"]["name"] for e in entered]
+    return {
+        "stripe": stripe,
+        "transitions": len(entered),
+        "states": states,
+        "stateMachineLambdas": len(lambda_tasks) + len(callback_tasks),
+        # outside the state machine: the Cognito trigger that started it, and
+        # the API call that delivered the decision; one each per onboarding
+        "otherLambdas": 2,
+        "localTaskMedianMs": statistics.median(durations) * 1000 if durations else None,
+    }
+
+
+def cost_per_thousand(counts: Dict[str, Any], memory_mb: int) -> Dict[str, Any]:
+    invocations = counts["stateMachineLambdas"] + counts["otherLambdas"]
+    sfn = counts["transitions"] * PRICES["sfnPerTransition"] * 1000
+    requests = invocations * PRICES["lambdaPerRequest"] * 1000
+    compute = (invocations * ASSUMED_DURATION_S * memory_mb / 1024
+               * PRICES["lambdaPerGbSecond"] * 1000)
+    return {
+        "invocations": invocations,
+        "stepFunctions": sfn,
+        "lambdaRequests": requests,
+        "lambdaCompute": compute,
+        "total": sfn + requests + compute,
+    }
+
+
+def new_workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="tenant-onboarding-bench-"))
