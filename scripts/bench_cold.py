@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import quote, quote_plus
 
+from scripts.local_stack import FAKE_AWS_ENVIRONMENT
 from scripts.provisioning import PROJECT_DIR, StageNames
 
 REGION = "us-east-1"
@@ -167,12 +168,7 @@ def child_environment(outputs: Dict[str, Any], layout: Any, baseline: bool = Fal
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
         "AWS_ENDPOINT_URL": outputs["awsEndpoint"],
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        **FAKE_AWS_ENVIRONMENT,
         "AWS_EC2_METADATA_DISABLED": "true",
         "EVENT_SOURCE": "tenant-onboarding",
         "LOG_LEVEL": "INFO",

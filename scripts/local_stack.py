@@ -35,6 +35,16 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's account
 logger = logging.getLogger("local.stack")
 
+# Fake credentials and a fixed region: whatever uses these cannot reach AWS.
+FAKE_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
 
 class StackError(RuntimeError):
     """A problem the person running the stack can fix; printed without a traceback."""
@@ -186,16 +196,7 @@ class LocalStack:
         """Fake credentials and a fixed region: nothing here can reach AWS."""
         for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
             os.environ.pop(variable, None)
-        os.environ.update(
-            {
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION,
-                "AWS_CONFIG_FILE": os.devnull,
-                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            }
-        )
+        os.environ.update(FAKE_AWS_ENVIRONMENT)
 
     def _start_aws(self) -> None:
         from scripts.local_aws import AwsExtensions, LocalAwsServer
