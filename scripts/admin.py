@@ -4,6 +4,7 @@
     python -m scripts.admin show TENANT_ID
     python -m scripts.admin approve TENANT_ID [--reason "..."]
     python -m scripts.admin reject TENANT_ID --reason "..."
+    python -m scripts.admin resume TENANT_ID      # a confirmed user whose trigger failed
 
 Against the local stack by default (.local/stack.json), or a deployed stage
 with --stage STAGE (.chalice/outputs-STAGE.json): there every request is
@@ -91,19 +92,68 @@ def signer(region: str, profile: Optional[str]) -> Callable[..., Dict[str, str]]
     return sign
 
 
-def api_for(stage: Optional[str], state_dir: Path, profile: Optional[str]) -> AdminApi:
+def target_outputs(stage: Optional[str], state_dir: Path) -> Dict[str, Any]:
+    """What the target publishes: .chalice/outputs-STAGE.json or the local stack.json."""
     if stage:
         outputs = PROJECT_DIR / ".chalice" / f"outputs-{stage}.json"
         if not outputs.exists():
             raise AdminError(f"{outputs} not found: deploy the stage first (make deploy STAGE={stage})")
-        values = json.loads(outputs.read_text())
-        if not values.get("apiUrl"):
-            raise AdminError(f"{outputs} has no apiUrl")
-        return AdminApi(values["apiUrl"], signer(values["region"], profile))
+        return json.loads(outputs.read_text())
     stack = state_dir / "stack.json"
     if not stack.exists():
         raise AdminError(f"no local stack ({stack} missing): start one with make run, or pass --stage")
-    return AdminApi(json.loads(stack.read_text())["apiUrl"])
+    return json.loads(stack.read_text())
+
+
+def api_for(stage: Optional[str], state_dir: Path, profile: Optional[str]) -> AdminApi:
+    values = target_outputs(stage, state_dir)
+    if not values.get("apiUrl"):
+        raise AdminError(f"the {stage or 'local'} stage has no apiUrl")
+    if stage:
+        return AdminApi(values["apiUrl"], signer(values["region"], profile))
+    return AdminApi(values["apiUrl"])
+
+
+def resume(stage: Optional[str], state_dir: Path, profile: Optional[str], tenant_id: str) -> str:
+    """Start onboarding for a confirmed user whose post-confirmation trigger failed.
+
+    Cognito does not retry a trigger that answered an error, and a confirmed
+    user cannot confirm again. This rebuilds the event Cognito would have sent
+    from the user as Cognito holds it and starts the same execution the
+    trigger would have (named after the tenant id: running it twice starts
+    nothing new). Uses your AWS credentials directly, not the API.
+    """
+    import boto3
+
+    from chalicelib.signup import CONFIRM_SIGN_UP, InvalidSignupEvent, tenant_from_confirmation
+    from chalicelib.workflow import OnboardingWorkflow
+
+    values = target_outputs(stage, state_dir)
+    if stage:
+        session = boto3.session.Session(profile_name=profile, region_name=values["region"])
+        endpoint = None
+    else:
+        session = boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=values["region"]
+        )
+        endpoint = values["awsEndpoint"]
+    cognito = session.client("cognito-idp", endpoint_url=endpoint)
+    try:
+        user = cognito.admin_get_user(UserPoolId=values["userPoolId"], Username=tenant_id)
+    except cognito.exceptions.UserNotFoundException:
+        raise AdminError(f"no user {tenant_id} in user pool {values['userPoolId']}") from None
+    if user.get("UserStatus") != "CONFIRMED":
+        raise AdminError(f"user {tenant_id} is {user.get('UserStatus')}, not CONFIRMED: "
+                         "onboarding starts when they confirm")
+    attributes = {a["Name"]: a["Value"] for a in user.get("UserAttributes", [])}
+    event = {"triggerSource": CONFIRM_SIGN_UP, "userName": user["Username"],
+             "request": {"userAttributes": attributes}}
+    try:
+        tenant = tenant_from_confirmation(event)
+    except InvalidSignupEvent as error:
+        raise AdminError(str(error)) from None
+    sfn = session.client("stepfunctions", endpoint_url=endpoint)
+    return OnboardingWorkflow(sfn, values["stateMachineArn"]).start(tenant)
 
 
 def table(rows: List[Dict[str, Any]], columns: List[tuple]) -> str:
@@ -160,9 +210,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     reject = commands.add_parser("reject", help="reject a pending tenant (a reason is required)")
     reject.add_argument("tenant_id")
     reject.add_argument("--reason", required=True)
+    commands.add_parser(
+        "resume", help="start onboarding for a confirmed user whose trigger failed"
+    ).add_argument("tenant_id")
     args = parser.parse_args(argv)
 
     try:
+        if args.command == "resume":
+            arn = resume(args.stage, Path(args.state_dir), args.profile, args.tenant_id)
+            print(f"Onboarding of {args.tenant_id} runs as {arn}")
+            return 0
         api = api_for(args.stage, Path(args.state_dir), args.profile)
         if args.command == "list":
             tenants = api.list(args.status, args.limit, args.all)

@@ -277,3 +277,35 @@ def test_the_admin_cli_lists_shows_and_decides_against_the_local_stack(stack):
     assert stack.wait_for_event(bob, "Tenant Onboarding Rejected") == [
         "Tenant Onboarding Approval Requested", "Tenant Onboarding Rejected",
     ]
+
+
+def test_resume_starts_onboarding_for_a_confirmed_user_the_trigger_missed(stack):
+    pool = stack.outputs["userPoolId"]
+    # confirmed without a sign-up confirmation, so no trigger ran (as when it failed)
+    sub = stack.cognito.admin_create_user(
+        UserPoolId=pool, Username="missed@example.com", MessageAction="SUPPRESS",
+        UserAttributes=[{"Name": "email", "Value": "missed@example.com"},
+                        {"Name": "name", "Value": "Missed Co"}],
+    )["User"]["Username"]
+    stack.cognito.admin_set_user_password(
+        UserPoolId=pool, Username="missed@example.com", Password=PASSWORD, Permanent=True
+    )
+
+    def run_admin(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "scripts.admin", "--state-dir", str(stack.state_dir), *args],
+            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60,
+        )
+
+    first = run_admin("resume", sub)
+    second = run_admin("resume", sub)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert stack.task_token(sub)
+    record = stack.record(sub, "onboarding")
+    assert (record["email"]["S"], record["name"]["S"]) == ("missed@example.com", "Missed Co")
+    executions = stack.sfn.list_executions(stateMachineArn=stack.outputs["stateMachineArn"])
+    assert [e["name"] for e in executions["executions"]].count(sub) == 1
+    unknown = run_admin("resume", "00000000-0000-4000-8000-000000000000")
+    assert unknown.returncode == 1 and "no user" in unknown.stderr
