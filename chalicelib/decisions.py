@@ -4,8 +4,9 @@ All validation of the request body happens here, so every bad input gets the
 same kind of clear 4xx answer.
 """
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from chalice import BadRequestError, ChaliceViewError, ConflictError, NotFoundError
 
@@ -25,6 +26,17 @@ class PayloadTooLargeError(ChaliceViewError):
 
 class ServiceUnavailableError(ChaliceViewError):
     STATUS_CODE = 503
+
+
+@contextmanager
+def unavailable_as_503(service: str) -> Iterator[None]:
+    """An AWS outage (throttling, 5xx after retries) is a 503 for the caller."""
+    try:
+        yield
+    except AwsServiceUnavailable:
+        raise ServiceUnavailableError(
+            f"{service} is unavailable right now; try again shortly"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -104,19 +116,16 @@ def finalize(
 ) -> Dict[str, str]:
     """Resume the waiting execution with the decision; map refusals to 4xx."""
     try:
-        workflow.send_decision(
-            decision.task_token, decision.callback_output(decided_at, decided_by)
-        )
+        with unavailable_as_503("Step Functions"):
+            workflow.send_decision(
+                decision.task_token, decision.callback_output(decided_at, decided_by)
+            )
     except DecisionNotDelivered as refused:
         if refused.reason == "invalid_token":
             raise BadRequestError(str(refused)) from None
         if refused.reason == "unknown_task":
             raise NotFoundError(str(refused)) from None
         raise ConflictError(str(refused)) from None
-    except AwsServiceUnavailable:
-        raise ServiceUnavailableError(
-            "Step Functions is unavailable right now; try again shortly"
-        ) from None
     return {
         "message": f"Tenant onboarding {decision.status} successfully",
         "status": decision.status,

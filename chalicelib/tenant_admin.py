@@ -14,11 +14,11 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from chalice import BadRequestError, ConflictError, NotFoundError
 
 from chalicelib.decisions import (
-    ServiceUnavailableError,
     read_json_object,
     read_status_and_reason,
+    unavailable_as_503,
 )
-from chalicelib.errors import AwsServiceUnavailable, TenantNotFound
+from chalicelib.errors import TenantNotFound
 from chalicelib.logs import get_logger
 from chalicelib.signup import TENANT_ID
 from chalicelib.tenants import STATUSES, NotAwaitingDecision, TenantRepository
@@ -95,7 +95,7 @@ class TenantAdmin:
         start = decode_page_token(query["nextToken"]) if query.get("nextToken") else None
         if start and start["status"] != status:
             raise BadRequestError("nextToken belongs to a listing of another status")
-        with _unavailable_as_503():
+        with unavailable_as_503("AWS"):
             items, last = self._tenants.list_by_status(status, limit, start)
         return {
             "status": status,
@@ -105,7 +105,7 @@ class TenantAdmin:
 
     def show(self, tenant_id: str) -> Dict[str, Any]:
         _require_tenant_id(tenant_id)
-        with _unavailable_as_503():
+        with unavailable_as_503("AWS"):
             record = self._tenants.get(tenant_id)
         if record is None:
             raise NotFoundError(f"no tenant {tenant_id}")
@@ -118,7 +118,7 @@ class TenantAdmin:
         status, reason = parse_decision_body(raw_body)
         claim = {"status": status, "decidedBy": decided_by, "claimedAt": decided_at}
         try:
-            with _unavailable_as_503():
+            with unavailable_as_503("AWS"):
                 pending = self._tenants.claim_decision(
                     tenant_id, claim, _seconds_before(decided_at, CLAIM_LEASE_SECONDS)
                 )
@@ -130,7 +130,7 @@ class TenantAdmin:
             "status": status, "reason": reason, "decidedAt": decided_at, "decidedBy": decided_by,
         }
         try:
-            with _unavailable_as_503():
+            with unavailable_as_503("AWS"):
                 self._workflow.send_decision(pending["taskToken"], decision)
         except DecisionNotDelivered as refused:
             # that token is spent (timed out, or replaced by a retried wait):
@@ -186,13 +186,3 @@ def _page_size(value: Optional[str]) -> int:
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
         raise BadRequestError(f"limit must be a whole number from 1 to {MAX_PAGE}")
     return int(value)
-
-
-class _unavailable_as_503:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if isinstance(exc, AwsServiceUnavailable):
-            raise ServiceUnavailableError("AWS is throttling or unavailable; try again shortly") from exc
-        return False

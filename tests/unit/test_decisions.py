@@ -183,3 +183,31 @@ def test_given_step_functions_unavailable_when_finalized_then_503():
     with pytest.raises(ServiceUnavailableError) as raised:
         finalize(Decision(TOKEN, "approved", None), workflow, DECIDED_AT, ADMIN)
     assert raised.value.STATUS_CODE == 503
+
+
+def test_given_step_functions_unavailable_when_finalizing_then_503():
+    from chalicelib.decisions import Decision, ServiceUnavailableError, finalize
+    from chalicelib.errors import AwsServiceUnavailable
+
+    class Throttled:
+        def send_decision(self, token, decision):
+            raise AwsServiceUnavailable("Step Functions is unavailable (ThrottlingException)")
+
+    with pytest.raises(ServiceUnavailableError) as raised:
+        finalize(Decision("token", "approved", None), Throttled(), "2026-11-26T00:00:00.000Z", "local")
+    assert raised.value.STATUS_CODE == 503
+    assert "Step Functions is unavailable right now" in str(raised.value)
+
+
+def test_given_dynamodb_unavailable_when_an_admin_lists_then_503():
+    from chalicelib.decisions import ServiceUnavailableError
+    from chalicelib.errors import AwsServiceUnavailable
+    from chalicelib.tenant_admin import TenantAdmin
+
+    class Throttled:
+        def list_by_status(self, status, limit, start):
+            raise AwsServiceUnavailable("DynamoDB is unavailable (ThrottlingException)")
+
+    with pytest.raises(ServiceUnavailableError) as raised:
+        TenantAdmin(Throttled(), None).list({"status": "onboarding"})
+    assert raised.value.STATUS_CODE == 503
