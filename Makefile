@@ -14,7 +14,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 ## run: the whole app locally (local AWS + API + optional localstripe), until Ctrl-C
 run: $(STAMP)
-	$(PY) -m scripts.local_stack
+	$(PY) -m scripts.local
 
 ## test: every test tier; fails when a test fails or when none ran
 test: $(STAMP)
@@ -22,7 +22,7 @@ test: $(STAMP)
 
 ## load: N concurrent onboardings against a fresh local stack (N=200; LOAD_ARGS to change)
 load: $(STAMP)
-	$(PY) -m scripts.load_test --stripe $(LOAD_ARGS)
+	$(PY) -m scripts.bench.load --stripe $(LOAD_ARGS)
 
 ## bench: cold starts, import cost, package size, trigger latency, throughput, cost -> docs/benchmarks.md
 bench: $(STAMP)

@@ -25,7 +25,7 @@ SORT_KEY = "tenant"
 ONBOARDING = "onboarding"
 FINAL_STATUSES = ("active", "rejected", "failed", "timeout")
 STATUSES = (ONBOARDING,) + FINAL_STATUSES
-STATUS_INDEX = "byStatus"  # status (hash) + createdAt (range); see scripts/provisioning.py
+STATUS_INDEX = "byStatus"  # status (hash) + createdAt (range); see template.json
 
 
 class NotAwaitingDecision(Exception):

@@ -74,7 +74,7 @@ def localstripe():
     """A localstripe server of our own (127.0.0.1, in-memory), for the session."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.localstripe_server", str(port)],
+        [sys.executable, "-m", "scripts.local.stripe_server", str(port)],
         cwd=PROJECT_DIR,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1,7 +1,7 @@
 """A stage of the app inside moto, in process: the workflow-test tier.
 
 The real statemachine.json runs in moto's Step Functions engine; its Lambda
-tasks run the app's own handlers (scripts/local_lambda.py, the same runtime
+tasks run the app's own handlers (scripts/local/lambdas.py, the same runtime
 the local stack uses); events on the bus land in an SQS queue the test reads.
 """
 import json
@@ -13,11 +13,11 @@ import boto3
 from moto import mock_aws
 
 from chalicelib import dependencies as deps
-from scripts import provisioning
-from scripts.local_aws import answer_spent_task_tokens_like_aws
-from scripts.local_lambda import LocalLambdas
-from scripts.local_ses import reproduce_ses_contact_lists
-from scripts.provisioning import StageNames
+from scripts.deploy import template as provisioning
+from scripts.local.aws import answer_spent_task_tokens_like_aws
+from scripts.local.lambdas import LocalLambdas
+from scripts.local.ses import reproduce_ses_contact_lists
+from scripts.deploy.template import StageNames
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

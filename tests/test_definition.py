@@ -5,8 +5,8 @@ import pytest
 
 import app as app_module
 from chalicelib import errors
-from scripts import provisioning
-from scripts.provisioning import PROJECT_DIR, StageNames
+from scripts.deploy import template as provisioning
+from scripts.deploy.template import PROJECT_DIR, StageNames
 
 DEFINITION = json.loads(provisioning.load_template())
 TASKS = {name: s for name, s in DEFINITION["States"].items() if s["Type"] == "Task"}

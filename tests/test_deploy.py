@@ -14,8 +14,9 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
-from scripts import deploy, policies, provisioning
-from scripts.provisioning import PROJECT_DIR, StageNames
+from scripts.deploy import deploy, policies
+from scripts.deploy import template as provisioning
+from scripts.deploy.template import PROJECT_DIR, StageNames
 from tests.conftest import free_port
 
 REGION = "us-east-1"

@@ -1,11 +1,11 @@
-"""The load run (scripts/load_test.py) at a size that fits CI: many
+"""The load run (scripts/bench/load.py) at a size that fits CI: many
 concurrent sign-ups against the local stack, none lost or duplicated.
 `make load` runs it at the default N=200."""
 import os
 
 import pytest
 
-from scripts.load_test import print_report, run_with_own_stack
+from scripts.bench.load import print_report, run_with_own_stack
 
 pytestmark = pytest.mark.e2e
 SIGNUPS = int(os.environ.get("LOAD_TEST_SIGNUPS", "24"))

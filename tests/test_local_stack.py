@@ -1,5 +1,5 @@
 """End-to-end tier: the local stack started as `make run` starts it
-(scripts.local_stack, ephemeral ports), driven over HTTP like a user would:
+(scripts.local.stack, ephemeral ports), driven over HTTP like a user would:
 sign up and confirm through the local Cognito API, find the task token in
 the execution history, approve with a POST, see the record and the event."""
 import json
@@ -33,7 +33,7 @@ class RunningStack:
         }
         self.log = open(state_dir.parent / f"{state_dir.name}.log", "w+")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.local_stack", "--state-dir", str(state_dir)],
+            [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(state_dir)],
             cwd=PROJECT_DIR,
             env=environment,
             stdout=self.log,
@@ -202,7 +202,7 @@ def test_sign_up_without_the_required_name_is_refused_as_in_cognito(stack):
 
 def test_a_second_stack_on_the_same_state_fails_with_a_clear_message(stack):
     second = subprocess.run(
-        [sys.executable, "-m", "scripts.local_stack", "--state-dir", str(stack.state_dir)],
+        [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(stack.state_dir)],
         cwd=PROJECT_DIR,
         env={**os.environ, "LOCAL_AWS_PORT": "0", "LOCAL_API_PORT": "0"},
         capture_output=True,
@@ -238,7 +238,7 @@ def test_with_a_stripe_key_the_stack_runs_localstripe_and_stores_the_customer(tm
 
 
 def test_the_admin_cli_lists_shows_and_decides_against_the_local_stack(stack):
-    from scripts import admin
+    from scripts.admin import cli as admin
 
     ada = stack.sign_up_and_confirm("ada-cli@example.com", "Ada CLI Ltd")
     bob = stack.sign_up_and_confirm("bob-cli@example.com", "Bob CLI Ltd")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib.locks import LeaseLock
-from scripts import policies
-from scripts.provisioning import PROJECT_DIR, StageNames
+from scripts.deploy import policies
+from scripts.deploy.template import PROJECT_DIR, StageNames
 
 ACTION_STAR = ("*",)
 MODES = policies.CONTACT_LIST_MODES

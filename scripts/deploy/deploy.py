@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from scripts import policies, provisioning
-from scripts.provisioning import APP_NAME, PROJECT_DIR, StageNames
+from scripts.deploy import policies
+from scripts.deploy import template as provisioning
+from scripts.deploy.template import APP_NAME, PROJECT_DIR, StageNames
 
 CREATE, UPDATE, UNCHANGED, DELETE, SKIP = "create", "update", "unchanged", "delete", "skip"
 STRIPE_KEY_VARIABLE = "DEPLOY_STRIPE_API_KEY"

@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from scripts.provisioning import PROJECT_DIR
+from scripts.deploy.template import PROJECT_DIR
 
 
 class AdminError(RuntimeError):

@@ -11,14 +11,14 @@ The create_contact_list policy depends on the stage's contact-list mode
 ``list-per-tenant`` may touch only ``tenant-*`` lists, ``topic-per-tenant``
 only the stage's shared list ``tenants-<stage>`` (and the lease lock items).
 
-    python -m scripts.policies --stage dev      # (re)write the stage's files
+    python -m scripts.deploy.policies --stage dev      # (re)write the stage's files
 """
 import argparse
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from scripts.provisioning import (
+from scripts.deploy.template import (
     APP_NAME,
     PROJECT_DIR,
     TASK_FUNCTIONS,

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import quote, quote_plus
 
-from scripts.local_stack import FAKE_AWS_ENVIRONMENT
-from scripts.provisioning import PROJECT_DIR, StageNames
+from scripts.local.stack import FAKE_AWS_ENVIRONMENT
+from scripts.deploy.template import PROJECT_DIR, StageNames
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -277,7 +277,7 @@ class Entries:
                  layout: Any) -> None:
         import boto3
 
-        from scripts.load_test import LoadRun
+        from scripts.bench.load import LoadRun
 
         self.outputs = outputs
         self.use_layout(layout)
@@ -539,7 +539,7 @@ def measure_trigger_latency(
     """The post-confirmation handler, warm, ``calls`` times in one process,
     each followed by a plain StartExecution at the same pace (the local
     endpoint's own latency, for comparison)."""
-    from scripts.load_test import percentile
+    from scripts.bench.load import percentile
 
     sample = json.loads((EVENTS_DIR / "post_confirmation.json").read_text())
     attributes = sample["request"]["userAttributes"]

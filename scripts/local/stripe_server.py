@@ -7,7 +7,7 @@ Stripe replays the first response to a POST with the same key (for 24 hours)
 and answers 409 while the first is still in flight; this server does the
 same, so the local stack and tests see Stripe's at-most-once behaviour.
 
-Usage: python -m scripts.localstripe_server PORT
+Usage: python -m scripts.local.stripe_server PORT
 """
 import sys
 from typing import Any, Dict, Tuple

@@ -1,8 +1,8 @@
 """Local stacks, onboarding throughput and the cost model (for bench.py).
 
-Each stack is ``scripts.local_stack`` as ``make run`` starts it, in a
+Each stack is ``scripts.local.stack`` as ``make run`` starts it, in a
 subprocess on free ports with its own state directory, stopped with SIGINT.
-Throughput reuses ``scripts.load_test.LoadRun`` (latencies from the engine's
+Throughput reuses ``scripts.bench.load.LoadRun`` (latencies from the engine's
 own timestamps); the cost model counts what a real local execution did.
 """
 import json
@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from scripts.provisioning import PROJECT_DIR
+from scripts.deploy.template import PROJECT_DIR
 
 # List prices, us-east-1, x86 Lambda; free tiers left out.
 PRICES = {
@@ -29,7 +29,7 @@ ASSUMED_DURATION_S = 0.100  # per invocation, billed; an assumption, see the not
 
 
 class Stack:
-    """``python -m scripts.local_stack`` in a subprocess, for a ``with`` block."""
+    """``python -m scripts.local`` in a subprocess, for a ``with`` block."""
 
     def __init__(self, workdir: Path, stripe: bool = False, name: str = "stack") -> None:
         self.state_dir = workdir / name
@@ -48,7 +48,7 @@ class Stack:
             env["STRIPE_API_KEY"] = "sk_test_local"
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.local_stack", "--state-dir", str(self.state_dir)],
+            [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(self.state_dir)],
             cwd=PROJECT_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 90
@@ -79,7 +79,7 @@ def throughput(stack: Stack, concurrency: int, signups: int, attempts: int = 2) 
     LoadRun stops at the first sign-up refused outright (a Cognito confirm
     whose trigger timed out, say); that is reported, and the burst tried again.
     """
-    from scripts.load_test import LoadRun
+    from scripts.bench.load import LoadRun
 
     failures: List[str] = []
     for _ in range(attempts):
@@ -99,7 +99,7 @@ def throughput(stack: Stack, concurrency: int, signups: int, attempts: int = 2) 
 # --- the cost model --------------------------------------------------------------------
 def one_onboarding(stack: Stack) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """A real happy-path onboarding on the stack: its counts, and its execution history."""
-    from scripts.load_test import LoadRun
+    from scripts.bench.load import LoadRun
 
     run = LoadRun(stack.outputs, stack.state_dir, workers=1)
     tenant = run.sign_up(f"bench-cost-{uuid.uuid4().hex[:8]}@example.com")

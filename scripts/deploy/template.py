@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
 APP_NAME = "tenant-onboarding"
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFINITION_PATH = PROJECT_DIR / "statemachine.json"
 WAIT_STATE = "Wait For Callback"
 STATE_MACHINE_POLICY = "invoke-task-functions"

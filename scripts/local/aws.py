@@ -138,7 +138,7 @@ class AwsExtensions:
         except ValueError:
             return self._app(environ, start_response)
 
-        from scripts.local_cognito import CognitoError
+        from scripts.local.cognito import CognitoError
 
         try:
             if target == COGNITO + "SignUp":

@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from scripts import provisioning
-from scripts.provisioning import PROJECT_DIR, StageNames
+from scripts.deploy import template as provisioning
+from scripts.deploy.template import PROJECT_DIR, StageNames
 
 STAGE = "local"
 REGION = "us-east-1"
@@ -199,8 +199,8 @@ class LocalStack:
         os.environ.update(FAKE_AWS_ENVIRONMENT)
 
     def _start_aws(self) -> None:
-        from scripts.local_aws import AwsExtensions, LocalAwsServer
-        from scripts.local_ses import reproduce_ses_contact_lists
+        from scripts.local.aws import AwsExtensions, LocalAwsServer
+        from scripts.local.ses import reproduce_ses_contact_lists
 
         reproduce_ses_contact_lists(enforce_quotas=self._enforce_ses_quotas)
         events = self.state_dir / "events.jsonl"
@@ -223,7 +223,7 @@ class LocalStack:
                 "port, or STRIPE_API_BASE to a Stripe-compatible server you run"
             )
         self._stripe_process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.localstripe_server", str(port)],
+            [sys.executable, "-m", "scripts.local.stripe_server", str(port)],
             cwd=PROJECT_DIR,
         )
         deadline = time.monotonic() + 20
@@ -256,7 +256,7 @@ class LocalStack:
     def _run_lambdas_in_process(self, app_obj: Any) -> None:
         import boto3
 
-        from scripts.local_lambda import LocalLambdas
+        from scripts.local.lambdas import LocalLambdas
 
         self.lambdas = LocalLambdas(app_obj, self.names.prefix)
         boto3.setup_default_session(region_name=REGION)
@@ -265,7 +265,7 @@ class LocalStack:
     def _provision(self) -> Dict[str, Any]:
         import boto3
 
-        from scripts.local_cognito import LocalCognito
+        from scripts.local.cognito import LocalCognito
 
         session = boto3.session.Session(region_name=REGION)
         provisioned = provisioning.provision_emulated_stage(

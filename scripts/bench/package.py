@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from scripts.provisioning import PROJECT_DIR
+from scripts.deploy.template import PROJECT_DIR
 
 MB = 1024 * 1024
 # What the Lambda Python runtime already has: never shipped, imported from the venv.

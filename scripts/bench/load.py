@@ -1,7 +1,7 @@
 """Load run against the local stack: N sign-ups at once, every one decided.
 
     make load                       # N=200 against a stack it starts itself
-    python -m scripts.load_test --signups 50 --stack .local/stack.json   # a running stack
+    python -m scripts.bench.load --signups 50 --stack .local/stack.json   # a running stack
 
 Checks that nothing is lost or duplicated: N records, each in its expected
 final state; exactly one outcome event per tenant; at most one Stripe
@@ -286,7 +286,7 @@ def run_with_own_stack(signups: int, reject_every: int, stripe: bool, seconds: f
     import subprocess
     import tempfile
 
-    from scripts.provisioning import PROJECT_DIR
+    from scripts.deploy.template import PROJECT_DIR
 
     state_dir = Path(tempfile.mkdtemp(prefix="tenant-onboarding-load-")) / "state"
     env = {**os.environ, "LOCAL_AWS_PORT": "0", "LOCAL_API_PORT": "0", "LOCAL_STRIPE_PORT": "0"}
@@ -294,7 +294,7 @@ def run_with_own_stack(signups: int, reject_every: int, stripe: bool, seconds: f
         env["STRIPE_API_KEY"] = "sk_test_local"
     log = open(state_dir.parent / "stack.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.local_stack", "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(state_dir)],
         cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:

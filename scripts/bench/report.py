@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from scripts import bench_cold, bench_flow, bench_package
-from scripts.provisioning import PROJECT_DIR
+from scripts.bench import cold as bench_cold, flow as bench_flow, package as bench_package
+from scripts.deploy.template import PROJECT_DIR
 
 DOC = PROJECT_DIR / "docs" / "benchmarks.md"
 MB = 1024 * 1024
@@ -338,7 +338,7 @@ def methodology(r: Dict[str, Any], args: argparse.Namespace) -> List[str]:
         f"unzipped `chalice package` output laid out as on Lambda: function zip, layer, then "
         f"the runtime's boto3/botocore (precompiled, as in the runtime); `-S`, so no other "
         f"site-packages; `-B` and no .pyc in the package, as /var/task is read-only. The Stripe task talks to localstripe "
-        f"(`scripts.localstripe_server`, started by the stack) with the key read from the "
+        f"(`scripts.local.stripe_server`, started by the stack) with the key read from the "
         f"local Secrets Manager (`provisioning.put_stripe_secret`).",
         "**Import cost**: `python -X importtime -c 'import app'` in the same layout, median "
         "per module over 5 runs; cumulative ms for the direct imports of app.py, self ms for "
@@ -352,7 +352,7 @@ def methodology(r: Dict[str, Any], args: argparse.Namespace) -> List[str]:
         f"{args.trigger_interval * 2:.2f} s, each followed by a plain StartExecution (same "
         f"pace) for comparison; the first call is cold and reported apart. Each call starts a "
         f"real execution that the local stack runs.",
-        f"**Throughput**: `scripts.load_test.LoadRun` on a fresh local stack with Stripe on: "
+        f"**Throughput**: `scripts.bench.load.LoadRun` on a fresh local stack with Stripe on: "
         f"N clients sign up and confirm at once, N = the concurrency (at 1, five sign-ups one "
         f"after another); every onboarding is approved. Sign-up->awaiting is from the client's sign-up call to the engine's "
         f"TaskScheduled timestamp of the wait; approve->active from the POST to the "
@@ -386,7 +386,7 @@ def write_doc(rows, r, args, info, elapsed: float) -> None:
     text = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (`scripts/bench.py`); run it again to refresh this page. "
+        "Written by `make bench` (`scripts/bench/`); run it again to refresh this page. "
         "Figures are from one machine and one run: compare ratios, not absolute times, "
         "across machines.",
         "",

@@ -1,0 +1,5 @@
+import sys
+
+from scripts.admin.cli import main
+
+sys.exit(main())

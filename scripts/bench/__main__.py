@@ -1,0 +1,5 @@
+import sys
+
+from scripts.bench.report import main
+
+sys.exit(main())

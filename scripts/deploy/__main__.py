@@ -1,0 +1,5 @@
+import sys
+
+from scripts.deploy.deploy import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from scripts.local.stack import main
+
+sys.exit(main())
