@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test load deploy admin bench clean
+.PHONY: run test load package deploy admin bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ load: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m scripts.bench $(BENCH_ARGS)
 
+## package: what a deploy submits, built offline: build/$(STAGE)/template.json and its zips
+package: $(STAMP)
+	@test -n "$(STAGE)" || (echo "usage: make package STAGE=dev" >&2; exit 2)
+	$(PY) -m scripts.deploy.package --stage $(STAGE)
+
 ## deploy: ship a stage to AWS (needs AWS credentials), e.g. make deploy STAGE=dev DEPLOY_ARGS=--dry-run
 deploy: $(STAMP)
 	@test -n "$(STAGE)" || (echo "usage: make deploy STAGE=dev [DEPLOY_ARGS='--dry-run|--delete ...']" >&2; exit 2)
@@ -38,4 +43,4 @@ admin: $(STAMP)
 	$(PY) -m scripts.admin $(ARGS)
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache .hypothesis
+	rm -rf $(VENV) .local build .pytest_cache .hypothesis

@@ -4,9 +4,10 @@ Two modes, set per stage (CONTACT_LIST_MODE):
 - ``list-per-tenant``: one contact list per tenant, as the seed describes. AWS
   allows only ONE contact list per account and Region, so in a real account
   this fails from the second tenant on (ContactListQuotaReached).
-- ``topic-per-tenant``: one shared list per stage (made by the deploy script
-  or the local stack); each tenant gets a topic on it, at most 20 topics per
-  list. UpdateContactList replaces the whole topic array, so the
+- ``topic-per-tenant``: one shared list per stage, made by the first
+  onboarding that needs it (not by the stack: ``AWS::SES::ContactList`` owns
+  its ``Topics``, so a stack update would drop every tenant's topic); each
+  tenant gets a topic on it, at most 20 topics per list. UpdateContactList replaces the whole topic array, so the
   read-modify-write happens under a lease lock.
 """
 from dataclasses import dataclass
@@ -79,8 +80,7 @@ class SharedListTopics:
     def ensure_for_tenant(self, tenant_id: str, tenant_name: str) -> ContactListPlace:
         topic = topic_name(tenant_id)
         with self._lock.held():
-            with aws_call("SES"):
-                current = self._ses.get_contact_list(ContactListName=self._list)
+            current = self._current_list(tenant_id)
             topics = current.get("Topics") or []
             if any(t.get("TopicName") == topic for t in topics):
                 logger.info("topic %s already on %s", topic, self._list,
@@ -120,6 +120,35 @@ class SharedListTopics:
                 raise ContactListBusy(f"topic {topic} was overwritten on {self._list}; will retry")
         logger.info("added topic %s to %s", topic, self._list, extra={"tenantId": tenant_id})
         return ContactListPlace(list=self._list, topic=topic)
+
+
+    def _current_list(self, tenant_id: str) -> Dict[str, Any]:
+        """The shared list as it is, made first if this stage has none yet."""
+        try:
+            with aws_call("SES"):
+                return self._ses.get_contact_list(ContactListName=self._list)
+        except Exception as error:
+            if aws_error_code(error) != "NotFoundException":
+                raise
+        try:
+            with aws_call("SES"):
+                self._ses.create_contact_list(
+                    ContactListName=self._list,
+                    Description="Tenants of this stage: one topic per tenant",
+                )
+            logger.info("created the shared SES contact list %s", self._list,
+                        extra={"tenantId": tenant_id})
+        except Exception as error:
+            code = aws_error_code(error)
+            if code == "LimitExceededException":
+                raise ContactListQuotaReached(
+                    f"the SES contact-list quota is reached: {self._list} cannot be created "
+                    "because this account and Region already hold a contact list"
+                ) from None
+            if code != "AlreadyExistsException":
+                raise
+        with aws_call("SES"):
+            return self._ses.get_contact_list(ContactListName=self._list)
 
 
 def _writable(topic: Dict[str, Any]) -> Dict[str, Any]:

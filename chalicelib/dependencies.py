@@ -87,7 +87,9 @@ def workflow():
 
     return _cached(
         "workflow",
-        lambda: OnboardingWorkflow(_client("stepfunctions"), settings().state_machine_arn),
+        lambda: OnboardingWorkflow(
+            _client("stepfunctions"), settings().require_state_machine_arn()
+        ),
     )
 
 

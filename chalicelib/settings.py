@@ -1,7 +1,8 @@
 """Typed settings read from the environment of the running function.
 
-Each stage sets these in ``.chalice/config.json``; the local stack sets them
-for its own stage. Missing required values fail loudly, naming the variable.
+template.json sets these for every function of a stage (from the stage's own
+resources, with Ref and Fn::GetAtt); the local stack resolves the same
+template for its stage. Missing required values fail loudly, naming the variable.
 """
 import os
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ class SettingsError(RuntimeError):
 class Settings:
     tenant_table_name: str
     event_bus_name: str
-    state_machine_arn: str
+    # Only the trigger and the API start executions: the task functions, which
+    # the state machine names, cannot name it back (a cycle in the template).
+    state_machine_arn: Optional[str] = None
     event_source: str = DEFAULT_EVENT_SOURCE
     # Secrets Manager id of the Stripe secret key; empty means Stripe is off.
     stripe_secret_id: Optional[str] = None
@@ -31,6 +34,14 @@ class Settings:
     # topic each on the stage's shared list); see README "SES contact lists".
     contact_list_mode: str = LIST_PER_TENANT
     shared_contact_list: Optional[str] = None
+
+    def require_state_machine_arn(self) -> str:
+        if not self.state_machine_arn:
+            raise SettingsError(
+                "environment variable STATE_MACHINE_ARN is not set; template.json sets it "
+                "for the functions that start executions"
+            )
+        return self.state_machine_arn
 
     @property
     def stripe_configured(self) -> bool:
@@ -45,8 +56,8 @@ class Settings:
             value = environ.get(name, "").strip()
             if not value:
                 raise SettingsError(
-                    f"environment variable {name} is not set; set it for the "
-                    "stage in .chalice/config.json"
+                    f"environment variable {name} is not set; template.json sets it "
+                    "for every function of the stage"
                 )
             return value
 
@@ -65,7 +76,7 @@ class Settings:
             ),
             tenant_table_name=required("TENANT_TABLE_NAME"),
             event_bus_name=required("EVENT_BUS_NAME"),
-            state_machine_arn=required("STATE_MACHINE_ARN"),
+            state_machine_arn=optional("STATE_MACHINE_ARN"),
             event_source=optional("EVENT_SOURCE") or DEFAULT_EVENT_SOURCE,
             stripe_secret_id=optional("STRIPE_SECRET_ID"),
             stripe_api_base=optional("STRIPE_API_BASE"),

@@ -13,11 +13,11 @@ import boto3
 from moto import mock_aws
 
 from chalicelib import dependencies as deps
-from scripts.deploy import template as provisioning
+from scripts.deploy.template import stripe_secret_name
 from scripts.local.aws import answer_spent_task_tokens_like_aws
 from scripts.local.lambdas import LocalLambdas
+from scripts.local.resources import provision_stage
 from scripts.local.ses import reproduce_ses_contact_lists
-from scripts.deploy.template import StageNames
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -40,7 +40,6 @@ class Stage:
         self._approval_timeout = approval_timeout_seconds
         self._stripe_base = stripe_api_base
         self._stripe_key = stripe_api_key
-        self.names = StageNames(STAGE)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
 
     # --- lifecycle -------------------------------------------------------------
@@ -48,36 +47,46 @@ class Stage:
         self._mock.start()
         answer_spent_task_tokens_like_aws()
         reproduce_ses_contact_lists(enforce_quotas=self._enforce_ses_quotas)
-        for key, value in self.names.environment(REGION, ACCOUNT).items():
-            self._monkeypatch.setenv(key, value)
-        self._monkeypatch.setenv("CONTACT_LIST_MODE", self._contact_list_mode)
         session = boto3.session.Session(region_name=REGION)
         self.ddb = session.client("dynamodb")
         self.sfn = session.client("stepfunctions")
         self.sqs = session.client("sqs")
         self.sesv2 = session.client("sesv2")
         events = session.client("events")
-        self.state_machine_arn = provisioning.provision_emulated_stage(
+        self.resources = provision_stage(
             session,
-            self.names,
+            STAGE,
             ACCOUNT,
-            approval_timeout_seconds=self._approval_timeout,
             contact_list_mode=self._contact_list_mode,
-            stripe_key=self._stripe_key if self._stripe_base else None,
-        )["stateMachineArn"]
+            stripe=bool(self._stripe_base),
+            approval_timeout_seconds=self._approval_timeout,
+        )
+        self.apply_environment(self._monkeypatch)
+        self.state_machine_arn = self.resources.ref("StateMachine")
+        self.table_name = self.resources.ref("TenantTable")
+        self.event_bus = self.resources.ref("EventBus")
+        self.shared_contact_list = self.resources.environment["SHARED_CONTACT_LIST_NAME"]
         if self._stripe_base:
-            self._monkeypatch.setenv("STRIPE_SECRET_ID", self.names.stripe_secret)
-            self._monkeypatch.setenv("STRIPE_API_BASE", self._stripe_base)
+            session.client("secretsmanager").create_secret(
+                Name=stripe_secret_name(STAGE), SecretString=self._stripe_key
+            )
         self._capture_events(events)
 
         import app
 
         self.app = app.app
-        self.lambdas = LocalLambdas(app.app, self.names.prefix)
+        self.lambdas = LocalLambdas(app.app, self.resources.function_names)
         boto3.setup_default_session(region_name=REGION)
         self.lambdas.install(boto3.DEFAULT_SESSION)
         deps.reset()
         return self
+
+    def apply_environment(self, monkeypatch: Any) -> None:
+        """The functions' environment, as the template gives it to them."""
+        for key, value in self.resources.environment.items():
+            monkeypatch.setenv(key, value)
+        if self._stripe_base:
+            monkeypatch.setenv("STRIPE_API_BASE", self._stripe_base)
 
     def __exit__(self, *exc: Any) -> None:
         try:
@@ -123,12 +132,12 @@ class Stage:
         )["Attributes"]["QueueArn"]
         events.put_rule(
             Name="capture-all",
-            EventBusName=self.names.event_bus,
+            EventBusName=self.event_bus,
             EventPattern=json.dumps({"source": ["tenant-onboarding"]}),
         )
         events.put_targets(
             Rule="capture-all",
-            EventBusName=self.names.event_bus,
+            EventBusName=self.event_bus,
             Targets=[{"Id": "queue", "Arn": queue_arn}],
         )
         self._queue = queue

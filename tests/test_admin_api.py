@@ -263,7 +263,7 @@ def test_a_claim_left_by_an_admin_who_died_expires(stage, client):
     t, execution = waiting(stage, 60)
     # an admin claimed the decision two minutes ago, then their Lambda died
     stage.ddb.update_item(
-        TableName=stage.names.table,
+        TableName=stage.table_name,
         Key={"pk": {"S": t["tenantId"]}, "sk": {"S": "tenant"}},
         UpdateExpression="SET decisionClaim = :c",
         ExpressionAttributeValues={":c": {"M": {

@@ -25,6 +25,12 @@ def client():
         monkeypatch.undo()
 
 
+@pytest.fixture(autouse=True)
+def stage_environment(client, monkeypatch):
+    # conftest isolates every test's environment; the module's stage outlives that
+    client.stage.apply_environment(monkeypatch)
+
+
 def post(client, body, content_type="application/json"):
     return client.http.post("/tenant/finalize", headers={"Content-Type": content_type}, body=body)
 

@@ -28,7 +28,7 @@ def test_topic_per_tenant_adds_the_tenants_topic_to_the_shared_list(monkeypatch)
         stage.wait_for_token(execution)
 
         record = stage.record(t["tenantId"])
-        assert record["list"] == stage.names.shared_contact_list
+        assert record["list"] == stage.shared_contact_list
         assert record["topic"] == f"tenant-{t['tenantId']}"
         topics = stage.sesv2.get_contact_list(ContactListName=record["list"])["Topics"]
         assert [x["TopicName"] for x in topics] == [record["topic"]]
@@ -51,7 +51,7 @@ def test_twenty_concurrent_onboardings_keep_all_twenty_topics(monkeypatch):
         for execution in executions:
             stage.wait_for_token(execution, seconds=60)
 
-        topics = stage.sesv2.get_contact_list(ContactListName=stage.names.shared_contact_list)[
+        topics = stage.sesv2.get_contact_list(ContactListName=stage.shared_contact_list)[
             "Topics"
         ]
         assert sorted(x["TopicName"] for x in topics) == sorted(

@@ -5,21 +5,27 @@ import pytest
 
 import app as app_module
 from chalicelib import errors
-from scripts.deploy import template as provisioning
-from scripts.deploy.template import PROJECT_DIR, StageNames
+from scripts.deploy import template as stack_template
 
-DEFINITION = json.loads(provisioning.load_template())
+DEFINITION = stack_template.load_definition()
+SUBSTITUTIONS = stack_template.load_template()["Resources"][stack_template.STATE_MACHINE][
+    "Properties"
+]["DefinitionSubstitutions"]
 TASKS = {name: s for name, s in DEFINITION["States"].items() if s["Type"] == "Task"}
 DECLARED = {fn.name for fn in app_module.app.pure_lambda_functions}
 
 
-def test_every_placeholder_names_a_function_the_app_declares():
-    by_placeholder = {provisioning.placeholder_for(name): name for name in DECLARED}
-    used = provisioning.placeholders(provisioning.load_template())
+def test_every_placeholder_is_substituted_with_a_task_function_the_app_declares():
+    by_logical_id = {logical: name for name, logical in stack_template.FUNCTIONS.items()}
+    used = stack_template.placeholders(DEFINITION)
 
     assert used, "the definition should reference the app's functions"
-    assert used <= set(by_placeholder), used - set(by_placeholder)
-    assert {by_placeholder[p] for p in used} == set(provisioning.TASK_FUNCTIONS)
+    assert used == set(SUBSTITUTIONS), used ^ set(SUBSTITUTIONS)
+    for placeholder, value in SUBSTITUTIONS.items():
+        logical, attribute = value["Fn::GetAtt"]
+        assert attribute == "Arn" and by_logical_id[logical] in DECLARED, placeholder
+    named = {by_logical_id[v["Fn::GetAtt"][0]] for v in SUBSTITUTIONS.values()}
+    assert named == DECLARED - {"post_confirmation"}
 
 
 def test_every_task_retries_and_catches():
@@ -94,30 +100,20 @@ def test_the_happy_path_visits_the_seed_states_in_order():
     assert states["Stripe Configured?"]["Default"] == "Create Contact List"
 
 
-def test_render_fills_every_placeholder_and_can_shorten_the_wait():
-    arns = {n: f"arn:aws:lambda:us-east-1:1:function:x-{n}" for n in provisioning.TASK_FUNCTIONS}
+def test_substitution_fills_every_placeholder_and_the_wait_can_be_shortened():
+    arns = {p: f"arn:aws:lambda:us-east-1:1:function:x-{p}" for p in SUBSTITUTIONS}
 
-    rendered = provisioning.render_definition(provisioning.load_template(), arns)
-    shortened = json.loads(provisioning.render_definition(provisioning.load_template(), arns, 3))
+    rendered = stack_template.substitute(DEFINITION, arns)
+    shortened = stack_template.shorten_wait(stack_template.substitute(DEFINITION, arns), 3)
 
-    assert "${" not in rendered
-    assert json.loads(rendered)["States"]["Create Tenant Record"]["Resource"] == arns[
-        "create_tenant_record"
+    assert "${" not in json.dumps(rendered)
+    assert rendered["States"]["Create Tenant Record"]["Resource"] == arns[
+        "CreateTenantRecordFunctionArn"
     ]
     assert shortened["States"]["Wait For Callback"]["TimeoutSeconds"] == 3
+    assert DEFINITION["States"]["Wait For Callback"]["TimeoutSeconds"] == 86400  # not mutated
 
 
-def test_render_refuses_a_missing_function_arn():
-    with pytest.raises(ValueError, match="CreateTenantRecordFunctionArn"):
-        provisioning.render_definition(provisioning.load_template(), {})
-
-
-@pytest.mark.parametrize("stage", ["local", "dev"])
-def test_chalice_stage_environment_matches_the_provisioned_names(stage):
-    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
-    env = config["stages"][stage]["environment_variables"]
-    expected = StageNames(stage).environment("us-east-1", "000000000000")
-
-    assert env["TENANT_TABLE_NAME"] == expected["TENANT_TABLE_NAME"]
-    assert env["EVENT_BUS_NAME"] == expected["EVENT_BUS_NAME"]
-    assert env["STATE_MACHINE_ARN"].endswith(":stateMachine:" + StageNames(stage).state_machine)
+def test_substitution_refuses_a_missing_function_arn():
+    with pytest.raises(stack_template.TemplateError, match="CreateTenantRecordFunctionArn"):
+        stack_template.substitute(DEFINITION, {})

@@ -309,3 +309,31 @@ def test_resume_starts_onboarding_for_a_confirmed_user_the_trigger_missed(stack)
     assert [e["name"] for e in executions["executions"]].count(sub) == 1
     unknown = run_admin("resume", "00000000-0000-4000-8000-000000000000")
     assert unknown.returncode == 1 and "no user" in unknown.stderr
+
+
+def test_the_local_resources_are_the_templates_own(stack):
+    """make run creates its table and user pool from template.json's properties."""
+    from scripts.deploy.template import load_template
+
+    declared = load_template()["Resources"]
+    table = stack.ddb.describe_table(TableName=stack.outputs["tableName"])["Table"]
+    want_table = declared["TenantTable"]["Properties"]
+    assert table["KeySchema"] == want_table["KeySchema"]
+    [index] = table["GlobalSecondaryIndexes"]
+    [want_index] = want_table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == want_index["IndexName"] == "byStatus"
+    assert index["KeySchema"] == want_index["KeySchema"]
+    assert index["Projection"] == want_index["Projection"]
+    assert "taskToken" not in json.dumps(index["Projection"])
+
+    pool = stack.cognito.describe_user_pool(UserPoolId=stack.outputs["userPoolId"])["UserPool"]
+    want_pool = declared["UserPool"]["Properties"]
+    required = {a["Name"] for a in pool["SchemaAttributes"] if a.get("Required")}
+    assert required == {a["Name"] for a in want_pool["Schema"] if a["Required"]}
+    assert pool["UsernameAttributes"] == want_pool["UsernameAttributes"]
+    assert pool["UsernameConfiguration"] == want_pool["UsernameConfiguration"]
+    assert pool["AutoVerifiedAttributes"] == want_pool["AutoVerifiedAttributes"]
+    assert pool["Policies"]["PasswordPolicy"]["MinimumLength"] == (
+        want_pool["Policies"]["PasswordPolicy"]["MinimumLength"])
+    assert pool["LambdaConfig"]["PostConfirmation"].endswith(
+        ":function:tenant-onboarding-local-post_confirmation")

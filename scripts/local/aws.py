@@ -5,6 +5,7 @@ moto's Step Functions engine executes state machines for real here
 (``execute_state_machine``); its Lambda calls are answered in process by
 local_lambda.LocalLambdas.
 """
+import contextlib
 import io
 import json
 import logging
@@ -116,18 +117,19 @@ class AwsExtensions:
         self._app = app
         self._cognito = cognito  # a LocalCognito, set once the stack has clients
         self._on_events = on_events
+        self._user_state_lock = threading.Lock()
 
     def attach_cognito(self, cognito: Any) -> None:
         self._cognito = cognito
 
     def __call__(self, environ: Dict[str, Any], start_response: Callable):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        watched = target == PUT_EVENTS or (
+        cognito_call = (
             self._cognito is not None
-            and target
-            in (COGNITO + "SignUp", COGNITO + "ConfirmSignUp", COGNITO + "AdminConfirmSignUp")
+            and target.startswith(COGNITO)
+            and not environ.get("HTTP_X_LOCAL_COGNITO")  # cognito.INTERNAL_HEADER: its own calls
         )
-        if not watched:
+        if target != PUT_EVENTS and not cognito_call:
             return self._app(environ, start_response)
 
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -136,25 +138,41 @@ class AwsExtensions:
         try:
             request = json.loads(raw or b"{}")
         except ValueError:
-            return self._app(environ, start_response)
+            request = None
+        if not isinstance(request, dict):
+            return self._app(environ, start_response)  # moto answers what it makes of it
 
         from scripts.local.cognito import CognitoError
 
         try:
-            if target == COGNITO + "SignUp":
-                self._cognito.before_sign_up(request)
-            status, headers, body = self._call_moto(environ)
-            if status.startswith("200"):
-                if target == PUT_EVENTS:
+            if cognito_call:
+                status, headers, body = self._call_cognito(
+                    target[len(COGNITO):], request, environ
+                )
+            else:
+                status, headers, body = self._call_moto(environ)
+                if status.startswith("200"):
                     self._tap_events(request, body)
-                elif target.endswith("ConfirmSignUp"):
-                    self._cognito.after_confirm(
-                        request, admin=target.endswith("AdminConfirmSignUp")
-                    )
         except CognitoError as error:
             status, headers, body = _json_error(error.code, error.message)
         start_response(status, headers)
         return [body]
+
+    def _call_cognito(self, operation: str, request: Dict[str, Any], environ: Dict[str, Any]):
+        """moto's answer, with what LocalCognito adds before and after it."""
+        from scripts.local.cognito import CHANGES_USER_STATE
+
+        exclusive = operation in CHANGES_USER_STATE
+        with self._user_state_lock if exclusive else contextlib.nullcontext():
+            forwarded = self._cognito.before(operation, request)
+            if forwarded != request:
+                raw = json.dumps(forwarded).encode()
+                environ["wsgi.input"] = io.BytesIO(raw)
+                environ["CONTENT_LENGTH"] = str(len(raw))
+            status, headers, body = self._call_moto(environ)
+        if status.startswith("200"):
+            self._cognito.after(operation, forwarded)
+        return status, headers, body
 
     def _call_moto(self, environ: Dict[str, Any]):
         captured: Dict[str, Any] = {}

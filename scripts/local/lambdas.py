@@ -44,9 +44,14 @@ class LocalContext:
 class LocalLambdas:
     """Maps deployed function names of one stage to the app's handlers."""
 
-    def __init__(self, chalice_app: Any, function_prefix: str, timeout_ms: int = 60_000):
+    def __init__(
+        self, chalice_app: Any, function_names: Dict[str, str], timeout_ms: int = 60_000
+    ) -> None:
+        """``function_names``: Chalice function name -> the stage's deployed name."""
         self._handlers = {
-            f"{function_prefix}-{fn.name}": fn for fn in chalice_app.pure_lambda_functions
+            function_names[fn.name]: fn
+            for fn in chalice_app.pure_lambda_functions
+            if fn.name in function_names
         }
         self._timeout_ms = timeout_ms
         self.invocations: Dict[str, int] = {}

@@ -27,8 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from scripts.deploy import template as provisioning
-from scripts.deploy.template import PROJECT_DIR, StageNames
+from scripts.deploy.template import PROJECT_DIR, stack_name, stripe_secret_name
 
 STAGE = "local"
 REGION = "us-east-1"
@@ -125,9 +124,15 @@ class EventLog:
 
 
 def _port_free(port: int) -> bool:
+    """Whether our servers could listen on ``port``.
+
+    Binds as they do (werkzeug, http.server and aiohttp set SO_REUSEADDR), so
+    connections a stopped stack left in TIME_WAIT do not count as in use.
+    """
     if port == 0:
         return True
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
             return True
@@ -154,7 +159,8 @@ class LocalStack:
         contact_list_mode: str = "list-per-tenant",
         enforce_ses_quotas: bool = False,
     ) -> None:
-        self.names = StageNames(STAGE)
+        self.bus_name = f"{stack_name(STAGE)}"  # the template's EventBus name
+        self.resources: Any = None
         self._contact_list_mode = contact_list_mode
         self._enforce_ses_quotas = enforce_ses_quotas
         self.state_dir = state_dir
@@ -182,8 +188,8 @@ class LocalStack:
         self._start_aws()
         stripe_base = self._start_stripe() if self._stripe_key else None
         app_obj, config = self._load_app(stripe_base)
-        self._run_lambdas_in_process(app_obj)
         self.outputs = self._provision()
+        self._run_lambdas_in_process(app_obj)
         self._warm_up()
         self._start_api(app_obj, config)
         self.outputs["apiUrl"] = f"http://127.0.0.1:{self._api.server.server_address[1]}"
@@ -204,7 +210,7 @@ class LocalStack:
 
         reproduce_ses_contact_lists(enforce_quotas=self._enforce_ses_quotas)
         events = self.state_dir / "events.jsonl"
-        self._event_log = EventLog(events, self.names.event_bus)
+        self._event_log = EventLog(events, self.bus_name)
         self._aws = LocalAwsServer(
             self._aws_port, lambda app: AwsExtensions(app, on_events=self._event_log)
         ).start()
@@ -222,8 +228,10 @@ class LocalStack:
                 f"port {port} on 127.0.0.1 is in use; set LOCAL_STRIPE_PORT to another "
                 "port, or STRIPE_API_BASE to a Stripe-compatible server you run"
             )
+        # It dies with this process, even on kill -9 (stripe_server.exit_with_parent);
+        # started from the main thread, whose end the kernel's signal follows.
         self._stripe_process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.local.stripe_server", str(port)],
+            [sys.executable, "-m", "scripts.local.stripe_server", str(port), str(os.getpid())],
             cwd=PROJECT_DIR,
         )
         deadline = time.monotonic() + 20
@@ -239,15 +247,10 @@ class LocalStack:
     def _load_app(self, stripe_base: Optional[str]):
         from chalice.cli.factory import CLIFactory
 
-        os.environ.update(self.names.environment(REGION, ACCOUNT))
-        os.environ["CONTACT_LIST_MODE"] = self._contact_list_mode
         # AWS answers in milliseconds; this emulator, under a burst, in seconds
         os.environ.setdefault("AWS_CLIENT_TIMEOUT_SECONDS", "30")
-        os.environ.pop("STRIPE_SECRET_ID", None)
         os.environ.pop("STRIPE_API_BASE", None)
         if stripe_base:
-            # The app reads the key from the local Secrets Manager, as in AWS.
-            os.environ["STRIPE_SECRET_ID"] = self.names.stripe_secret
             os.environ["STRIPE_API_BASE"] = stripe_base
         factory = CLIFactory(str(PROJECT_DIR), environ=os.environ)
         config = factory.create_config_obj(chalice_stage_name=STAGE)
@@ -258,41 +261,50 @@ class LocalStack:
 
         from scripts.local.lambdas import LocalLambdas
 
-        self.lambdas = LocalLambdas(app_obj, self.names.prefix)
+        self.lambdas = LocalLambdas(app_obj, self.resources.function_names)
         boto3.setup_default_session(region_name=REGION)
         self.lambdas.install(boto3.DEFAULT_SESSION)
 
     def _provision(self) -> Dict[str, Any]:
+        """The stage's resources from template.json, then the app's environment from them."""
         import boto3
 
         from scripts.local.cognito import LocalCognito
+        from scripts.local.resources import provision_stage
 
         session = boto3.session.Session(region_name=REGION)
-        provisioned = provisioning.provision_emulated_stage(
+        self.resources = provision_stage(
             session,
-            self.names,
+            STAGE,
             ACCOUNT,
-            approval_timeout_seconds=self._approval_timeout,
             contact_list_mode=self._contact_list_mode,
-            stripe_key=self._stripe_key,
+            stripe=bool(self._stripe_key),
+            approval_timeout_seconds=self._approval_timeout,
         )
+        if self._stripe_key:
+            # the app reads the key from the local Secrets Manager, as in AWS
+            session.client("secretsmanager").create_secret(
+                Name=stripe_secret_name(STAGE), SecretString=self._stripe_key
+            )
+        os.environ.update(self.resources.environment)
         self._aws.extensions.attach_cognito(
-            LocalCognito(session.client("cognito-idp"), self.lambdas.invoke)
+            LocalCognito(session.client("cognito-idp"), self.lambdas_invoke)
         )
         return {
             "stage": STAGE,
             "awsEndpoint": self._aws.endpoint,
             "region": REGION,
-            "userPoolId": provisioned["userPoolId"],
-            "userPoolClientId": provisioned["userPoolClientId"],
-            "tableName": self.names.table,
-            "eventBusName": self.names.event_bus,
-            "stateMachineArn": provisioned["stateMachineArn"],
+            **self.resources.outputs(),
             "stripe": bool(self._stripe_key),
             "approvalTimeoutSeconds": self._approval_timeout or 86400,
             "contactListMode": self._contact_list_mode,
             "sesQuotasEnforced": self._enforce_ses_quotas,
+            "functionEnvironment": self.resources.environment,
         }
+
+    def lambdas_invoke(self, function: str, payload: bytes):
+        """Cognito's triggers, answered by the app's handlers in this process."""
+        return self.lambdas.invoke(function, payload)
 
     def _warm_up(self) -> None:
         """Build the clients every onboarding needs before the first sign-up.
@@ -400,6 +412,13 @@ def _env_int(name: str, default: Optional[int]) -> Optional[int]:
         raise StackError(f"{name} must be a whole number, not {value!r}") from None
 
 
+def _env_port(name: str, default: int) -> int:
+    port = _env_int(name, default)
+    if not 0 <= port <= 65535:
+        raise StackError(f"{name} must be a port from 0 to 65535 (0: any free port), not {port}")
+    return port
+
+
 def _positive(seconds: Optional[int]) -> Optional[int]:
     if seconds is not None and seconds <= 0:
         raise StackError("APPROVAL_TIMEOUT_SECONDS must be a positive number of seconds")
@@ -433,12 +452,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         lock.acquire()
         stack = LocalStack(
-            aws_port=_env_int("LOCAL_AWS_PORT", 4566),
-            api_port=_env_int("LOCAL_API_PORT", 8000),
+            aws_port=_env_port("LOCAL_AWS_PORT", 4566),
+            api_port=_env_port("LOCAL_API_PORT", 8000),
             state_dir=state_dir,
             stripe_api_key=os.environ.get("STRIPE_API_KEY") or None,
             stripe_api_base=os.environ.get("STRIPE_API_BASE") or None,
-            stripe_port=_env_int("LOCAL_STRIPE_PORT", 8420),
+            stripe_port=_env_port("LOCAL_STRIPE_PORT", 8420),
             approval_timeout_seconds=_positive(_env_int("APPROVAL_TIMEOUT_SECONDS", None)),
             contact_list_mode=_contact_list_mode(),
             enforce_ses_quotas=os.environ.get("LOCAL_ENFORCE_SES_QUOTAS", "") in ("1", "true"),

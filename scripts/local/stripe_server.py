@@ -7,10 +7,20 @@ Stripe replays the first response to a POST with the same key (for 24 hours)
 and answers 409 while the first is still in flight; this server does the
 same, so the local stack and tests see Stripe's at-most-once behaviour.
 
-Usage: python -m scripts.local.stripe_server PORT
+It ends with the process that started it (PARENT_PID, the local stack), even
+when that one is killed with SIGKILL, so no orphan keeps holding the port.
+
+Usage: python -m scripts.local.stripe_server PORT [PARENT_PID]
 """
+import ctypes
+import os
+import signal
 import sys
+import threading
+import time
 from typing import Any, Dict, Tuple
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def idempotency_middleware() -> Any:
@@ -51,9 +61,30 @@ def idempotency_middleware() -> Any:
     return idempotent
 
 
+def exit_with_parent(parent_pid: int) -> None:
+    """Be killed when ``parent_pid`` dies, however it dies.
+
+    On Linux the kernel does it (PR_SET_PDEATHSIG); elsewhere a thread
+    watches for this process being handed to another parent.
+    """
+    linux = sys.platform.startswith("linux")
+    if not linux or ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL)) != 0:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    if os.getppid() != parent_pid:  # it died before the line above
+        os._exit(0)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def main(argv=None) -> None:
     args = sys.argv[1:] if argv is None else argv
     port = int(args[0]) if args else 8420
+    if len(args) > 1:
+        exit_with_parent(int(args[1]))
 
     from aiohttp import web
     from localstripe import resources

@@ -14,6 +14,7 @@ from chalicelib.contact_lists import (
 )
 from chalicelib.errors import AwsServiceUnavailable, ContactListBusy, ContactListQuotaReached
 from chalicelib.locks import LeaseLock
+from scripts.local.ses import reproduce_ses_contact_lists
 from tests.unit.conftest import REGION, TABLE_NAME, TENANT_ID, FailingClient
 
 SHARED = "tenant-onboarding-test-subscribers"
@@ -263,11 +264,28 @@ def test_given_ses_refuses_more_topics_when_ensured_then_quota_reached():
             SharedListTopics(client, SHARED, FreeLock()).ensure_for_tenant(TENANT_ID, "Ada")
 
 
-def test_given_no_shared_list_when_ensured_then_not_found_propagates(sesv2):
-    with pytest.raises(ClientError) as raised:
-        SharedListTopics(sesv2, SHARED, FreeLock()).ensure_for_tenant(TENANT_ID, "Ada")
+def test_given_no_shared_list_when_ensured_then_the_list_is_made_with_the_topic(sesv2):
+    # the stack does not own the shared list (it would overwrite the topics):
+    # the first onboarding of the stage makes it
+    place = SharedListTopics(sesv2, SHARED, FreeLock()).ensure_for_tenant(TENANT_ID, "Ada")
 
-    assert raised.value.response["Error"]["Code"] == "NotFoundException"
+    assert place.to_dict() == {"list": SHARED, "topic": TOPIC}
+    assert [t["TopicName"] for t in topics_of(sesv2)] == [TOPIC]
+
+
+def test_given_the_list_made_meanwhile_when_ensured_then_it_is_used_as_is(sesv2, monkeypatch):
+    real_create = sesv2.create_contact_list
+
+    def made_by_someone_else_first(**kwargs):
+        real_create(**kwargs)
+        real_create(**kwargs)  # the second call is ours: AlreadyExists
+
+    monkeypatch.setattr(sesv2, "create_contact_list", made_by_someone_else_first)
+    reproduce_ses_contact_lists(enforce_quotas=False)
+
+    place = SharedListTopics(sesv2, SHARED, FreeLock()).ensure_for_tenant(TENANT_ID, "Ada")
+
+    assert place.topic == TOPIC
 
 
 def test_given_a_real_lease_lock_when_ensured_then_the_lock_is_released_afterwards(

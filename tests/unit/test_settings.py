@@ -38,14 +38,21 @@ def test_given_no_argument_when_read_then_the_process_environment_is_used(monkey
     assert Settings.from_environ().tenant_table_name == "tenant-onboarding-dev-tenants"
 
 
-@pytest.mark.parametrize(
-    "missing", ["TENANT_TABLE_NAME", "EVENT_BUS_NAME", "STATE_MACHINE_ARN"]
-)
+@pytest.mark.parametrize("missing", ["TENANT_TABLE_NAME", "EVENT_BUS_NAME"])
 def test_given_a_required_variable_missing_when_read_then_settings_error_names_it(missing):
     environ = {k: v for k, v in STAGE.items() if k != missing}
 
     with pytest.raises(SettingsError, match=missing):
         Settings.from_environ(environ)
+
+
+def test_given_no_state_machine_arn_when_a_task_reads_settings_then_only_starting_fails():
+    # the task functions are named by the state machine and cannot name it back
+    settings = Settings.from_environ({k: v for k, v in STAGE.items() if k != "STATE_MACHINE_ARN"})
+
+    assert settings.tenant_table_name == "tenant-onboarding-dev-tenants"
+    with pytest.raises(SettingsError, match="STATE_MACHINE_ARN"):
+        settings.require_state_machine_arn()
 
 
 def test_given_a_required_variable_of_only_spaces_when_read_then_it_counts_as_missing():

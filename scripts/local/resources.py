@@ -1,0 +1,229 @@
+"""A stage's resources on an emulated AWS, created from template.json itself.
+
+The deploy hands template.json (merged with the Chalice app) to
+CloudFormation; here the same resource properties, with their intrinsic
+functions resolved, become the API calls CloudFormation would make, so the
+local stack and a deployed stage cannot drift. The Chalice functions are not
+created (their invocations are answered in process, scripts/local/lambdas.py):
+their ARNs come from the FunctionName the template gives them.
+
+Used by the local stack (make run) and the workflow-test harness.
+"""
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional
+
+from scripts.deploy import template as stack_template
+from scripts.deploy.template import FUNCTIONS, Resolver, TemplateError
+
+
+@dataclass
+class StageResources:
+    """What the emulated stage is made of: physical ids, ARNs and the functions' environment."""
+
+    stage: str
+    region: str
+    account: str
+    physical_ids: Dict[str, str] = field(default_factory=dict)
+    attributes: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    environment: Dict[str, str] = field(default_factory=dict)
+    function_names: Dict[str, str] = field(default_factory=dict)  # chalice name -> deployed name
+
+    def ref(self, logical_id: str) -> str:
+        return self.physical_ids[logical_id]
+
+    def outputs(self) -> Dict[str, str]:
+        return {
+            "userPoolId": self.ref("UserPool"),
+            "userPoolClientId": self.ref("UserPoolClient"),
+            "stateMachineArn": self.ref(stack_template.STATE_MACHINE),
+            "tableName": self.ref("TenantTable"),
+            "eventBusName": self.ref("EventBus"),
+        }
+
+
+def _tags(tags: Any) -> list:
+    return [{"Key": t["Key"], "Value": t["Value"]} for t in tags or []]
+
+
+def _lower_first(value: Any) -> Any:
+    """CloudFormation's LoggingConfiguration keys -> the Step Functions API's."""
+    if isinstance(value, list):
+        return [_lower_first(item) for item in value]
+    if isinstance(value, dict):
+        return {key[:1].lower() + key[1:]: _lower_first(item) for key, item in value.items()}
+    return value
+
+
+class _Creator:
+    def __init__(self, session: Any, resources: StageResources, definition: Dict[str, Any]):
+        self._session = session
+        self._resources = resources
+        self._definition = definition
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service)
+
+    # each: properties (resolved) -> (physical id, attributes)
+    def table(self, p: Dict[str, Any]):
+        ddb = self.client("dynamodb")
+        pitr = p.pop("PointInTimeRecoverySpecification", None)
+        p["Tags"] = _tags(p.get("Tags"))
+        arn = ddb.create_table(**p)["TableDescription"]["TableArn"]
+        ddb.get_waiter("table_exists").wait(TableName=p["TableName"])
+        if pitr:
+            ddb.update_continuous_backups(
+                TableName=p["TableName"], PointInTimeRecoverySpecification=pitr
+            )
+        return p["TableName"], {"Arn": arn}
+
+    def event_bus(self, p: Dict[str, Any]):
+        arn = self.client("events").create_event_bus(Name=p["Name"])["EventBusArn"]
+        return p["Name"], {"Arn": arn, "Name": p["Name"]}
+
+    def log_group(self, p: Dict[str, Any]):
+        logs = self.client("logs")
+        logs.create_log_group(logGroupName=p["LogGroupName"])
+        if p.get("RetentionInDays"):
+            logs.put_retention_policy(
+                logGroupName=p["LogGroupName"], retentionInDays=p["RetentionInDays"]
+            )
+        r = self._resources
+        arn = f"arn:aws:logs:{r.region}:{r.account}:log-group:{p['LogGroupName']}:*"
+        return p["LogGroupName"], {"Arn": arn}
+
+    def role(self, p: Dict[str, Any], logical_id: str):
+        iam = self.client("iam")
+        name = f"{stack_template.stack_name(self._resources.stage)}-{logical_id}"[:64]
+        arn = iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(p["AssumeRolePolicyDocument"])
+        )["Role"]["Arn"]
+        for policy in p.get("Policies", []):
+            iam.put_role_policy(
+                RoleName=name,
+                PolicyName=policy["PolicyName"],
+                PolicyDocument=json.dumps(policy["PolicyDocument"]),
+            )
+        return name, {"Arn": arn}
+
+    def state_machine(self, p: Dict[str, Any]):
+        definition = stack_template.substitute(self._definition, p["DefinitionSubstitutions"])
+        arn = self.client("stepfunctions").create_state_machine(
+            name=p["StateMachineName"],
+            definition=json.dumps(definition),
+            roleArn=p["RoleArn"],
+            type=p.get("StateMachineType", "STANDARD"),
+            loggingConfiguration=_lower_first(p.get("LoggingConfiguration") or {}),
+            tags=[{"key": t["Key"], "value": t["Value"]} for t in p.get("Tags", [])],
+        )["stateMachineArn"]
+        return arn, {"Arn": arn, "Name": p["StateMachineName"]}
+
+    def user_pool(self, p: Dict[str, Any]):
+        p["PoolName"] = p.pop("UserPoolName")
+        pool = self.client("cognito-idp").create_user_pool(**p)["UserPool"]
+        return pool["Id"], {"Arn": pool["Arn"], "ProviderName": pool.get("ProviderName", "")}
+
+    def user_pool_client(self, p: Dict[str, Any]):
+        client = self.client("cognito-idp").create_user_pool_client(**p)["UserPoolClient"]
+        return client["ClientId"], {"Name": client["ClientName"]}
+
+
+_CREATORS: Dict[str, Callable[..., Any]] = {
+    "AWS::DynamoDB::Table": _Creator.table,
+    "AWS::Events::EventBus": _Creator.event_bus,
+    "AWS::Logs::LogGroup": _Creator.log_group,
+    "AWS::IAM::Role": _Creator.role,
+    "AWS::StepFunctions::StateMachine": _Creator.state_machine,
+    "AWS::Cognito::UserPool": _Creator.user_pool,
+    "AWS::Cognito::UserPoolClient": _Creator.user_pool_client,
+}
+# Declared in the template, with nothing to emulate: Lambda answers every
+# invocation in process, so a permission to invoke changes nothing here.
+_NOT_EMULATED = {"AWS::Lambda::Permission"}
+
+
+def provision_stage(
+    session: Any,
+    stage: str,
+    account: str,
+    contact_list_mode: str = "list-per-tenant",
+    stripe: bool = False,
+    approval_timeout_seconds: Optional[int] = None,
+    definition_overrides: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None,
+) -> StageResources:
+    """Create every resource template.json declares, as CloudFormation would.
+
+    ``approval_timeout_seconds`` shortens the 24-hour wait (tests, trying
+    timeouts locally); ``definition_overrides`` may change the definition
+    further before it is registered (tests shrink retry intervals).
+    """
+    template = stack_template.load_template()
+    resources = StageResources(stage=stage, region=session.region_name, account=account)
+    definition = stack_template.load_definition()
+    if approval_timeout_seconds:
+        definition = stack_template.shorten_wait(definition, approval_timeout_seconds)
+    if definition_overrides:
+        definition = definition_overrides(definition)
+    creator = _Creator(session, resources, definition)
+
+    def physical(logical_id: str, attribute: Optional[str]) -> str:
+        if attribute is None:
+            return resources.physical_ids[logical_id]
+        return resources.attributes[logical_id][attribute]
+
+    parameters = {
+        "Stage": stage,
+        "ContactListMode": contact_list_mode,
+        "Stripe": "on" if stripe else "off",
+    }
+    resolver = Resolver(template, parameters, resources.region, account, physical)
+    declared = template["Resources"]
+    for chalice_name, logical_id in FUNCTIONS.items():
+        name = resolver.resolve(declared[logical_id]["Properties"]["FunctionName"])
+        resources.function_names[chalice_name] = name
+        resources.physical_ids[logical_id] = name
+        resources.attributes[logical_id] = {
+            "Arn": f"arn:aws:lambda:{resources.region}:{account}:function:{name}"
+        }
+    typed = [name for name, spec in declared.items() if "Type" in spec]
+    for logical_id in stack_template.creation_order(declared, typed):
+        spec = declared[logical_id]
+        kind = spec["Type"]
+        if kind in _NOT_EMULATED:
+            continue
+        create = _CREATORS.get(kind)
+        if create is None:
+            raise TemplateError(
+                f"template.json declares {logical_id} ({kind}), which the local stack "
+                "cannot emulate yet: add it to scripts/local/resources.py"
+            )
+        properties = resolver.resolve(spec.get("Properties", {}))
+        args = (logical_id,) if kind == "AWS::IAM::Role" else ()
+        physical_id, attributes = create(creator, properties, *args)
+        resources.physical_ids[logical_id] = physical_id
+        resources.attributes[logical_id] = attributes
+    resources.environment = function_environment(template, resolver, stage)
+    return resources
+
+
+def function_environment(template: Dict[str, Any], resolver: Resolver, stage: str) -> Dict[str, str]:
+    """The environment every function of the stage gets, in one process.
+
+    SAM's Globals, then each function's own variables from template.json,
+    then .chalice/config.json's (as chalice package would write them).
+    """
+    env: Dict[str, str] = {}
+    env.update(resolver.resolve(template["Globals"]["Function"]["Environment"]["Variables"]))
+    for logical_id in FUNCTIONS.values():
+        own = template["Resources"][logical_id]["Properties"].get("Environment", {})
+        env.update(resolver.resolve(own.get("Variables", {})))
+    env.update(_chalice_environment(stage))
+    return {key: str(value) for key, value in env.items()}
+
+
+def _chalice_environment(stage: str) -> Dict[str, str]:
+    config = json.loads((stack_template.PROJECT_DIR / ".chalice" / "config.json").read_text())
+    return {
+        **config.get("environment_variables", {}),
+        **(stack_template.stage_config(stage).get("environment_variables") or {}),
+    }

@@ -1,0 +1,331 @@
+"""What `make package` hands CloudFormation, checked offline as AWS would check it.
+
+The packaged template (chalice package merged with template.json) passes
+cfn-lint with its SAM support; the admin routes are IAM-authorized; every
+function has its own least-privilege role referencing the stage's own
+resources; the data is retained; the Stripe key and any account-specific
+value stay out; the zips carry bytecode and rebuild byte for byte.
+"""
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from chalicelib.locks import LeaseLock
+from scripts.deploy import package
+from scripts.deploy import template as stack_template
+from scripts.deploy.template import FUNCTIONS, PROJECT_DIR, Resolver
+
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+# Resource "*" only where AWS has no resource-level permission; each such
+# statement's reason is in its resource's Metadata (a test checks it is there).
+RESOURCE_STAR_ALLOWED = {
+    # Step Functions authorizes task-token calls by the token alone
+    "states:SendTaskSuccess",
+    # CloudWatch Logs' log-delivery actions, used by the state machine's logging
+    "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
+}
+MODES = stack_template.CONTACT_LIST_MODES
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return package.build("dev", out_dir=tmp_path_factory.mktemp("build") / "dev")
+
+
+@pytest.fixture(scope="module")
+def sam(built):
+    return json.loads(built.read_text())
+
+
+def resolved(template, mode="list-per-tenant", stage="dev", stripe="off"):
+    """The template's values as CloudFormation would resolve them; resources as {Name.Attr}."""
+    def physical(logical_id, attribute):
+        return "{" + logical_id + ("." + attribute if attribute else "") + "}"
+
+    return Resolver(template, {"Stage": stage, "ContactListMode": mode, "Stripe": stripe},
+                    REGION, ACCOUNT, physical)
+
+
+def role_statements(template, function, **parameters):
+    logical = FUNCTIONS[function]
+    role = template["Resources"][logical]["Properties"]["Role"]["Fn::GetAtt"][0]
+    [policy] = resolved(template, **parameters).resolve(
+        template["Resources"][role]["Properties"]["Policies"]
+    )
+    return policy["PolicyDocument"]["Statement"]
+
+
+def listify(value):
+    return value if isinstance(value, list) else [value]
+
+
+def iam_match(pattern, value):
+    """IAM's ARN wildcards: * any run of characters, ? one character."""
+    return re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value) is not None
+
+
+# --- the package itself --------------------------------------------------------------
+def test_the_package_is_one_json_template_with_its_zips(built, sam):
+    assert built.name.endswith(".json") and built.parent.name == "dev"
+    assert sorted(p.name for p in built.parent.iterdir()) == [
+        "deployment.zip", "layer-deployment.zip", "template.json"
+    ]
+    assert sam["Resources"] and sam["Transform"] == "AWS::Serverless-2016-10-31"
+    assert sam["Parameters"]["Stage"]["Default"] == "dev"
+
+
+def test_cfn_lint_reports_no_error_on_the_packaged_template(built):
+    # no rule is disabled: a warning or an error fails this test
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable", str(built)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_zips_ship_bytecode_for_the_app_and_the_layer(built):
+    with zipfile.ZipFile(built.parent / "deployment.zip") as app_zip:
+        app_names = set(app_zip.namelist())
+    with zipfile.ZipFile(built.parent / "layer-deployment.zip") as layer_zip:
+        layer_names = set(layer_zip.namelist())
+
+    assert "__pycache__/app.cpython-311.pyc" in app_names
+    assert "chalicelib/__pycache__/tenants.cpython-311.pyc" in app_names
+    sources = [n for n in layer_names if n.endswith(".py")]
+    compiled = [n for n in layer_names if n.endswith(".cpython-311.pyc")]
+    assert any("/stripe/__pycache__/" in n for n in compiled)
+    assert len(compiled) >= 0.95 * len(sources)
+
+
+def test_packaging_twice_gives_the_same_bytes(built, tmp_path):
+    # an unchanged app must upload nothing new and change nothing in the stack
+    again = package.build("dev", out_dir=tmp_path / "dev")
+    for name in ("deployment.zip", "layer-deployment.zip", "template.json"):
+        assert (again.parent / name).read_bytes() == (built.parent / name).read_bytes(), name
+
+
+def test_an_unknown_stage_is_refused_with_a_clear_message(capsys):
+    assert package.main(["--stage", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert 'stage "nope" is not in .chalice/config.json' in err and "Traceback" not in err
+
+
+# --- authorization and least privilege ----------------------------------------------------
+def test_every_route_requires_iam_authorization(sam):
+    api = sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    schemes = {name for name, scheme in api["securityDefinitions"].items()
+               if scheme.get("x-amazon-apigateway-authtype") == "awsSigv4"}
+    routes = [(path, method, spec) for path, methods in api["paths"].items()
+              for method, spec in methods.items() if method in ("get", "post", "put", "patch", "delete")]
+
+    assert routes
+    for path, method, spec in routes:
+        used = {name for requirement in spec.get("security", []) for name in requirement}
+        assert used and used <= schemes, f"{method.upper()} {path} is not IAM-authorized"
+
+
+def test_every_function_has_its_own_role_and_log_group(sam):
+    functions = {n: r for n, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+
+    assert set(functions) == set(FUNCTIONS.values())
+    roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()]
+    assert len(set(roles)) == len(functions)
+    for logical, function in functions.items():
+        name = resolved(sam).resolve(function["Properties"]["FunctionName"])
+        group = resolved(sam).resolve(sam["Resources"][logical + "LogGroup"]["Properties"])
+        assert group["LogGroupName"] == f"/aws/lambda/{name}"
+        assert group["RetentionInDays"] == 30
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("stripe", ["on", "off"])
+def test_no_policy_grants_every_action_or_a_needless_every_resource(sam, mode, stripe):
+    documents = [s for f in FUNCTIONS for s in role_statements(sam, f, mode=mode, stripe=stripe)]
+    machine_role = resolved(sam, mode=mode).resolve(
+        sam["Resources"]["StateMachineRole"]["Properties"]["Policies"])
+    documents += [s for p in machine_role for s in p["PolicyDocument"]["Statement"]]
+
+    for statement in documents:
+        for action in listify(statement["Action"]):
+            assert action != "*" and not action.endswith(":*"), statement
+        if "*" in listify(statement["Resource"]):
+            assert set(listify(statement["Action"])) <= RESOURCE_STAR_ALLOWED, statement
+
+
+def test_every_resource_star_has_its_reason_beside_it(sam):
+    for logical, resource in sam["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        text = json.dumps(resource["Properties"]["Policies"])
+        if '"Resource": "*"' in text:
+            assert "Resource *" in resource.get("Metadata", {}).get("Comment", ""), logical
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_policies_name_the_stages_own_resources(sam, mode):
+    table = "{TenantTable.Arn}"
+    assert role_statements(sam, "create_tenant_record", mode=mode)[0]["Resource"] == [table]
+    [start] = [s for s in role_statements(sam, "post_confirmation") if s["Sid"] == "StartOnboarding"]
+    assert start["Resource"] == ["{StateMachine}"]
+    [publish] = [s for s in role_statements(sam, "update_status_and_notify")
+                 if s["Sid"] == "PublishOutcome"]
+    assert publish["Resource"] == ["{EventBus.Arn}"]
+    [logs] = [s for s in role_statements(sam, "await_decision") if s["Sid"] == "Logs"]
+    assert logs["Resource"] == ["{AwaitDecisionLogGroup.Arn}"]
+    [invoke] = resolved(sam).resolve(
+        sam["Resources"]["StateMachineRole"]["Properties"]["Policies"])[0]["PolicyDocument"][
+        "Statement"][:1]
+    assert sorted(invoke["Resource"]) == sorted(
+        "{" + FUNCTIONS[f] + ".Arn}" for f in FUNCTIONS if f not in ("api_handler", "post_confirmation"))
+
+
+def ses_resources(template, mode, stage="dev"):
+    return [r for s in role_statements(template, "create_contact_list", mode=mode, stage=stage)
+            if any(a.startswith("ses:") for a in s["Action"]) for r in s["Resource"]]
+
+
+def test_the_contact_list_policy_grants_only_the_stage_modes_lists(sam):
+    prefix = f"arn:aws:ses:{REGION}:{ACCOUNT}:contact-list/"
+    assert ses_resources(sam, "list-per-tenant") == [prefix + "tenant-*"]
+    assert ses_resources(sam, "topic-per-tenant") == [prefix + "tenants-dev"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_stage_may_touch_another_stages_shared_list(sam, mode):
+    stages = ["dev", "local", "prod", "staging", "onboarding-dev"]
+    for stage in stages:
+        for pattern in ses_resources(sam, mode, stage):
+            for other in stages:
+                shared = f"arn:aws:ses:{REGION}:{ACCOUNT}:contact-list/tenants-{other}"
+                if other != stage or mode == "list-per-tenant":
+                    assert not iam_match(pattern, shared), (stage, mode, pattern, other)
+    assert iam_match(ses_resources(sam, "list-per-tenant")[0],
+                     f"arn:aws:ses:{REGION}:{ACCOUNT}:contact-list/tenant-74896a7c-0000")
+
+
+def test_lock_writes_are_limited_to_the_lock_items(sam):
+    lock_key = LeaseLock(None, "table", "tenants-dev")._key["pk"]["S"]
+    statements = role_statements(sam, "create_contact_list", mode="topic-per-tenant")
+    writes = [s for s in statements if {"dynamodb:PutItem", "dynamodb:DeleteItem"} & set(s["Action"])]
+
+    [lock] = writes
+    assert lock["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["lock#*"]}}
+    assert iam_match("lock#*", lock_key)
+    assert not any({"dynamodb:PutItem", "dynamodb:DeleteItem"} & set(s["Action"])
+                   for s in role_statements(sam, "create_contact_list", mode="list-per-tenant"))
+
+
+def test_the_stripe_key_is_readable_only_when_stripe_is_on(sam):
+    def reads(stripe):
+        return [s for s in role_statements(sam, "create_stripe_customer", stripe=stripe)
+                if "secretsmanager:GetSecretValue" in s["Action"]]
+
+    assert reads("off") == []
+    [read] = reads("on")
+    assert read["Resource"] == [
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:tenant-onboarding/dev/stripe-api-key-??????"
+    ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_granted_action_is_one_the_app_calls(sam, mode):
+    """No grant for a call nothing makes (Lambda's runtime writes the logs)."""
+    source = (PROJECT_DIR / "app.py").read_text() + "".join(
+        path.read_text() for path in sorted((PROJECT_DIR / "chalicelib").rglob("*.py")))
+    for function in FUNCTIONS:
+        for statement in role_statements(sam, function, mode=mode, stripe="on"):
+            for action in statement["Action"]:
+                if action.startswith("logs:"):
+                    continue
+                method = re.sub(r"(?<!^)(?=[A-Z])", "_", action.split(":")[1]).lower()
+                assert f".{method}(" in source, f"{function}: {action} is never called"
+
+
+# --- wiring, retention, secrets ---------------------------------------------------------------
+def test_the_trigger_permission_names_the_user_pool_as_its_source(sam):
+    permission = sam["Resources"]["PostConfirmationCognitoPermission"]["Properties"]
+
+    assert permission["Principal"] == "cognito-idp.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["PostConfirmation", "Arn"]}
+    pool = sam["Resources"]["UserPool"]["Properties"]
+    assert pool["LambdaConfig"] == {"PostConfirmation": {"Fn::GetAtt": ["PostConfirmation", "Arn"]}}
+
+
+def test_the_data_survives_a_teardown_and_is_protected_beyond_dev(sam):
+    for logical in ("TenantTable", "UserPool"):
+        resource = sam["Resources"][logical]
+        assert resource["DeletionPolicy"] == "Retain", logical
+        assert resource["UpdateReplacePolicy"] == "Retain", logical
+    for stage, on in (("dev", False), ("prod", True)):
+        r = resolved(sam, stage=stage)
+        assert r.resolve(sam["Resources"]["TenantTable"]["Properties"]["DeletionProtectionEnabled"]) is on
+        assert r.resolve(sam["Resources"]["UserPool"]["Properties"]["DeletionProtection"]) == (
+            "ACTIVE" if on else "INACTIVE")
+
+
+def test_every_placeholder_of_the_definition_is_substituted(sam):
+    machine = sam["Resources"][stack_template.STATE_MACHINE]["Properties"]
+
+    assert machine["Definition"] == stack_template.load_definition()
+    assert stack_template.placeholders(machine["Definition"]) == set(machine["DefinitionSubstitutions"])
+    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
+
+
+def test_functions_get_their_settings_from_the_stages_resources(sam):
+    env = resolved(sam).resolve(sam["Globals"]["Function"]["Environment"]["Variables"])
+
+    assert env["TENANT_TABLE_NAME"] == "{TenantTable}"
+    assert env["EVENT_BUS_NAME"] == "{EventBus}"
+    assert env["STRIPE_SECRET_ID"] == ""
+    assert resolved(sam, stripe="on").resolve(
+        sam["Globals"]["Function"]["Environment"]["Variables"])["STRIPE_SECRET_ID"] == (
+        "tenant-onboarding/dev/stripe-api-key")
+    for function in ("PostConfirmation", "APIHandler"):
+        variables = sam["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["STATE_MACHINE_ARN"] == {"Ref": "StateMachine"}
+    mode = sam["Parameters"]["ContactListMode"]["Default"]
+    for logical in FUNCTIONS.values():
+        variables = sam["Resources"][logical]["Properties"]["Environment"]["Variables"]
+        assert variables.get("CONTACT_LIST_MODE", mode) == mode, logical
+
+
+def test_the_user_pool_signs_in_by_email_case_insensitively_with_name_required(sam):
+    pool = sam["Resources"]["UserPool"]["Properties"]
+
+    assert pool["UsernameAttributes"] == ["email"]
+    assert pool["AutoVerifiedAttributes"] == ["email"]
+    assert pool["UsernameConfiguration"] == {"CaseSensitive": False}
+    assert {a["Name"] for a in pool["Schema"] if a["Required"]} == {"email", "name"}
+    client = sam["Resources"]["UserPoolClient"]["Properties"]
+    assert client["GenerateSecret"] is False
+
+
+ACCOUNT_ID = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
+REGIONAL_ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z]{2}-[a-z]+-[0-9]")
+
+
+@pytest.mark.parametrize("path", ["template.json", "statemachine.json", ".chalice/config.json"])
+def test_no_committed_file_holds_an_account_id_or_a_regional_arn(path):
+    text = (PROJECT_DIR / path).read_text()
+
+    assert not ACCOUNT_ID.search(text), ACCOUNT_ID.search(text)
+    assert not REGIONAL_ARN.search(text), REGIONAL_ARN.search(text)
+
+
+def test_the_stripe_key_is_nowhere_in_the_template(sam):
+    text = json.dumps(sam)
+
+    assert "sk_test" not in text and "sk_live" not in text
+    assert not [r for r in sam["Resources"].values() if r["Type"] == "AWS::SecretsManager::Secret"]
+    assert set(sam["Parameters"]) == {"Stage", "ContactListMode", "Stripe"}
+    assert sam["Parameters"]["Stripe"]["AllowedValues"] == ["on", "off"]
+    for output in sam.get("Outputs", {}).values():
+        assert "stripe" not in json.dumps(output).lower()
