@@ -6,10 +6,11 @@ Each declaration parses its input in a line or two and hands it to
 import logging
 import os
 
-from chalice import Chalice, IAMAuthorizer
+from chalice import Chalice, IAMAuthorizer, Rate
 
 from chalicelib import dependencies as deps
 from chalicelib import logs
+from chalicelib.http_errors import answers
 
 app = Chalice(app_name="tenant-onboarding")
 # Admin routes: API Gateway checks a SigV4-signed caller (403 for anyone else).
@@ -21,6 +22,7 @@ app.log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
 # --- admin API -----------------------------------------------------------------
 @app.route("/tenant/finalize", methods=["POST"], authorizer=admin_only)
+@answers
 def finalize_onboarding():
     from chalicelib import decisions
     from chalicelib.steps import utc_now
@@ -32,16 +34,19 @@ def finalize_onboarding():
 
 
 @app.route("/tenants", methods=["GET"], authorizer=admin_only)
+@answers
 def list_tenants():
     return _tenant_admin().list(app.current_request.query_params)
 
 
 @app.route("/tenants/{tenant_id}", methods=["GET"], authorizer=admin_only)
+@answers
 def show_tenant(tenant_id):
     return _tenant_admin().show(tenant_id)
 
 
 @app.route("/tenants/{tenant_id}/decision", methods=["POST"], authorizer=admin_only)
+@answers
 def decide_tenant(tenant_id):
     from chalicelib.decisions import caller_of
     from chalicelib.steps import utc_now
@@ -52,13 +57,29 @@ def decide_tenant(tenant_id):
     )
 
 
+@app.route("/tenants/{tenant_id}/retry", methods=["POST"], authorizer=admin_only)
+@answers
+def retry_tenant(tenant_id):
+    from chalicelib.decisions import caller_of
+    from chalicelib.steps import utc_now
+
+    return _tenant_admin().retry(tenant_id, caller_of(app.current_request.context), utc_now())
+
+
 def _tenant_admin():
     from chalicelib.tenant_admin import TenantAdmin
 
     return TenantAdmin(deps.tenants(), deps.workflow())
 
 
-# --- Cognito post-confirmation trigger ----------------------------------------
+# --- Cognito triggers ---------------------------------------------------------
+@app.lambda_function(name="pre_sign_up")
+def pre_sign_up(event, context):
+    from chalicelib.signup import check_sign_up
+
+    return check_sign_up(event)
+
+
 @app.lambda_function(name="post_confirmation")
 def post_confirmation(event, context):
     from chalicelib.signup import tenant_from_confirmation
@@ -67,6 +88,12 @@ def post_confirmation(event, context):
     if tenant is not None:
         deps.workflow().start(tenant)
     return event
+
+
+# --- nothing stays stuck -----------------------------------------------------------
+@app.schedule(Rate(15, unit=Rate.MINUTES), name="reconcile")
+def reconcile(event):
+    return deps.reconciler().run()
 
 
 # --- state machine tasks (statemachine.json) -----------------------------------

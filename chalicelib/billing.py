@@ -6,7 +6,7 @@ The API key is read from Secrets Manager on first use and kept for the
 container's life; it never appears in a log line, an error or an event.
 """
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 from chalicelib.errors import (
     StripeAuthenticationFailed,
@@ -64,9 +64,11 @@ class StripeBilling:
         api_key: Callable[[], str],
         api_base: Optional[str] = None,
         max_network_retries: int = 2,
+        http_timeout: Tuple[float, float] = HTTP_TIMEOUT,
     ) -> None:
         self._api_key = api_key
         self._api_base = api_base
+        self._http_timeout = http_timeout
         self._max_network_retries = max_network_retries
         self._client: Any = None
         self._lock = threading.Lock()
@@ -83,7 +85,7 @@ class StripeBilling:
                     max_network_retries=self._max_network_retries,
                     # well inside the task's Lambda timeout: a hung call must
                     # fail here (and be retried) rather than kill the Lambda
-                    http_client=stripe.RequestsClient(timeout=HTTP_TIMEOUT),
+                    http_client=stripe.RequestsClient(timeout=self._http_timeout),
                 )
             return self._client
 

@@ -4,13 +4,11 @@ All validation of the request body happens here, so every bad input gets the
 same kind of clear 4xx answer.
 """
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from chalice import BadRequestError, ChaliceViewError, ConflictError, NotFoundError
 
-from chalicelib.errors import AwsServiceUnavailable
 from chalicelib.workflow import DecisionNotDelivered, OnboardingWorkflow
 
 MAX_BODY_BYTES = 16 * 1024
@@ -22,21 +20,6 @@ FIELDS = {"taskToken", "status", "reason"}
 
 class PayloadTooLargeError(ChaliceViewError):
     STATUS_CODE = 413
-
-
-class ServiceUnavailableError(ChaliceViewError):
-    STATUS_CODE = 503
-
-
-@contextmanager
-def unavailable_as_503(service: str) -> Iterator[None]:
-    """An AWS outage (throttling, 5xx after retries) is a 503 for the caller."""
-    try:
-        yield
-    except AwsServiceUnavailable:
-        raise ServiceUnavailableError(
-            f"{service} is unavailable right now; try again shortly"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -116,10 +99,9 @@ def finalize(
 ) -> Dict[str, str]:
     """Resume the waiting execution with the decision; map refusals to 4xx."""
     try:
-        with unavailable_as_503("Step Functions"):
-            workflow.send_decision(
-                decision.task_token, decision.callback_output(decided_at, decided_by)
-            )
+        workflow.send_decision(
+            decision.task_token, decision.callback_output(decided_at, decided_by)
+        )
     except DecisionNotDelivered as refused:
         if refused.reason == "invalid_token":
             raise BadRequestError(str(refused)) from None

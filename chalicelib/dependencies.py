@@ -133,6 +133,30 @@ def billing():
                 "Stripe is not configured for this stage (no STRIPE_SECRET_ID)"
             )
         key = StripeKeyProvider(_client("secretsmanager"), config.stripe_secret_id)
-        return StripeBilling(key, api_base=config.stripe_api_base)
+        timeout = config.stripe_timeout_seconds
+        return StripeBilling(
+            key, api_base=config.stripe_api_base,
+            **({"http_timeout": (timeout, timeout)} if timeout else {}),
+        )
 
     return _cached("billing", build)
+
+
+def reconciler():
+    from chalicelib.reconciler import (
+        DEFAULT_GRACE_SECONDS,
+        DEFAULT_REMINDER_SECONDS,
+        Reconciler,
+        seconds_setting,
+    )
+
+    return _cached(
+        "reconciler",
+        lambda: Reconciler(
+            tenants(), workflow(), publisher(),
+            reminder_seconds=seconds_setting(
+                os.environ, "APPROVAL_REMINDER_SECONDS", DEFAULT_REMINDER_SECONDS),
+            grace_seconds=seconds_setting(
+                os.environ, "RECONCILE_GRACE_SECONDS", DEFAULT_GRACE_SECONDS),
+        ),
+    )

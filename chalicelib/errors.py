@@ -18,11 +18,17 @@ class OnboardingError(Exception):
 
 # --- transient: retried by the state machine ---------------------------------
 class StripeUnavailable(OnboardingError):
-    """Stripe rate-limited us, failed with a 5xx, or could not be reached."""
+    """Stripe rate-limited us, failed with a 5xx, timed out or could not be reached."""
+
+    service = "Stripe"
 
 
 class AwsServiceUnavailable(OnboardingError):
-    """An AWS call was throttled or failed on the service side."""
+    """An AWS call was throttled, failed on the service side, or never got an answer."""
+
+    def __init__(self, message: str, service: str = "") -> None:
+        super().__init__(message)
+        self.service = service
 
 
 class EventPublishFailed(OnboardingError):
@@ -108,13 +114,25 @@ def aws_error_code(error: Exception) -> str:
     return response.get("Error", {}).get("Code", "")
 
 
+def is_network_error(error: Exception) -> bool:
+    """botocore could not reach the service or got no answer in time.
+
+    EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
+    ConnectionClosedError...: they carry no AWS error code, and each means
+    "try again later" as much as a throttle does.
+    """
+    from botocore.exceptions import ConnectionError, HTTPClientError
+
+    return isinstance(error, (HTTPClientError, ConnectionError))
+
+
 def is_transient_aws_error(error: Exception) -> bool:
-    return aws_error_code(error) in TRANSIENT_AWS_ERROR_CODES
+    return aws_error_code(error) in TRANSIENT_AWS_ERROR_CODES or is_network_error(error)
 
 
 @contextmanager
 def aws_call(service: str) -> Iterator[None]:
-    """Turn throttling and service-side AWS errors into AwsServiceUnavailable.
+    """Turn throttling, service-side and network errors into AwsServiceUnavailable.
 
     botocore has already retried these a few times by then; the state
     machine's longer backoff gets another go. Everything else propagates.
@@ -123,7 +141,8 @@ def aws_call(service: str) -> Iterator[None]:
         yield
     except Exception as error:
         if is_transient_aws_error(error):
+            why = aws_error_code(error) or type(error).__name__
             raise AwsServiceUnavailable(
-                f"{service} is unavailable ({aws_error_code(error)}); will retry"
+                f"{service} is unavailable ({why}); will retry", service=service
             ) from error
         raise

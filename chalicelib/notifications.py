@@ -8,6 +8,7 @@ from chalicelib.logs import get_logger
 logger = get_logger(__name__)
 
 APPROVAL_REQUESTED = "Tenant Onboarding Approval Requested"
+APPROVAL_REMINDER = "Tenant Onboarding Approval Reminder"
 DETAIL_TYPES = {
     "active": "Tenant Onboarding Complete",
     "rejected": "Tenant Onboarding Rejected",

@@ -30,6 +30,8 @@ class Settings:
     stripe_secret_id: Optional[str] = None
     # Only set locally, to point Stripe calls at localstripe.
     stripe_api_base: Optional[str] = None
+    # Only set locally: Stripe's connect and read timeout, short for fault tests.
+    stripe_timeout_seconds: Optional[float] = None
     # list-per-tenant (the seed's: one SES list each) or topic-per-tenant (one
     # topic each on the stage's shared list); see README "SES contact lists".
     contact_list_mode: str = LIST_PER_TENANT
@@ -80,4 +82,17 @@ class Settings:
             event_source=optional("EVENT_SOURCE") or DEFAULT_EVENT_SOURCE,
             stripe_secret_id=optional("STRIPE_SECRET_ID"),
             stripe_api_base=optional("STRIPE_API_BASE"),
+            stripe_timeout_seconds=_seconds(optional("STRIPE_TIMEOUT_SECONDS")),
         )
+
+
+def _seconds(value: Optional[str]) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise SettingsError(f"STRIPE_TIMEOUT_SECONDS must be a positive number, not {value!r}")
+    return seconds

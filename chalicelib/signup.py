@@ -1,5 +1,11 @@
-"""Cognito's post-confirmation event, read into the tenant it confirms."""
+"""Cognito's sign-up triggers: the door check before, the new tenant after.
+
+Pre sign-up refuses what no tenant name or email should be before Cognito
+stores it (the message reaches the sign-up client); post confirmation reads
+the confirmed user into the tenant it onboards.
+"""
 import re
+import unicodedata
 from typing import Any, Dict, Optional
 
 from chalicelib.tenants import NewTenant
@@ -15,8 +21,52 @@ CONFIRM_SIGN_UP = "PostConfirmation_ConfirmSignUp"
 TENANT_ID = re.compile(r"^[A-Za-z0-9-]{1,80}$")
 
 
+MAX_NAME_LENGTH = 128
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
+# Embeddings, overrides and isolates: they reorder what an admin reads.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 class InvalidSignupEvent(ValueError):
     """The event is a sign-up confirmation but lacks what a tenant needs."""
+
+
+class SignUpRefused(ValueError):
+    """Raised by the pre sign-up trigger; Cognito shows the message to the client
+    as "PreSignUp failed with error <message>."."""
+
+
+def unsafe_characters(text: str) -> list:
+    """Control characters and bidirectional controls in ``text``, as U+XXXX."""
+    return sorted({f"U+{ord(c):04X}" for c in text
+                   if unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS})
+
+
+def check_sign_up(event: Dict[str, Any]) -> Dict[str, Any]:
+    """Refuse a name or an email no tenant should have; the event back otherwise.
+
+    Ordinary international names (accents, ampersands, dashes, CJK) pass
+    unchanged: only what is invisible or rewrites what an admin sees is refused.
+    """
+    request = event.get("request") if isinstance(event, dict) else None
+    attributes = (request or {}).get("userAttributes") or {}
+    name = attributes.get("name")
+    email = attributes.get("email") or ""
+    if not isinstance(name, str) or not name.strip():
+        raise SignUpRefused("Company name is required.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise SignUpRefused(f"Company name must be at most {MAX_NAME_LENGTH} characters.")
+    bad = unsafe_characters(name)
+    if bad:
+        raise SignUpRefused(
+            "Company name must not contain control or text-direction characters "
+            f"({', '.join(bad)})."
+        )
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise SignUpRefused(f"Email must be at most {MAX_EMAIL_LENGTH} characters.")
+    if unsafe_characters(email):
+        raise SignUpRefused("Email must not contain control or text-direction characters.")
+    return event
 
 
 def tenant_from_confirmation(event: Dict[str, Any]) -> Optional[NewTenant]:

@@ -86,27 +86,41 @@ def create_contact_list(
 def await_decision(
     event: Dict[str, Any], tenants: TenantRepository, publisher: EventPublisher
 ) -> Dict[str, Any]:
-    """Runs when the wait for an admin's decision begins.
+    """Runs when the wait for an admin's decision begins, and on every repeat.
 
     Keeps the task token with the tenant (so admins decide by tenant id) and
-    asks for a decision with an Approval Requested event. The token goes in
-    neither the event nor a log line. A retry for the same token does not ask
-    twice.
+    asks for a decision with an Approval Requested event, once per wait: a
+    repeat of the wait task (same wait: ``waitStartedAt``, the state's entry)
+    brings a new token and a new deadline, which the record takes, but asks
+    no one again. The deadline is this attempt's: Step Functions starts the
+    task's TimeoutSeconds again on every retry. The token goes in neither an
+    event nor a log line.
     """
     tenant = tenant_from_input(event)
     token = event.get("taskToken")
     if not isinstance(token, str) or not token:
         raise InvalidTaskInput("task input has no taskToken")
-    requested_at = _instant(event.get("waitStartedAt")) or utc_now()
     window = event.get("approvalWindowSeconds")
     if not isinstance(window, int) or window <= 0:
         raise InvalidTaskInput("task input needs a positive approvalWindowSeconds")
-    decide_by = _plus_seconds(requested_at, window)
+    wait = _instant(event.get("waitStartedAt")) or ""
 
-    before = tenants.record_pending_decision(tenant.tenant_id, token, requested_at, decide_by)
-    previous = before.get("pendingDecision") or {}
-    if previous.get("taskToken") == token and previous.get("requestNotifiedAt"):
-        logger.info("approval already requested", extra={"tenantId": tenant.tenant_id})
+    while True:
+        pending = tenants.require(tenant.tenant_id).get("pendingDecision") or {}
+        now = utc_now()
+        if pending.get("taskToken") == token:
+            current = pending  # the very same attempt, invoked again: nothing moves
+            break
+        current = {"taskToken": token, "requestedAt": now,
+                   "decideBy": _plus_seconds(now, window), "waitId": wait}
+        if wait and pending.get("waitId") == wait:
+            # the same wait, repeated: what it already did stays done
+            current.update({k: v for k, v in pending.items() if k in PER_WAIT_FLAGS})
+        if tenants.record_pending_decision(tenant.tenant_id, current, pending.get("taskToken")):
+            break
+    decide_by = current["decideBy"]
+    if current.get("requestNotifiedAt"):
+        logger.info("approval already requested for this wait", extra={"tenantId": tenant.tenant_id})
         return {"awaitingDecision": True, "decideBy": decide_by}
     publisher.publish(
         APPROVAL_REQUESTED,
@@ -114,16 +128,20 @@ def await_decision(
             **tenant.to_dict(),
             "status": "onboarding",
             "decideBy": decide_by,
-            "eventKey": f"{tenant.tenant_id}:{APPROVAL_REQUESTED}:{decide_by}",
+            "eventKey": f"{tenant.tenant_id}:{APPROVAL_REQUESTED}:{wait or decide_by}",
         },
     )
-    tenants.mark_approval_requested(tenant.tenant_id, token, utc_now())
+    tenants.mark_pending(tenant.tenant_id, token, "requestNotifiedAt", utc_now())
     logger.info(
         "tenant %s awaits an admin decision until %s",
         tenant.tenant_id, decide_by,
         extra={"tenantId": tenant.tenant_id, "taskToken": redact_token(token)},
     )
     return {"awaitingDecision": True, "decideBy": decide_by}
+
+
+# What a wait has done, kept when its task is repeated (the reconciler sends reminders).
+PER_WAIT_FLAGS = ("requestNotifiedAt", "reminderSentAt")
 
 
 def _instant(value: Any) -> Optional[str]:
@@ -197,24 +215,39 @@ def update_status_and_notify(
         )
         return {"status": status, "published": False}
 
-    # Delivery is at least once (a crash between publishing and remembering
-    # it publishes again): eventKey lets consumers drop the duplicate.
-    detail: Dict[str, Any] = {
-        **tenant.to_dict(),
-        "status": status,
-        "eventKey": f"{tenant.tenant_id}:{detail_type}",
-    }
+    attempt = int(record.get("attempts", 1)) if record else 1
+    publish_outcome(publisher, tenant, status, reason, extra.get("decision"), attempt)
+    if record is not None:
+        tenants.mark_notified(tenant.tenant_id, detail_type, utc_now())
+    return {"status": status, "published": True}
+
+
+def publish_outcome(
+    publisher: EventPublisher,
+    tenant: NewTenant,
+    status: str,
+    reason: Optional[str],
+    decision: Optional[Dict[str, Any]],
+    attempt: int = 1,
+) -> None:
+    """The outcome event of a final status.
+
+    Delivery is at least once (a crash between publishing and remembering it
+    publishes again): eventKey lets consumers drop the duplicate. A retried
+    onboarding's outcome is a new one, with its own key.
+    """
+    detail_type = DETAIL_TYPES[status]
+    key = f"{tenant.tenant_id}:{detail_type}" + (f":attempt-{attempt}" if attempt > 1 else "")
+    detail: Dict[str, Any] = {**tenant.to_dict(), "status": status, "eventKey": key}
+    if attempt > 1:
+        detail["attempt"] = attempt
     if reason:
         detail["reason"] = reason
-    decision = extra.get("decision")
     if decision:
         detail["decidedAt"] = decision.get("decidedAt")
         if decision.get("decidedBy"):
             detail["decidedBy"] = decision["decidedBy"]
     publisher.publish(detail_type, detail)
-    if record is not None:
-        tenants.mark_notified(tenant.tenant_id, detail_type, utc_now())
-    return {"status": status, "published": True}
 
 
 def _reason_and_attributes(status: str, outcome: Dict[str, Any]):

@@ -8,20 +8,24 @@ import base64
 import binascii
 import json
 import re
+import uuid
 from datetime import datetime, timedelta
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from chalice import BadRequestError, ConflictError, NotFoundError
 
-from chalicelib.decisions import (
-    read_json_object,
-    read_status_and_reason,
-    unavailable_as_503,
-)
+from chalicelib.decisions import read_json_object, read_status_and_reason
 from chalicelib.errors import TenantNotFound
 from chalicelib.logs import get_logger
 from chalicelib.signup import TENANT_ID
-from chalicelib.tenants import STATUSES, NotAwaitingDecision, TenantRepository
+from chalicelib.tenants import (
+    RETRYABLE,
+    STATUSES,
+    NewTenant,
+    NotAwaitingDecision,
+    NotRetryable,
+    TenantRepository,
+)
 from chalicelib.workflow import DecisionNotDelivered, OnboardingWorkflow
 
 _ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]{8,12}Z$")
@@ -31,6 +35,8 @@ MAX_PAGE = 100
 LISTED = ("tenantId", "name", "email", "status", "createdAt", "updatedAt")
 
 
+# Longer than the API function may run (its timeout, .chalice/config.json):
+# a claim outlives the request that took it, never the other way round.
 CLAIM_LEASE_SECONDS = 60
 
 
@@ -47,6 +53,9 @@ def tenant_detail(record: Dict[str, Any]) -> Dict[str, Any]:
         if record.get(key) is not None:
             detail[key] = record[key]
     detail["subscribers"] = int(record.get("subscribers", 0))
+    detail["attempts"] = int(record.get("attempts", 1))
+    if record.get("retries"):
+        detail["retries"] = record["retries"]
     pending = record.get("pendingDecision")
     if pending and record.get("status") == "onboarding":
         detail["awaitingDecisionSince"] = pending.get("requestedAt")
@@ -95,8 +104,7 @@ class TenantAdmin:
         start = decode_page_token(query["nextToken"]) if query.get("nextToken") else None
         if start and start["status"] != status:
             raise BadRequestError("nextToken belongs to a listing of another status")
-        with unavailable_as_503("AWS"):
-            items, last = self._tenants.list_by_status(status, limit, start)
+        items, last = self._tenants.list_by_status(status, limit, start)
         return {
             "status": status,
             "tenants": [tenant_summary(item) for item in items],
@@ -105,8 +113,7 @@ class TenantAdmin:
 
     def show(self, tenant_id: str) -> Dict[str, Any]:
         _require_tenant_id(tenant_id)
-        with unavailable_as_503("AWS"):
-            record = self._tenants.get(tenant_id)
+        record = self._tenants.get(tenant_id)
         if record is None:
             raise NotFoundError(f"no tenant {tenant_id}")
         return tenant_detail(record)
@@ -116,31 +123,38 @@ class TenantAdmin:
     ) -> Dict[str, Any]:
         _require_tenant_id(tenant_id)
         status, reason = parse_decision_body(raw_body)
-        claim = {"status": status, "decidedBy": decided_by, "claimedAt": decided_at}
+        claim = {"status": status, "decidedBy": decided_by, "claimedAt": decided_at,
+                 "claimId": str(uuid.uuid4())}
         try:
-            with unavailable_as_503("AWS"):
-                pending = self._tenants.claim_decision(
-                    tenant_id, claim, _seconds_before(decided_at, CLAIM_LEASE_SECONDS)
-                )
+            pending = self._tenants.claim_decision(
+                tenant_id, claim, _seconds_before(decided_at, CLAIM_LEASE_SECONDS)
+            )
         except NotAwaitingDecision as refused:
             raise ConflictError(str(refused)) from None
         except TenantNotFound:
             raise NotFoundError(f"no tenant {tenant_id}") from None
+        if pending.get("decideBy") and decided_at >= pending["decideBy"]:
+            # Step Functions may not have timed the task out yet; the answer
+            # must not depend on who gets there first
+            self._release(tenant_id, claim["claimId"])
+            raise ConflictError(
+                f"tenant {tenant_id} is no longer awaiting a decision: its approval window "
+                f"ended at {pending['decideBy']}"
+            )
         decision = {
             "status": status, "reason": reason, "decidedAt": decided_at, "decidedBy": decided_by,
         }
         try:
-            with unavailable_as_503("AWS"):
-                self._workflow.send_decision(pending["taskToken"], decision)
+            self._workflow.send_decision(pending["taskToken"], decision)
         except DecisionNotDelivered as refused:
             # that token is spent (timed out, or replaced by a retried wait):
             # Step Functions already rules out a second delivery, so free the claim
-            self._release(tenant_id)
+            self._release(tenant_id, claim["claimId"])
             raise ConflictError(
                 f"tenant {tenant_id} is no longer awaiting a decision: {refused}"
             ) from None
         except Exception:
-            self._release(tenant_id)  # let an admin try again
+            self._release(tenant_id, claim["claimId"])  # let an admin try again
             raise
         return {
             "message": f"Tenant onboarding {status} successfully",
@@ -150,10 +164,39 @@ class TenantAdmin:
             "decidedAt": decided_at,
         }
 
+    def retry(self, tenant_id: str, retried_by: str, now: str) -> Dict[str, Any]:
+        """Onboard a failed or timed-out tenant again, as a new attempt.
 
-    def _release(self, tenant_id: str) -> None:
+        What the first attempt made (record, Stripe customer, contact list) is
+        found and reused by the steps; a new wait asks for approval again.
+        """
+        _require_tenant_id(tenant_id)
+        record = self._tenants.get(tenant_id)
+        if record is None:
+            raise NotFoundError(f"no tenant {tenant_id}")
+        if record.get("status") not in RETRYABLE:
+            raise ConflictError(str(NotRetryable(tenant_id, record.get("status"))))
+        attempt = int(record.get("attempts", 1)) + 1
         try:
-            self._tenants.release_claim(tenant_id)
+            self._tenants.begin_retry(tenant_id, record, attempt, retried_by, now)
+        except NotRetryable as refused:
+            raise ConflictError(str(refused)) from None
+        tenant = NewTenant(tenant_id, record["email"], record["name"])
+        try:
+            self._workflow.start(tenant, attempt)
+        except Exception:
+            try:
+                self._tenants.undo_retry(tenant_id, record, attempt)
+            except Exception as error:  # the reconciler fails it after its grace period
+                logger.warning("could not undo the retry: %s", error, extra={"tenantId": tenant_id})
+            raise
+        logger.info("retrying onboarding as attempt %s", attempt, extra={"tenantId": tenant_id})
+        return {"tenantId": tenant_id, "status": "onboarding", "attempt": attempt,
+                "retriedBy": retried_by, "retriedAt": now}
+
+    def _release(self, tenant_id: str, claim_id: str) -> None:
+        try:
+            self._tenants.release_claim(tenant_id, claim_id)
         except Exception as error:  # the claim's lease frees it anyway
             logger.warning("could not release the decision claim: %s", error,
                            extra={"tenantId": tenant_id})

@@ -26,6 +26,10 @@ ONBOARDING = "onboarding"
 FINAL_STATUSES = ("active", "rejected", "failed", "timeout")
 STATUSES = (ONBOARDING,) + FINAL_STATUSES
 STATUS_INDEX = "byStatus"  # status (hash) + createdAt (range); see template.json
+# Sparse: only records whose outcome event is due but not yet recorded as sent
+# carry outcomeDue, so the reconciler finds them without reading every tenant.
+OUTCOME_DUE_INDEX = "byOutcomeDue"  # outcomeDue (hash) + updatedAt (range)
+RETRYABLE = ("failed", "timeout")
 
 
 class NotAwaitingDecision(Exception):
@@ -40,6 +44,18 @@ class NotAwaitingDecision(Exception):
         else:
             message = f"tenant {tenant_id} is not awaiting a decision (status {status})"
         super().__init__(message)
+
+
+class NotRetryable(Exception):
+    """Only a failed or timed-out onboarding can be retried (status says what it is)."""
+
+    def __init__(self, tenant_id: str, status: Optional[str]) -> None:
+        self.tenant_id = tenant_id
+        self.status = status
+        super().__init__(
+            f"tenant {tenant_id} is {status}: only a failed or timed-out onboarding "
+            "can be retried"
+        )
 
 
 @dataclass(frozen=True)
@@ -186,7 +202,7 @@ class TenantRepository:
             raise ValueError(f"not a final status: {status}")
         names = {"#s": "status"}
         values: Dict[str, Any] = {":s": status, ":now": now, ":onboarding": ONBOARDING}
-        assignments = ["#s = :s", "updatedAt = :now"]
+        assignments = ["#s = :s", "updatedAt = :now", "outcomeDue = :s"]
         # the task token is spent once a final status is set; keep no copy
         removals = " REMOVE pendingDecision, decisionClaim, decideBy"
         for index, (attribute, value) in enumerate(sorted((extra or {}).items())):
@@ -227,71 +243,73 @@ class TenantRepository:
             self._ddb.update_item(
                 TableName=self._table_name,
                 Key=_key(tenant_id),
-                UpdateExpression="SET outcomeNotifiedAt = :now, outcomeEvent = :d",
+                UpdateExpression="SET outcomeNotifiedAt = :now, outcomeEvent = :d REMOVE outcomeDue",
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues=_to_ddb({":now": now, ":d": detail_type}),
             )
 
     # --- the admin's decision -----------------------------------------------------
     def record_pending_decision(
-        self, tenant_id: str, task_token: str, requested_at: str, decide_by: str
-    ) -> Dict[str, Any]:
-        """Keep the token of the waiting execution with the tenant.
+        self, tenant_id: str, pending: Dict[str, Any], replaces: Optional[str]
+    ) -> bool:
+        """Keep the waiting execution's task token (``pending``) with the tenant.
 
-        Returns the record as it was before: a retried wait task sees whether
-        its approval request already went out for this same token.
+        ``replaces`` is the token read before (None: no pending decision), so
+        two repeats of the wait task cannot overwrite each other unseen:
+        returns False when the record changed meanwhile (read it again).
+        A new token makes any claim on the old one void.
         """
+        if replaces is None:
+            expected, values = "attribute_not_exists(pendingDecision)", {}
+        else:
+            expected, values = "pendingDecision.taskToken = :old", {":old": replaces}
         try:
             with aws_call("DynamoDB"):
-                response = self._ddb.update_item(
+                self._ddb.update_item(
                     TableName=self._table_name,
                     Key=_key(tenant_id),
-                    # a new token makes any claim on the old one void
                     UpdateExpression=(
                         "SET pendingDecision = :p, decideBy = :d, updatedAt = :now "
                         "REMOVE decisionClaim"
                     ),
-                    ConditionExpression="attribute_exists(pk) AND #s = :onboarding",
+                    ConditionExpression=f"attribute_exists(pk) AND #s = :onboarding AND {expected}",
                     ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues=_to_ddb(
-                        {
-                            ":p": {
-                                "taskToken": task_token,
-                                "requestedAt": requested_at,
-                                "decideBy": decide_by,
-                            },
-                            ":d": decide_by,
-                            ":now": requested_at,
-                            ":onboarding": ONBOARDING,
-                        }
-                    ),
-                    ReturnValues="ALL_OLD",
+                    ExpressionAttributeValues=_to_ddb({
+                        ":p": pending, ":d": pending["decideBy"], ":now": pending["requestedAt"],
+                        ":onboarding": ONBOARDING, **values,
+                    }),
                 )
-            return _from_ddb(response.get("Attributes") or {})
+            return True
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise
         current = self.get(tenant_id)
         if current is None:
             raise TenantNotFound(f"tenant {tenant_id} has no record")
-        raise TenantAlreadyFinal(
-            f"tenant {tenant_id} is {current.get('status')}; it awaits no decision"
-        )
+        if current.get("status") != ONBOARDING:
+            raise TenantAlreadyFinal(
+                f"tenant {tenant_id} is {current.get('status')}; it awaits no decision"
+            )
+        return False
 
-    def mark_approval_requested(self, tenant_id: str, task_token: str, now: str) -> None:
-        """Remember the Approval Requested event went out for this token."""
+    def mark_pending(self, tenant_id: str, task_token: str, flag: str, now: str) -> bool:
+        """Remember on the pending decision that ``flag`` (requestNotifiedAt,
+        reminderSentAt) happened; False if that wait is over or was replaced."""
         try:
             with aws_call("DynamoDB"):
                 self._ddb.update_item(
                     TableName=self._table_name,
                     Key=_key(tenant_id),
-                    UpdateExpression="SET pendingDecision.requestNotifiedAt = :now",
+                    UpdateExpression="SET pendingDecision.#f = :now",
                     ConditionExpression="pendingDecision.taskToken = :t",
+                    ExpressionAttributeNames={"#f": flag},
                     ExpressionAttributeValues=_to_ddb({":now": now, ":t": task_token}),
                 )
+            return True
         except ClientError as error:
             if not _is_condition_failure(error):
-                raise  # decided meanwhile: nothing to remember
+                raise
+            return False  # decided, timed out or replaced meanwhile
 
     def claim_decision(
         self, tenant_id: str, claim: Dict[str, Any], stale_before: str
@@ -329,14 +347,98 @@ class TenantRepository:
             tenant_id, current.get("status"), in_progress="decisionClaim" in current
         )
 
-    def release_claim(self, tenant_id: str) -> None:
-        """Undo a claim whose decision could not be delivered, so it can be retried."""
+    def release_claim(self, tenant_id: str, claim_id: str) -> bool:
+        """Undo our claim whose decision could not be delivered, so it can be
+        retried; another admin's claim (ours expired and was taken) stays."""
+        try:
+            with aws_call("DynamoDB"):
+                self._ddb.update_item(
+                    TableName=self._table_name,
+                    Key=_key(tenant_id),
+                    UpdateExpression="REMOVE decisionClaim",
+                    ConditionExpression="decisionClaim.claimId = :mine",
+                    ExpressionAttributeValues=_to_ddb({":mine": claim_id}),
+                )
+            return True
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            return False
+
+    # --- retry ---------------------------------------------------------------------
+    def begin_retry(
+        self, tenant_id: str, record: Dict[str, Any], attempt: int, by: str, now: str
+    ) -> Dict[str, Any]:
+        """Move a failed or timed-out tenant back to ``onboarding`` as ``attempt``.
+
+        Conditional on the record being as ``record`` shows it (status and
+        attempt), so two retries at once resolve once. The previous outcome
+        goes into ``retries`` (the audit), and what the new attempt will set
+        again is cleared. Raises NotRetryable when the record moved meanwhile.
+        """
+        previous = record.get("status")
+        audit = {"attempt": attempt, "retriedBy": by, "retriedAt": now, "previousStatus": previous}
+        reason = record.get("failureReason") or (record.get("decision") or {}).get("reason")
+        if reason:
+            audit["previousReason"] = reason
+        prior = attempt - 1
+        try:
+            with aws_call("DynamoDB"):
+                response = self._ddb.update_item(
+                    TableName=self._table_name,
+                    Key=_key(tenant_id),
+                    UpdateExpression=(
+                        "SET #s = :onboarding, attempts = :attempt, updatedAt = :now, "
+                        "retries = list_append(if_not_exists(retries, :none), :audit) "
+                        "REMOVE failureReason, decision, outcomeNotifiedAt, outcomeEvent, "
+                        "outcomeDue, pendingDecision, decideBy, decisionClaim"
+                    ),
+                    ConditionExpression=(
+                        "#s = :previous AND (attempts = :prior OR "
+                        "(attribute_not_exists(attempts) AND :prior = :one))"
+                    ),
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues=_to_ddb({
+                        ":onboarding": ONBOARDING, ":attempt": attempt, ":now": now,
+                        ":none": [], ":audit": [audit], ":previous": previous,
+                        ":prior": prior, ":one": 1,
+                    }),
+                    ReturnValues="ALL_NEW",
+                )
+            return _from_ddb(response["Attributes"])
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+        current = self.get(tenant_id) or {}
+        raise NotRetryable(tenant_id, current.get("status"))
+
+    def undo_retry(self, tenant_id: str, record: Dict[str, Any], attempt: int) -> None:
+        """Put back what begin_retry changed when its execution could not start."""
+        restored = {k: record[k] for k in ("failureReason", "decision", "outcomeNotifiedAt",
+                                            "outcomeEvent") if k in record}
+        names = {"#s": "status"}
+        values: Dict[str, Any] = {
+            ":previous": record["status"], ":onboarding": ONBOARDING, ":attempt": attempt,
+        }
+        sets = ["#s = :previous"]
+        for index, (attribute, value) in enumerate(sorted(restored.items())):
+            names[f"#r{index}"] = attribute
+            values[f":r{index}"] = value
+            sets.append(f"#r{index} = :r{index}")
+        if "attempts" in record:
+            values[":prior"] = record["attempts"]
+            sets.append("attempts = :prior")
+            removal = " REMOVE retries[" + str(len(record.get("retries") or [])) + "]"
+        else:
+            removal = " REMOVE attempts, retries"
         with aws_call("DynamoDB"):
             self._ddb.update_item(
                 TableName=self._table_name,
                 Key=_key(tenant_id),
-                UpdateExpression="REMOVE decisionClaim",
-                ConditionExpression="attribute_exists(pk)",
+                UpdateExpression="SET " + ", ".join(sets) + removal,
+                ConditionExpression="#s = :onboarding AND attempts = :attempt",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_ddb(values),
             )
 
     def list_by_status(
@@ -361,3 +463,21 @@ class TenantRepository:
             [_from_ddb(item) for item in response.get("Items", [])],
             _from_ddb(last) if last else None,
         )
+
+    def ids_in_index(self, index: str, attribute: str, value: str) -> List[str]:
+        """Every tenant id in one partition of an index (the reconciler's sweeps)."""
+        ids: List[str] = []
+        query: Dict[str, Any] = {
+            "TableName": self._table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": attribute},
+            "ExpressionAttributeValues": _to_ddb({":v": value}),
+        }
+        while True:
+            with aws_call("DynamoDB"):
+                response = self._ddb.query(**query)
+            ids += [item["pk"]["S"] for item in response.get("Items", [])]
+            if not response.get("LastEvaluatedKey"):
+                return ids
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -1,6 +1,6 @@
 """Control of the onboarding state machine: start it, resume its wait."""
 import json
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from chalicelib.errors import aws_call, aws_error_code
 from chalicelib.tenants import NewTenant
@@ -17,9 +17,18 @@ class DecisionNotDelivered(Exception):
         self.reason = reason  # invalid_token | unknown_task | not_waiting
 
 
-def execution_input(tenant: NewTenant) -> str:
+def execution_name(tenant_id: str, attempt: int = 1) -> str:
+    """The first attempt is named after the tenant; each retry gets its own name
+    (Step Functions keeps a closed execution's name for 90 days)."""
+    return tenant_id if attempt <= 1 else f"{tenant_id}-attempt-{attempt}"
+
+
+def execution_input(tenant: NewTenant, attempt: int = 1) -> str:
     """Deterministic input: a repeated trigger asks for the very same execution."""
-    return json.dumps({"tenant": tenant.to_dict()}, sort_keys=True, separators=(",", ":"))
+    body: Dict[str, Any] = {"tenant": tenant.to_dict()}
+    if attempt > 1:
+        body["attempt"] = attempt
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
 def execution_arn(state_machine_arn: str, execution_name: str) -> str:
@@ -37,30 +46,47 @@ class OnboardingWorkflow:
         self._sfn = sfn_client
         self._state_machine_arn = state_machine_arn
 
-    def start(self, tenant: NewTenant) -> str:
-        """Start onboarding once per tenant; a repeat is a no-op."""
-        name = tenant.tenant_id
+    def start(self, tenant: NewTenant, attempt: int = 1) -> str:
+        """Start an attempt of onboarding once; repeating it is a no-op.
+
+        StartExecution with the same name and input returns the running
+        execution; ExecutionAlreadyExists means that name was used (by this
+        attempt, already started, or by one that has ended: ``status`` tells).
+        """
+        name = execution_name(tenant.tenant_id, attempt)
         try:
             with aws_call("Step Functions"):
                 response = self._sfn.start_execution(
                     stateMachineArn=self._state_machine_arn,
                     name=name,
-                    input=execution_input(tenant),
+                    input=execution_input(tenant, attempt),
                 )
         except Exception as error:
             if aws_error_code(error) != "ExecutionAlreadyExists":
                 raise
             arn = execution_arn(self._state_machine_arn, name)
             logger.info(
-                "onboarding already started; not starting it again",
+                "onboarding attempt %s was already started; not starting it again", attempt,
                 extra={"tenantId": tenant.tenant_id, "executionArn": arn},
             )
             return arn
         arn = response["executionArn"]
         logger.info(
-            "started onboarding", extra={"tenantId": tenant.tenant_id, "executionArn": arn}
+            "started onboarding attempt %s", attempt,
+            extra={"tenantId": tenant.tenant_id, "executionArn": arn},
         )
         return arn
+
+    def execution_status(self, tenant_id: str, attempt: int = 1) -> Optional[str]:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED..., or None if it never started."""
+        arn = execution_arn(self._state_machine_arn, execution_name(tenant_id, attempt))
+        try:
+            with aws_call("Step Functions"):
+                return self._sfn.describe_execution(executionArn=arn)["status"]
+        except Exception as error:
+            if aws_error_code(error) == "ExecutionDoesNotExist":
+                return None
+            raise
 
     def send_decision(self, task_token: str, decision: Dict[str, Any]) -> None:
         try:

@@ -1,23 +1,32 @@
 """Fault injection for the workflow tier.
 
 - ``FlakyProxy``: an HTTP proxy in front of localstripe that answers the
-  first requests with the given faults (a status code, or "drop" to close the
-  connection unanswered) and forwards the rest.
+  first requests with the given faults (a status code, "drop" to close the
+  connection unanswered, "hang" to forward it only after ``hang_seconds``)
+  and forwards the rest.
 - ``fail_first``: a botocore hook that answers the first N calls of one AWS
   operation with an error (or any parsed response), before any HTTP is sent,
   as if botocore's own retries were already spent.
+- ``unreachable``: a botocore hook that makes the first N sends of one AWS
+  operation fail on the network (no answer in time, no connection), below
+  botocore's own retries, which see them as they would see a real outage.
 """
 import http.server
 import threading
+import time
 from typing import Any, Dict, List, Union
 
 import requests
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 
 class FlakyProxy:
-    def __init__(self, upstream: str, faults: List[Union[int, str]]) -> None:
+    def __init__(
+        self, upstream: str, faults: List[Union[int, str]], hang_seconds: float = 2.0
+    ) -> None:
         self.upstream = upstream
+        self.hang_seconds = hang_seconds
         self.faults = list(faults)
         self.requests_seen = 0
         self._lock = threading.Lock()
@@ -37,6 +46,10 @@ class FlakyProxy:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
+                if fault == "hang":
+                    # answers later than the client waits; the request still
+                    # reaches Stripe, as a slow network's would
+                    time.sleep(proxy.hang_seconds)
                 if isinstance(fault, int):
                     payload = b'{"error": {"type": "api_error", "message": "injected fault"}}'
                     self.send_response(fault)
@@ -49,13 +62,16 @@ class FlakyProxy:
                 upstream = requests.request(
                     self.command, proxy.upstream + self.path, headers=headers, data=body
                 )
-                self.send_response(upstream.status_code)
-                for name in ("Content-Type", "Idempotent-Replayed"):
-                    if name in upstream.headers:
-                        self.send_header(name, upstream.headers[name])
-                self.send_header("Content-Length", str(len(upstream.content)))
-                self.end_headers()
-                self.wfile.write(upstream.content)
+                try:
+                    self.send_response(upstream.status_code)
+                    for name in ("Content-Type", "Idempotent-Replayed"):
+                        if name in upstream.headers:
+                            self.send_header(name, upstream.headers[name])
+                    self.send_header("Content-Length", str(len(upstream.content)))
+                    self.end_headers()
+                    self.wfile.write(upstream.content)
+                except OSError:  # the client gave up waiting ("hang")
+                    self.close_connection = True
 
             do_GET = do_POST = do_DELETE = _handle
 
@@ -102,3 +118,29 @@ class fail_first:
                 return None
             self.remaining -= 1
         return AWSResponse("", self._answer["status"], {}, None), dict(self._answer["parsed"])
+
+
+NETWORK_FAULTS = {
+    "read timeout": lambda url: ReadTimeoutError(endpoint_url=url),
+    "connection refused": lambda url: EndpointConnectionError(endpoint_url=url),
+}
+
+
+class unreachable:
+    """Register on a boto3 session: the first ``times`` sends of ``operation``
+    (e.g. "dynamodb.PutItem") raise ``fault`` (a key of NETWORK_FAULTS)."""
+
+    def __init__(self, session: Any, operation: str, times: int, fault: str) -> None:
+        self.remaining = times
+        self.sends = 0
+        self._fault = NETWORK_FAULTS[fault]
+        self._lock = threading.Lock()
+        session.events.register(f"before-send.{operation}", self)
+
+    def __call__(self, request: Any, **_: Any) -> None:
+        with self._lock:
+            self.sends += 1
+            if self.remaining <= 0:
+                return None
+            self.remaining -= 1
+        raise self._fault(request.url)

@@ -15,6 +15,8 @@ from moto import mock_aws
 from chalicelib import dependencies as deps
 from scripts.deploy.template import stripe_secret_name
 from scripts.local.aws import answer_spent_task_tokens_like_aws
+from scripts.local.dynamodb import make_conditional_writes_atomic
+from scripts.local.executions import stop_executions_like_aws
 from scripts.local.lambdas import LocalLambdas
 from scripts.local.resources import provision_stage
 from scripts.local.ses import reproduce_ses_contact_lists
@@ -33,7 +35,9 @@ class Stage:
         stripe_api_key: str = "sk_test_local",
         contact_list_mode: str = "list-per-tenant",
         enforce_ses_quotas: bool = False,
+        retry_interval_seconds: Optional[int] = 1,
     ) -> None:
+        self._retry_interval = retry_interval_seconds
         self._contact_list_mode = contact_list_mode
         self._enforce_ses_quotas = enforce_ses_quotas
         self._monkeypatch = monkeypatch
@@ -47,6 +51,8 @@ class Stage:
         self._mock.start()
         answer_spent_task_tokens_like_aws()
         reproduce_ses_contact_lists(enforce_quotas=self._enforce_ses_quotas)
+        make_conditional_writes_atomic()
+        stop_executions_like_aws()
         session = boto3.session.Session(region_name=REGION)
         self.ddb = session.client("dynamodb")
         self.sfn = session.client("stepfunctions")
@@ -60,6 +66,7 @@ class Stage:
             contact_list_mode=self._contact_list_mode,
             stripe=bool(self._stripe_base),
             approval_timeout_seconds=self._approval_timeout,
+            retry_interval_seconds=self._retry_interval,
         )
         self.apply_environment(self._monkeypatch)
         self.state_machine_arn = self.resources.ref("StateMachine")
@@ -164,6 +171,16 @@ class Stage:
                 raise AssertionError(f"execution ended ({status}) before waiting for a decision")
             time.sleep(0.05)
         raise AssertionError("the execution never reached Wait For Callback")
+
+    def wait_until_asked(self, tenant_id: str, seconds: float = 30) -> Dict[str, Any]:
+        """Until the wait task has kept its token and asked for approval; the record."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            record = self.record(tenant_id) or {}
+            if (record.get("pendingDecision") or {}).get("requestNotifiedAt"):
+                return record
+            time.sleep(0.05)
+        raise AssertionError(f"tenant {tenant_id} was never asked about")
 
     def wait_for_end(self, execution_arn: str, seconds: float = 30) -> Dict[str, Any]:
         deadline = time.monotonic() + seconds

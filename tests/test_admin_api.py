@@ -287,9 +287,7 @@ def test_a_new_wait_token_voids_a_claim_on_the_old_one(stage, client):
     )
     pending = stage.record(t["tenantId"])["pendingDecision"]
     # the wait task is retried: it records the (here: same) token again
-    repository.record_pending_decision(
-        t["tenantId"], pending["taskToken"], pending["requestedAt"], pending["decideBy"]
-    )
+    assert repository.record_pending_decision(t["tenantId"], pending, pending["taskToken"])
 
     assert decide(client, t["tenantId"], {"status": "approved"})[0] == 200
 

@@ -92,18 +92,20 @@ def test_await_decision_task_keeps_the_token_and_requests_approval(stage, client
     result = client.lambda_.invoke("await_decision", task)
     again = client.lambda_.invoke("await_decision", task)  # a retry asks nothing twice
 
-    assert result.payload == again.payload == {
-        "awaitingDecision": True, "decideBy": "2026-11-27T10:00:00.000Z",
-    }
+    decide_by = result.payload["decideBy"]
+    assert result.payload == again.payload == {"awaitingDecision": True, "decideBy": decide_by}
+    # the window counts from this attempt's start (Step Functions restarts it on a retry)
+    asked_at = stage.record(SUB)["pendingDecision"]["requestedAt"]
+    assert _seconds_between(asked_at, decide_by) == 86400
     pending = stage.record(SUB)["pendingDecision"]
     assert pending["taskToken"] == "token-1234567890"
-    assert pending["decideBy"] == "2026-11-27T10:00:00.000Z"
+    assert pending["decideBy"] == decide_by and pending["waitId"] == "2026-11-26T10:00:00.000Z"
     [event] = stage.events()
     assert event["detail-type"] == "Tenant Onboarding Approval Requested"
     assert event["detail"] == {
         "tenantId": SUB, "email": "ada@example.com", "name": "Ada Ltd",
-        "status": "onboarding", "decideBy": "2026-11-27T10:00:00.000Z",
-        "eventKey": f"{SUB}:Tenant Onboarding Approval Requested:2026-11-27T10:00:00.000Z",
+        "status": "onboarding", "decideBy": decide_by,
+        "eventKey": f"{SUB}:Tenant Onboarding Approval Requested:2026-11-26T10:00:00.000Z",
     }
     assert "token-1234567890" not in json.dumps(event)
 
@@ -206,3 +208,12 @@ print("stripe imported:", "stripe" in sys.modules)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "stripe imported: False"
+
+
+def _seconds_between(earlier, later):
+    from datetime import datetime
+
+    def parse(text):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return (parse(later) - parse(earlier)).total_seconds()

@@ -142,8 +142,16 @@ class RunningStack:
             time.sleep(0.1)
 
 
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """One stack for the module's tests: each uses tenants of its own."""
+    running = RunningStack(tmp_path_factory.mktemp("stack") / "state")
+    yield running
+    running.stop()
+
+
 @pytest.fixture
-def stack(tmp_path):
+def own_stack(tmp_path):
     running = RunningStack(tmp_path / "state")
     yield running
     running.stop()
@@ -215,9 +223,9 @@ def test_a_second_stack_on_the_same_state_fails_with_a_clear_message(stack):
     assert "Traceback" not in second.stderr + second.stdout
 
 
-def test_ctrl_c_stops_the_stack_cleanly(stack):
-    assert stack.stop() == 0
-    assert not (stack.state_dir / "stack.json").exists()
+def test_ctrl_c_stops_the_stack_cleanly(own_stack):
+    assert own_stack.stop() == 0
+    assert not (own_stack.state_dir / "stack.json").exists()
 
 
 def test_with_a_stripe_key_the_stack_runs_localstripe_and_stores_the_customer(tmp_path):
@@ -301,7 +309,9 @@ def test_resume_starts_onboarding_for_a_confirmed_user_the_trigger_missed(stack)
     second = run_admin("resume", sub)
 
     assert first.returncode == 0, first.stderr
-    assert second.returncode == 0, second.stderr
+    assert "started as" in first.stdout
+    # resume tells the truth: it starts only what never started
+    assert second.returncode == 1 and "already runs as" in second.stderr
     assert stack.task_token(sub)
     record = stack.record(sub, "onboarding")
     assert (record["email"]["S"], record["name"]["S"]) == ("missed@example.com", "Missed Co")
@@ -309,6 +319,12 @@ def test_resume_starts_onboarding_for_a_confirmed_user_the_trigger_missed(stack)
     assert [e["name"] for e in executions["executions"]].count(sub) == 1
     unknown = run_admin("resume", "00000000-0000-4000-8000-000000000000")
     assert unknown.returncode == 1 and "no user" in unknown.stderr
+
+    stack.sfn.stop_execution(executionArn=stack.outputs["stateMachineArn"].replace(
+        ":stateMachine:", ":execution:") + f":{sub}")
+    ended = run_admin("resume", sub)
+    assert ended.returncode == 1
+    assert "already ran and ended ABORTED" in ended.stderr and f"retry {sub}" in ended.stderr
 
 
 def test_the_local_resources_are_the_templates_own(stack):
@@ -319,12 +335,13 @@ def test_the_local_resources_are_the_templates_own(stack):
     table = stack.ddb.describe_table(TableName=stack.outputs["tableName"])["Table"]
     want_table = declared["TenantTable"]["Properties"]
     assert table["KeySchema"] == want_table["KeySchema"]
-    [index] = table["GlobalSecondaryIndexes"]
-    [want_index] = want_table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == want_index["IndexName"] == "byStatus"
-    assert index["KeySchema"] == want_index["KeySchema"]
-    assert index["Projection"] == want_index["Projection"]
-    assert "taskToken" not in json.dumps(index["Projection"])
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    wanted = {i["IndexName"]: i for i in want_table["GlobalSecondaryIndexes"]}
+    assert set(indexes) == set(wanted) == {"byStatus", "byOutcomeDue"}
+    for name, index in indexes.items():
+        assert index["KeySchema"] == wanted[name]["KeySchema"], name
+        assert index["Projection"] == wanted[name]["Projection"], name
+    assert "taskToken" not in json.dumps(indexes["byStatus"]["Projection"])
 
     pool = stack.cognito.describe_user_pool(UserPoolId=stack.outputs["userPoolId"])["UserPool"]
     want_pool = declared["UserPool"]["Properties"]
@@ -337,3 +354,121 @@ def test_the_local_resources_are_the_templates_own(stack):
         want_pool["Policies"]["PasswordPolicy"]["MinimumLength"])
     assert pool["LambdaConfig"]["PostConfirmation"].endswith(
         ":function:tenant-onboarding-local-post_confirmation")
+
+
+REFUSED_NAMES = {
+    "blank": "   ",
+    "terminal escapes": "Acme\x1b[2K\r\x1b[32mTotally Legit Bank\x1b[0m",
+    "newline": "Acme\nLtd",
+    "right-to-left override": "Acme \u202eknaB",
+    "129 characters": "x" * 129,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_NAMES))
+def test_pre_sign_up_refuses_names_no_admin_should_be_shown(stack, name):
+    email = f"refused-{sorted(REFUSED_NAMES).index(name)}@example.com"
+    with pytest.raises(stack.cognito.exceptions.UserLambdaValidationException) as refused:
+        stack.cognito.sign_up(
+            ClientId=stack.outputs["userPoolClientId"], Username=email, Password=PASSWORD,
+            UserAttributes=[{"Name": "email", "Value": email},
+                            {"Name": "name", "Value": REFUSED_NAMES[name]}],
+        )
+    message = refused.value.response["Error"]["Message"]
+    assert message.startswith("PreSignUp failed with error Company name")
+    with pytest.raises(stack.cognito.exceptions.UserNotFoundException):
+        stack.cognito.admin_get_user(UserPoolId=stack.outputs["userPoolId"], Username=email)
+
+
+def test_pre_sign_up_refuses_an_email_over_254_characters(stack):
+    email = "a" * 243 + "@example.com"  # 255 characters
+    with pytest.raises(stack.cognito.exceptions.UserLambdaValidationException, match="Email"):
+        stack.cognito.sign_up(
+            ClientId=stack.outputs["userPoolClientId"], Username=email, Password=PASSWORD,
+            UserAttributes=[{"Name": "email", "Value": email}, {"Name": "name", "Value": "Long"}],
+        )
+
+
+@pytest.mark.parametrize("name", ["Zoë & Søn — Ltd", "株式会社サンプル"])
+def test_international_names_are_onboarded_unchanged(stack, name):
+    email = f"intl-{len(name)}@example.com"
+    tenant_id = stack.sign_up_and_confirm(email, name)
+
+    assert stack.record(tenant_id, "onboarding")["name"]["S"] == name
+
+
+def test_the_admin_cli_shows_control_characters_as_text(stack):
+    """A name stored before the door was checked still cannot rewrite the admin's screen."""
+    tenant_id = stack.sign_up_and_confirm("escapes@example.com", "Plain Name")
+    stack.task_token(tenant_id)
+    stack.ddb.update_item(
+        TableName=stack.outputs["tableName"], Key={"pk": {"S": tenant_id}, "sk": {"S": "tenant"}},
+        UpdateExpression="SET #n = :n", ExpressionAttributeNames={"#n": "name"},
+        ExpressionAttributeValues={":n": {"S": "Acme\x1b[2K\r\x1b[32mTotally Legit Bank\x1b[0m\nX"}})
+
+    listing = subprocess.run(
+        [sys.executable, "-m", "scripts.admin", "--state-dir", str(stack.state_dir), "list"],
+        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60,
+    ).stdout
+
+    [line] = [line for line in listing.splitlines() if tenant_id in line]
+    assert "Acme\\x1b[2K\\r\\x1b[32mTotally Legit Bank\\x1b[0m\\nX" in line
+    assert "\x1b" not in listing and "\r" not in listing
+
+
+def test_retry_and_reconcile_from_the_admin_cli(stack):
+    tenant_id = stack.sign_up_and_confirm("retry-cli@example.com", "Retry CLI Ltd")
+    stack.task_token(tenant_id)
+    execution = stack.outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
+
+    def run_admin(*args, **env):
+        return subprocess.run(
+            [sys.executable, "-m", "scripts.admin", "--state-dir", str(stack.state_dir), *args],
+            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60,
+        )
+
+    assert run_admin("retry", tenant_id).returncode == 1  # still onboarding: 409
+    stack.sfn.stop_execution(executionArn=f"{execution}:{tenant_id}")
+    # the stack's reconciler keeps a grace period of 10 minutes: a young record waits
+    swept = run_admin("reconcile")
+    assert swept.returncode == 0 and swept.stdout.startswith("Reconciled:")
+    assert stack.record(tenant_id, "onboarding")
+
+
+def test_an_aborted_onboarding_is_failed_by_the_reconciler_then_retried_to_active(tmp_path):
+    running = RunningStack(tmp_path / "recovery", RECONCILE_GRACE_SECONDS="0",
+                           LOCAL_RECONCILE_SECONDS="0")
+    try:
+        tenant_id = running.sign_up_and_confirm("aborted@example.com", "Aborted Ltd")
+        running.task_token(tenant_id)
+        executions = running.outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
+        running.sfn.stop_execution(executionArn=f"{executions}:{tenant_id}")
+
+        def run_admin(*args):
+            result = subprocess.run(
+                [sys.executable, "-m", "scripts.admin", "--state-dir", str(running.state_dir),
+                 *args], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0, result.stderr
+            return result.stdout
+
+        assert "failed (stuck) 1" in run_admin("reconcile")
+        failed = running.record(tenant_id, "failed")
+        assert "ended ABORTED" in failed["failureReason"]["S"]
+
+        assert f"Retrying onboarding of {tenant_id} as attempt 2" in run_admin("retry", tenant_id)
+        running.record(tenant_id, "onboarding")
+        running.wait_for_event(tenant_id, "Tenant Onboarding Approval Requested")
+        deadline = time.monotonic() + 20
+        while "decideBy" not in running.ddb.get_item(
+                TableName=running.outputs["tableName"],
+                Key={"pk": {"S": tenant_id}, "sk": {"S": "tenant"}})["Item"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        run_admin("approve", tenant_id)
+        record = running.record(tenant_id, "active")
+        assert record["attempts"]["N"] == "2"
+        assert running.wait_for_event(tenant_id, "Tenant Onboarding Complete") == [
+            "Tenant Onboarding Approval Requested", "Tenant Onboarding Failed",
+            "Tenant Onboarding Approval Requested", "Tenant Onboarding Complete"]
+    finally:
+        running.stop()

@@ -182,8 +182,10 @@ def test_policies_name_the_stages_own_resources(sam, mode):
     [invoke] = resolved(sam).resolve(
         sam["Resources"]["StateMachineRole"]["Properties"]["Policies"])[0]["PolicyDocument"][
         "Statement"][:1]
+    substitutions = sam["Resources"][stack_template.STATE_MACHINE]["Properties"][
+        "DefinitionSubstitutions"]
     assert sorted(invoke["Resource"]) == sorted(
-        "{" + FUNCTIONS[f] + ".Arn}" for f in FUNCTIONS if f not in ("api_handler", "post_confirmation"))
+        "{" + value["Fn::GetAtt"][0] + ".Arn}" for value in substitutions.values())
 
 
 def ses_resources(template, mode, stage="dev"):
@@ -256,7 +258,13 @@ def test_the_trigger_permission_names_the_user_pool_as_its_source(sam):
     assert permission["SourceArn"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
     assert permission["FunctionName"] == {"Fn::GetAtt": ["PostConfirmation", "Arn"]}
     pool = sam["Resources"]["UserPool"]["Properties"]
-    assert pool["LambdaConfig"] == {"PostConfirmation": {"Fn::GetAtt": ["PostConfirmation", "Arn"]}}
+    assert pool["LambdaConfig"] == {
+        "PreSignUp": {"Fn::GetAtt": ["PreSignUp", "Arn"]},
+        "PostConfirmation": {"Fn::GetAtt": ["PostConfirmation", "Arn"]},
+    }
+    pre = sam["Resources"]["PreSignUpCognitoPermission"]["Properties"]
+    assert pre["SourceArn"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+    assert pre["FunctionName"] == {"Fn::GetAtt": ["PreSignUp", "Arn"]}
 
 
 def test_the_data_survives_a_teardown_and_is_protected_beyond_dev(sam):

@@ -1,10 +1,15 @@
-"""The admin's command line: list, show, approve and reject tenants by id.
+"""The admin's command line: list, show, approve, reject and retry tenants by id.
 
     python -m scripts.admin list [--status onboarding] [--limit 50] [--all]
     python -m scripts.admin show TENANT_ID
     python -m scripts.admin approve TENANT_ID [--reason "..."]
     python -m scripts.admin reject TENANT_ID --reason "..."
+    python -m scripts.admin retry TENANT_ID       # a failed or timed-out onboarding, again
     python -m scripts.admin resume TENANT_ID      # a confirmed user whose trigger failed
+    python -m scripts.admin reconcile             # the scheduled sweep, now
+
+Every string a tenant supplied is printed with control characters made
+visible (\x1b, \n, \u202e...): a name cannot rewrite what the admin sees.
 
 Against the local stack by default (.local/stack.json), or a deployed stage
 with --stage STAGE (.chalice/outputs-STAGE.json): there every request is
@@ -14,6 +19,7 @@ routes use IAM authorization. `make admin ARGS="list"` runs it too.
 import argparse
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -72,6 +78,9 @@ class AdminApi:
         body = {"status": status, **({"reason": reason} if reason else {})}
         return self.call("POST", f"/tenants/{urllib.parse.quote(tenant_id)}/decision", body)
 
+    def retry(self, tenant_id: str) -> Dict[str, Any]:
+        return self.call("POST", f"/tenants/{urllib.parse.quote(tenant_id)}/retry", {})
+
 
 def signer(region: str, profile: Optional[str]) -> Callable[..., Dict[str, str]]:
     """SigV4 for API Gateway (service execute-api) with the caller's credentials."""
@@ -114,29 +123,33 @@ def api_for(stage: Optional[str], state_dir: Path, profile: Optional[str]) -> Ad
     return AdminApi(values["apiUrl"])
 
 
+def aws_session(stage: Optional[str], profile: Optional[str], values: Dict[str, Any]):
+    """Your credentials for a deployed stage; the local stack's for it. (session, endpoint)."""
+    import boto3
+
+    if stage:
+        return boto3.session.Session(profile_name=profile, region_name=values["region"]), None
+    session = boto3.session.Session(
+        aws_access_key_id="local", aws_secret_access_key="local", region_name=values["region"]
+    )
+    return session, values["awsEndpoint"]
+
+
 def resume(stage: Optional[str], state_dir: Path, profile: Optional[str], tenant_id: str) -> str:
     """Start onboarding for a confirmed user whose post-confirmation trigger failed.
 
     Cognito does not retry a trigger that answered an error, and a confirmed
     user cannot confirm again. This rebuilds the event Cognito would have sent
-    from the user as Cognito holds it and starts the same execution the
-    trigger would have (named after the tenant id: running it twice starts
-    nothing new). Uses your AWS credentials directly, not the API.
+    from the user as Cognito holds it and starts the execution the trigger
+    would have, only if there is none: an onboarding that ran and ended is
+    not resumed but retried (AdminError says so). Uses your AWS credentials
+    directly, not the API.
     """
-    import boto3
-
     from chalicelib.signup import CONFIRM_SIGN_UP, InvalidSignupEvent, tenant_from_confirmation
-    from chalicelib.workflow import OnboardingWorkflow
+    from chalicelib.workflow import OnboardingWorkflow, execution_arn
 
     values = target_outputs(stage, state_dir)
-    if stage:
-        session = boto3.session.Session(profile_name=profile, region_name=values["region"])
-        endpoint = None
-    else:
-        session = boto3.session.Session(
-            aws_access_key_id="local", aws_secret_access_key="local", region_name=values["region"]
-        )
-        endpoint = values["awsEndpoint"]
+    session, endpoint = aws_session(stage, profile, values)
     cognito = session.client("cognito-idp", endpoint_url=endpoint)
     try:
         user = cognito.admin_get_user(UserPoolId=values["userPoolId"], Username=tenant_id)
@@ -152,14 +165,56 @@ def resume(stage: Optional[str], state_dir: Path, profile: Optional[str], tenant
         tenant = tenant_from_confirmation(event)
     except InvalidSignupEvent as error:
         raise AdminError(str(error)) from None
-    sfn = session.client("stepfunctions", endpoint_url=endpoint)
-    return OnboardingWorkflow(sfn, values["stateMachineArn"]).start(tenant)
+    workflow = OnboardingWorkflow(session.client("stepfunctions", endpoint_url=endpoint),
+                                  values["stateMachineArn"])
+    status = workflow.execution_status(tenant.tenant_id)
+    arn = execution_arn(values["stateMachineArn"], tenant.tenant_id)
+    if status is None:
+        return workflow.start(tenant)
+    if status == "RUNNING":
+        raise AdminError(f"onboarding of {tenant.tenant_id} already runs as {arn}; nothing to resume")
+    raise AdminError(
+        f"onboarding of {tenant.tenant_id} already ran and ended {status} ({arn}); "
+        f"see make admin ARGS=\"show {tenant.tenant_id}\", and retry it with "
+        f"make admin ARGS=\"retry {tenant.tenant_id}\" if it failed or timed out"
+    )
+
+
+def reconcile(stage: Optional[str], state_dir: Path, profile: Optional[str]) -> Dict[str, int]:
+    """Run the scheduled sweep now (lambda:InvokeFunction with your credentials)."""
+    values = target_outputs(stage, state_dir)
+    if not values.get("reconcileFunction"):
+        raise AdminError(f"the {stage or 'local'} stage names no reconcile function; deploy it again")
+    from scripts.local.lambdas import scheduled_event  # the shape EventBridge sends
+
+    session, endpoint = aws_session(stage, profile, values)
+    event = scheduled_event(values["region"], values.get("account", "123456789012"))
+    answer = session.client("lambda", endpoint_url=endpoint).invoke(
+        FunctionName=values["reconcileFunction"], Payload=json.dumps(event).encode())
+    body = json.loads(answer["Payload"].read() or b"null")
+    if answer.get("FunctionError"):
+        raise AdminError(f"the sweep failed: {body.get('errorType')}: {body.get('errorMessage')}")
+    return body
+
+
+# Control characters (C0, DEL, C1) and the bidirectional controls that reorder text.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(value: Any) -> str:
+    """A stored string as text an admin can trust: every control character escaped."""
+    def escape(match: "re.Match[str]") -> str:
+        char = match.group(0)
+        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
+            char, f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+    return _INVISIBLE.sub(escape, str(value))
 
 
 def table(rows: List[Dict[str, Any]], columns: List[tuple]) -> str:
     """A plain text table: columns are (heading, key)."""
     cells = [[heading for heading, _ in columns]]
-    cells += [[str(row.get(key) or "-") for _, key in columns] for row in rows]
+    cells += [[visible(row.get(key) or "-") for _, key in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip()
              for line in cells]
@@ -185,10 +240,15 @@ def describe(tenant: Dict[str, Any]) -> str:
         ("stripe customer", tenant.get("stripeCustomerId")),
         ("contact list", tenant.get("list")), ("topic", tenant.get("topic")),
         ("subscribers", tenant.get("subscribers")),
+        ("attempts", tenant.get("attempts")),
     ]
+    fields += [(f"retry {r.get('attempt')}", f"by {r.get('retriedBy')} at {r.get('retriedAt')} "
+                f"(was {r.get('previousStatus')}"
+                + (f": {r['previousReason']}" if r.get("previousReason") else "") + ")")
+               for r in tenant.get("retries") or []]
     shown = [(k, v) for k, v in fields if v is not None]
     width = max(len(k) for k, _ in shown)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in shown)
+    return "\n".join(f"{k:<{width}}  {visible(v)}" for k, v in shown)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -211,14 +271,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     reject.add_argument("tenant_id")
     reject.add_argument("--reason", required=True)
     commands.add_parser(
+        "retry", help="onboard a failed or timed-out tenant again (a new attempt)"
+    ).add_argument("tenant_id")
+    commands.add_parser(
         "resume", help="start onboarding for a confirmed user whose trigger failed"
     ).add_argument("tenant_id")
+    commands.add_parser("reconcile", help="run the scheduled sweep now: stuck tenants, "
+                        "unsent outcomes, reminders")
     args = parser.parse_args(argv)
 
     try:
         if args.command == "resume":
             arn = resume(args.stage, Path(args.state_dir), args.profile, args.tenant_id)
-            print(f"Onboarding of {args.tenant_id} runs as {arn}")
+            print(f"Onboarding of {args.tenant_id} started as {arn}")
+            return 0
+        if args.command == "reconcile":
+            counts = reconcile(args.stage, Path(args.state_dir), args.profile)
+            print("Reconciled: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                                    or "nothing to do"))
             return 0
         api = api_for(args.stage, Path(args.state_dir), args.profile)
         if args.command == "list":
@@ -226,6 +296,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(table(tenants, LIST_COLUMNS) if tenants else f"No tenants in status {args.status}.")
         elif args.command == "show":
             print(describe(api.show(args.tenant_id)))
+        elif args.command == "retry":
+            answer = api.retry(args.tenant_id)
+            print(f"Retrying onboarding of {args.tenant_id} as attempt {answer['attempt']} "
+                  f"(status {answer['status']})")
         else:
             status = "approved" if args.command == "approve" else "rejected"
             answer = api.decide(args.tenant_id, status, args.reason)

@@ -63,6 +63,7 @@ OUTPUT_KEYS = {
     "StateMachineArn": "stateMachineArn",
     "TenantTableName": "tableName",
     "EventBusName": "eventBusName",
+    "ReconcileFunctionName": "reconcileFunction",
 }
 
 

@@ -27,7 +27,9 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.:]+)\}")
 # Chalice function name -> the logical id chalice package gives it.
 FUNCTIONS = {
     "api_handler": "APIHandler",
+    "pre_sign_up": "PreSignUp",
     "post_confirmation": "PostConfirmation",
+    "reconcile": "Reconcile",
     "create_tenant_record": "CreateTenantRecord",
     "create_stripe_customer": "CreateStripeCustomer",
     "update_tenant_with_stripe_id": "UpdateTenantWithStripeId",
@@ -82,6 +84,21 @@ def shorten_wait(definition: Dict[str, Any], seconds: int) -> Dict[str, Any]:
     wait = definition["States"][WAIT_STATE]
     wait["TimeoutSeconds"] = int(seconds)
     wait["Parameters"]["Payload"]["approvalWindowSeconds"] = int(seconds)
+    return definition
+
+
+def shorten_retries(definition: Dict[str, Any], seconds: int) -> Dict[str, Any]:
+    """Every Retry waits ``seconds`` between attempts, without backoff: tests
+    and the local stack try failure paths in seconds, not minutes. The number
+    of attempts and what is retried stay as deployed."""
+    for state in definition["States"].values():
+        for rule in state.get("Retry", []):
+            if rule.get("MaxAttempts", 3) == 0:
+                continue
+            rule["IntervalSeconds"] = int(seconds)
+            rule["BackoffRate"] = 1
+            if "MaxDelaySeconds" in rule:
+                rule["MaxDelaySeconds"] = int(seconds)
     return definition
 
 

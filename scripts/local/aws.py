@@ -9,14 +9,19 @@ import contextlib
 import io
 import json
 import logging
+import re
 import threading
+import time
+import weakref
 from typing import Any, Callable, Dict, List, Optional
+from urllib.parse import unquote
 
 from werkzeug.serving import make_server
 
 logger = logging.getLogger("local.aws")
 
 COGNITO = "AWSCognitoIdentityProviderService."
+_INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 PUT_EVENTS = "AWSEvents.PutEvents"
 
 
@@ -56,19 +61,148 @@ def reuse_lambda_clients_of_the_engine() -> None:
     lambda_eval_utils._clients_reused = True
 
 
-_token_lock = threading.Lock()
+_token_lock = threading.Lock()  # every answer to a token, and every token's timeout
 _client_lock = threading.Lock()
+
+
+class _Deadline:
+    """When the attempt of a task waiting for its token runs out of time
+    (``time.monotonic()``), and whether it has timed out. Changed only under
+    ``_token_lock``."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.passed = False
+
+
+# the live attempt's deadline of every waiting task, by its CallbackEndpoint
+_deadlines: "weakref.WeakKeyDictionary[Any, _Deadline]" = weakref.WeakKeyDictionary()
+
+
+def _timed_out(endpoint: Any) -> bool:
+    """Whether the task waiting on ``endpoint`` has timed out; an unanswered
+    token whose deadline is behind us times out now. Call under _token_lock."""
+    deadline = _deadlines.get(endpoint)
+    if deadline is None:
+        return False
+    if endpoint.get_outcome() is None and time.monotonic() >= deadline.at:
+        deadline.passed = True
+    return deadline.passed
+
+
+class _OuterTimerOff:
+    """A state as moto's attempt runner (``_evaluate_with_timeout``) sees it,
+    with a TimeoutSeconds it never reaches: the wait for the token keeps the
+    real one. Everything else is the state's own."""
+
+    def __init__(self, state: Any, never: Any) -> None:
+        self._state = state
+        self.timeout = never
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._state, name)
+
+
+def end_token_waits_like_aws() -> None:
+    """Make an answer to a task token and the task's timeout exclude each
+    other, as in AWS.
+
+    In AWS, SendTaskSuccess (or SendTaskFailure) is the commit point: the
+    service records the answer and the task's outcome at once, so a call that
+    was accepted is the task's result even if TimeoutSeconds runs out a
+    millisecond later, and a call that arrives after the timeout fired gets
+    TaskTimedOut. Never both: no 200 for a decision whose tenant then times
+    out.
+
+    moto times a task out in two places that do not talk to each other: the
+    attempt runner (``ExecutionState._evaluate_with_timeout``) stops waiting
+    for the task's thread after TimeoutSeconds, even if that thread has just
+    accepted an answer and is still handing it on; and SendTaskSuccess is
+    accepted until the execution ends, long after its task timed out.
+
+    So, for a Task waiting for its token (without HeartbeatSeconds), one
+    deadline per attempt, decided under ``_token_lock``:
+    - the attempt runner sets the deadline and waits for the task's thread
+      without a limit of its own;
+    - the task's wait for the token ends at the deadline, and, under the
+      lock, either finds an answer (it wins) or marks the deadline passed;
+    - an answer, under the same lock, is refused with TaskTimedOut once the
+      deadline is passed or its time is up, and accepted otherwise.
+    Whichever takes the lock first decides; the other sees its decision. (A
+    task Lambda returning after the deadline finds it passed at once; one
+    that never returns would keep its execution running: ours return.)
+    """
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import (
+        TimeoutSeconds,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import (
+        ExecutionState,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+        ResourceCondition,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+
+    if getattr(ExecutionState, "_token_waits_like_aws", False):
+        return
+    run_attempt = ExecutionState._evaluate_with_timeout
+    wait_for_token = StateTaskServiceCallback._wait_for_task_token_timeout
+    never = TimeoutSeconds(timeout_seconds=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
+
+    def token_of_attempt(state: Any, env: Any) -> Any:
+        """The CallbackEndpoint this attempt will wait on, if it is one of ours."""
+        if not (
+            isinstance(state, StateTaskServiceCallback)
+            and state.resource.condition == ResourceCondition.WaitForTaskToken
+            and state.heartbeat is None  # heartbeats keep moto's own timing
+            and env.is_running()
+            and not env.is_mocked_mode()
+        ):
+            return None
+        task = env.states.context_object.context_object_data.get("Task") or {}
+        return env.callback_pool_manager.get(task.get("Token"))
+
+    def evaluate_with_timeout(state: Any, env: Any) -> None:
+        endpoint = token_of_attempt(state, env)
+        if endpoint is None:
+            return run_attempt(state, env)
+        state.timeout.eval(env=env)
+        deadline = _Deadline(time.monotonic() + env.stack.pop())
+        with _token_lock:
+            _deadlines[endpoint] = deadline  # a retried attempt gets a new one
+        return run_attempt(_OuterTimerOff(state, never), env)
+
+    def wait_for_token_until_deadline(state: Any, timeout_seconds: int, endpoint: Any) -> Any:
+        with _token_lock:
+            deadline = _deadlines.get(endpoint)
+        if deadline is None:
+            return wait_for_token(state, timeout_seconds, endpoint)
+        endpoint.wait(timeout=max(0.0, deadline.at - time.monotonic()))
+        with _token_lock:
+            outcome = endpoint.get_outcome()
+            if outcome is None:
+                deadline.passed = True  # from now on every answer is TaskTimedOut
+        return outcome  # None: moto raises States.Timeout for the task
+
+    ExecutionState._evaluate_with_timeout = evaluate_with_timeout
+    StateTaskServiceCallback._wait_for_task_token_timeout = wait_for_token_until_deadline
+    ExecutionState._token_waits_like_aws = True
 
 
 def answer_spent_task_tokens_like_aws() -> None:
     """AWS answers TaskTimedOut for a task token that was already answered or
     whose task timed out, also once its execution has ended. moto accepts the
     second answer while the execution runs and calls the token invalid after.
-    Patched here (moto is pinned) so a double approval gets AWS's answer.
+    Patched here (moto is pinned) so a double approval gets AWS's answer, and
+    an answer racing the task's timeout either wins or gets TaskTimedOut
+    (``end_token_waits_like_aws``).
     """
     from moto.stepfunctions.parser.api import ExecutionStatus, TaskTimedOut
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
+    end_token_waits_like_aws()
     if getattr(StepFunctionsParserBackend, "_tokens_like_aws", False):
         return
 
@@ -81,12 +215,13 @@ def answer_spent_task_tokens_like_aws() -> None:
                     execution.status != ExecutionStatus.RUNNING
                     or endpoint._outcome is not None
                     or endpoint.consumer_error is not None
+                    or _timed_out(endpoint)
                 )
         return False
 
     def guarded(original: Callable) -> Callable:
         def answer(backend: Any, task_token: str, *args: Any, **kwargs: Any) -> Any:
-            with _token_lock:  # two admins at once: exactly one answer lands
+            with _token_lock:  # two admins at once, or an admin and the timeout: one wins
                 if spent(backend, task_token):
                     raise TaskTimedOut(
                         "Task Timed Out: 'Provided task does not exist anymore'",
@@ -118,11 +253,19 @@ class AwsExtensions:
         self._cognito = cognito  # a LocalCognito, set once the stack has clients
         self._on_events = on_events
         self._user_state_lock = threading.Lock()
+        self._lambdas: Any = None  # a LocalLambdas, set once the app is loaded
 
     def attach_cognito(self, cognito: Any) -> None:
         self._cognito = cognito
 
+    def attach_lambdas(self, lambdas: Any) -> None:
+        """Answer lambda:Invoke over HTTP (aws lambda invoke, make admin) in process."""
+        self._lambdas = lambdas
+
     def __call__(self, environ: Dict[str, Any], start_response: Callable):
+        invoked = _INVOKE_PATH.match(environ.get("PATH_INFO", ""))
+        if invoked and self._lambdas is not None and environ.get("REQUEST_METHOD") == "POST":
+            return self._invoke_lambda(unquote(invoked.group(1)), environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         cognito_call = (
             self._cognito is not None
@@ -173,6 +316,21 @@ class AwsExtensions:
         if status.startswith("200"):
             self._cognito.after(operation, forwarded)
         return status, headers, body
+
+    def _invoke_lambda(self, function: str, environ: Dict[str, Any], start_response: Callable):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        payload = environ["wsgi.input"].read(length) if length else b""
+        if environ.get("HTTP_X_AMZ_INVOCATION_TYPE") == "Event":
+            threading.Thread(target=self._lambdas.invoke, args=(function, payload), daemon=True).start()
+            start_response("202 Accepted", [("Content-Length", "0")])
+            return [b""]
+        error, body = self._lambdas.invoke(function, payload)
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                   ("X-Amz-Executed-Version", "$LATEST")]
+        if error:
+            headers.append(("X-Amz-Function-Error", error))
+        start_response("200 OK", headers)
+        return [body]
 
     def _call_moto(self, environ: Dict[str, Any]):
         captured: Dict[str, Any] = {}

@@ -17,7 +17,11 @@ Cognito, on a pool like ours:
   SignUp or AdminCreateUser naming an existing user in another case
   (UsernameExistsException "An account with the given email already exists.");
 - in such a pool, finds the user any call names (ConfirmSignUp, AdminGetUser, ...)
-  whatever the case of the name.
+  whatever the case of the name;
+- runs the PreSignUp trigger before SignUp and AdminCreateUser, with the event
+  Cognito sends (``PreSignUp_SignUp``, ``PreSignUp_AdminCreateUser``); its
+  error refuses the call: UserLambdaValidationException "PreSignUp failed with
+  error <message>.".
 This module reproduces that. Confirmation codes are not checked locally: no
 email is sent, so any code is accepted (README, "Local stack").
 """
@@ -72,6 +76,7 @@ class LocalCognito:
                 _refuse_missing_required_attributes(pool, request)
             if request.get("MessageAction") != "RESEND":
                 self._refuse_existing_username(pool, username)
+                self._run_pre_sign_up(pool, operation, request)
             return request
         if operation not in CONFIRMS and not _case_insensitive(pool):
             return request
@@ -86,6 +91,34 @@ class LocalCognito:
         if username in _names_of(user, pool):
             return request
         return {**request, "Username": user["Username"]}
+
+    def _run_pre_sign_up(self, pool: Dict[str, Any], operation: str, request: Dict[str, Any]) -> None:
+        """Cognito's PreSignUp trigger: its error refuses the sign-up, with its message."""
+        trigger = (pool.get("LambdaConfig") or {}).get("PreSignUp")
+        if not trigger:
+            return
+        attributes = {a["Name"]: a.get("Value", "") for a in request.get("UserAttributes") or []}
+        if "email" in pool.get("UsernameAttributes", []):
+            attributes.setdefault("email", request["Username"])
+        event = {
+            "version": "1",
+            "region": self._cognito.meta.region_name,
+            "userPoolId": pool["Id"],
+            "userName": request["Username"],
+            "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown",
+                              "clientId": request.get("ClientId", "CLIENT_ID_NOT_APPLICABLE")},
+            "triggerSource": f"PreSignUp_{operation}",
+            "request": {"userAttributes": attributes,
+                        "validationData": _as_map(request.get("ValidationData"))},
+            "response": {"autoConfirmUser": False, "autoVerifyEmail": False,
+                         "autoVerifyPhone": False},
+        }
+        error, payload = self._invoke(trigger, json.dumps(event).encode())
+        if error:
+            raise CognitoError(
+                "UserLambdaValidationException",
+                f"PreSignUp failed with error {_error_message(payload)}.",
+            )
 
     def after(self, operation: str, request: Dict[str, Any]) -> None:
         """What Cognito does once moto has done ``operation``."""
@@ -228,6 +261,12 @@ def _refuse_missing_required_attributes(pool: Dict[str, Any], request: Dict[str,
             "Attributes did not conform to the schema: "
             + ", ".join(f"{name}: The attribute {name} is required" for name in missing),
         )
+
+
+def _as_map(attributes: Any) -> Optional[Dict[str, str]]:
+    if not attributes:
+        return None
+    return {a["Name"]: a.get("Value", "") for a in attributes}
 
 
 def _error_message(payload: bytes) -> str:

@@ -48,10 +48,13 @@ class LocalLambdas:
         self, chalice_app: Any, function_names: Dict[str, str], timeout_ms: int = 60_000
     ) -> None:
         """``function_names``: Chalice function name -> the stage's deployed name."""
+        self._names = dict(function_names)
+        handlers = {fn.name: fn for fn in chalice_app.pure_lambda_functions}
+        handlers.update(_event_source_handlers(chalice_app))
         self._handlers = {
-            function_names[fn.name]: fn
-            for fn in chalice_app.pure_lambda_functions
-            if fn.name in function_names
+            function_names[name]: handler
+            for name, handler in handlers.items()
+            if name in function_names
         }
         self._timeout_ms = timeout_ms
         self.invocations: Dict[str, int] = {}
@@ -89,6 +92,14 @@ class LocalLambdas:
             }
             return "Unhandled", json.dumps(body).encode()
 
+    def invoke_json(self, name: str, event: Any) -> Any:
+        """Call a function by its Chalice name (or deployed name); its result, or raise."""
+        error, payload = self.invoke(self._names.get(name, name), json.dumps(event).encode())
+        result = json.loads(payload or b"null")
+        if error:
+            raise RuntimeError(f"{name} failed: {result.get('errorType')}: {result.get('errorMessage')}")
+        return result
+
     # --- botocore hook --------------------------------------------------------
     def install(self, session: Any) -> None:
         """Answer lambda:Invoke for clients of this boto3 session (before HTTP)."""
@@ -112,6 +123,34 @@ class LocalLambdas:
         if error:
             parsed["FunctionError"] = error
         return AWSResponse("", 200, {}, None), parsed
+
+
+def scheduled_event(region: str = "us-east-1", account: str = "123456789012") -> Dict[str, Any]:
+    """What EventBridge Scheduler hands a function on a schedule (aws.events)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{account}:rule/local-schedule"],
+        "detail": {},
+    }
+
+
+def _event_source_handlers(chalice_app: Any) -> Dict[str, Any]:
+    """@app.schedule and the like: Chalice keeps their handlers on the app's module."""
+    import sys
+
+    found = {}
+    for source in getattr(chalice_app, "event_sources", []):
+        module_name, _, attribute = source.handler_string.rpartition(".")
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, attribute):
+            found[source.name] = getattr(module, attribute)
+    return found
 
 
 def _stream(data: bytes) -> StreamingBody:

@@ -149,21 +149,21 @@ def provision_stage(
     contact_list_mode: str = "list-per-tenant",
     stripe: bool = False,
     approval_timeout_seconds: Optional[int] = None,
-    definition_overrides: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None,
+    retry_interval_seconds: Optional[int] = None,
 ) -> StageResources:
     """Create every resource template.json declares, as CloudFormation would.
 
-    ``approval_timeout_seconds`` shortens the 24-hour wait (tests, trying
-    timeouts locally); ``definition_overrides`` may change the definition
-    further before it is registered (tests shrink retry intervals).
+    ``approval_timeout_seconds`` shortens the 24-hour wait and
+    ``retry_interval_seconds`` the waits between retries (tests, trying
+    timeouts and faults locally).
     """
     template = stack_template.load_template()
     resources = StageResources(stage=stage, region=session.region_name, account=account)
     definition = stack_template.load_definition()
     if approval_timeout_seconds:
         definition = stack_template.shorten_wait(definition, approval_timeout_seconds)
-    if definition_overrides:
-        definition = definition_overrides(definition)
+    if retry_interval_seconds:
+        definition = stack_template.shorten_retries(definition, retry_interval_seconds)
     creator = _Creator(session, resources, definition)
 
     def physical(logical_id: str, attribute: Optional[str]) -> str:

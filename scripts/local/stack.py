@@ -158,7 +158,12 @@ class LocalStack:
         approval_timeout_seconds: Optional[int] = None,
         contact_list_mode: str = "list-per-tenant",
         enforce_ses_quotas: bool = False,
+        reconcile_seconds: int = 60,
+        retry_interval_seconds: Optional[int] = None,
     ) -> None:
+        self._reconcile_seconds = reconcile_seconds
+        self._retry_interval = retry_interval_seconds
+        self._stopping = threading.Event()
         self.bus_name = f"{stack_name(STAGE)}"  # the template's EventBus name
         self.resources: Any = None
         self._contact_list_mode = contact_list_mode
@@ -192,6 +197,7 @@ class LocalStack:
         self._run_lambdas_in_process(app_obj)
         self._warm_up()
         self._start_api(app_obj, config)
+        self._start_reconciling()
         self.outputs["apiUrl"] = f"http://127.0.0.1:{self._api.server.server_address[1]}"
         if stripe_base:
             self.outputs["stripeApiBase"] = stripe_base
@@ -206,9 +212,13 @@ class LocalStack:
 
     def _start_aws(self) -> None:
         from scripts.local.aws import AwsExtensions, LocalAwsServer
+        from scripts.local.dynamodb import make_conditional_writes_atomic
+        from scripts.local.executions import stop_executions_like_aws
         from scripts.local.ses import reproduce_ses_contact_lists
 
         reproduce_ses_contact_lists(enforce_quotas=self._enforce_ses_quotas)
+        make_conditional_writes_atomic()
+        stop_executions_like_aws()
         events = self.state_dir / "events.jsonl"
         self._event_log = EventLog(events, self.bus_name)
         self._aws = LocalAwsServer(
@@ -264,6 +274,22 @@ class LocalStack:
         self.lambdas = LocalLambdas(app_obj, self.resources.function_names)
         boto3.setup_default_session(region_name=REGION)
         self.lambdas.install(boto3.DEFAULT_SESSION)
+        self._aws.extensions.attach_lambdas(self.lambdas)
+
+    def _start_reconciling(self) -> None:
+        """What EventBridge Scheduler does in AWS every 15 minutes, here every
+        LOCAL_RECONCILE_SECONDS (0: only on demand, make admin ARGS=reconcile)."""
+        if not self._reconcile_seconds:
+            return
+        from scripts.local.lambdas import scheduled_event
+
+        function = self.resources.function_names["reconcile"]
+
+        def every_period() -> None:
+            while not self._stopping.wait(self._reconcile_seconds):
+                self.lambdas.invoke(function, json.dumps(scheduled_event(REGION, ACCOUNT)).encode())
+
+        threading.Thread(target=every_period, name="local-reconcile", daemon=True).start()
 
     def _provision(self) -> Dict[str, Any]:
         """The stage's resources from template.json, then the app's environment from them."""
@@ -280,6 +306,7 @@ class LocalStack:
             contact_list_mode=self._contact_list_mode,
             stripe=bool(self._stripe_key),
             approval_timeout_seconds=self._approval_timeout,
+            retry_interval_seconds=self._retry_interval,
         )
         if self._stripe_key:
             # the app reads the key from the local Secrets Manager, as in AWS
@@ -300,6 +327,7 @@ class LocalStack:
             "contactListMode": self._contact_list_mode,
             "sesQuotasEnforced": self._enforce_ses_quotas,
             "functionEnvironment": self.resources.environment,
+            "reconcileFunction": self.resources.function_names["reconcile"],
         }
 
     def lambdas_invoke(self, function: str, payload: bytes):
@@ -356,6 +384,7 @@ class LocalStack:
 
     # --- stop ------------------------------------------------------------------
     def stop(self) -> None:
+        self._stopping.set()
         if self._api is not None:
             self._api.server.shutdown()
             self._api.server.server_close()
@@ -419,9 +448,16 @@ def _env_port(name: str, default: int) -> int:
     return port
 
 
-def _positive(seconds: Optional[int]) -> Optional[int]:
+def _positive(seconds: Optional[int], name: str = "APPROVAL_TIMEOUT_SECONDS") -> Optional[int]:
     if seconds is not None and seconds <= 0:
-        raise StackError("APPROVAL_TIMEOUT_SECONDS must be a positive number of seconds")
+        raise StackError(f"{name} must be a positive number of seconds")
+    return seconds
+
+
+def _not_negative(name: str, default: int) -> int:
+    seconds = _env_int(name, default)
+    if seconds < 0:
+        raise StackError(f"{name} must be 0 (off) or a positive number of seconds")
     return seconds
 
 
@@ -461,6 +497,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             approval_timeout_seconds=_positive(_env_int("APPROVAL_TIMEOUT_SECONDS", None)),
             contact_list_mode=_contact_list_mode(),
             enforce_ses_quotas=os.environ.get("LOCAL_ENFORCE_SES_QUOTAS", "") in ("1", "true"),
+            reconcile_seconds=_not_negative("LOCAL_RECONCILE_SECONDS", 60),
+            retry_interval_seconds=_positive(_env_int("LOCAL_RETRY_INTERVAL_SECONDS", None),
+                                             "LOCAL_RETRY_INTERVAL_SECONDS"),
         )
         os.environ.pop("STRIPE_API_KEY", None)  # the app reads it from Secrets Manager
         outputs = stack.start()

@@ -86,8 +86,14 @@ class FakePublisher:
 
     def __init__(self) -> None:
         self.events: List[Tuple[str, Dict[str, Any]]] = []
+        self.fail_next = False  # the next publish fails as EventBridge would
 
     def publish(self, detail_type: str, detail: Dict[str, Any]) -> str:
+        if self.fail_next:
+            from chalicelib.errors import EventPublishFailed
+
+            self.fail_next = False
+            raise EventPublishFailed("EventBridge did not accept it: InternalFailure")
         self.events.append((detail_type, detail))
         return f"event-{len(self.events)}"
 

@@ -7,7 +7,6 @@ from chalicelib.decisions import (
     MAX_BODY_BYTES,
     Decision,
     PayloadTooLargeError,
-    ServiceUnavailableError,
     finalize,
     parse_finalize_body,
 )
@@ -177,37 +176,47 @@ def test_given_the_decision_is_refused_when_finalized_then_the_matching_4xx(
     assert raised.value.STATUS_CODE == status_code
 
 
-def test_given_step_functions_unavailable_when_finalized_then_503():
-    workflow = FakeWorkflow(AwsServiceUnavailable("throttled"))
+def test_given_an_outage_when_a_route_runs_then_503_with_retry_after():
+    import json
 
-    with pytest.raises(ServiceUnavailableError) as raised:
-        finalize(Decision(TOKEN, "approved", None), workflow, DECIDED_AT, ADMIN)
-    assert raised.value.STATUS_CODE == 503
+    from botocore.exceptions import ReadTimeoutError
+
+    from chalicelib.errors import aws_call
+    from chalicelib.http_errors import answers
+
+    @answers
+    def route(tenant_id):
+        with aws_call("DynamoDB"):
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    response = route(tenant_id="t1")
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert json.loads(json.dumps(response.body)) == {
+        "Code": "ServiceUnavailableError",
+        "Message": "DynamoDB is unavailable right now; try again in 5 seconds",
+    }
 
 
-def test_given_step_functions_unavailable_when_finalizing_then_503():
-    from chalicelib.decisions import Decision, ServiceUnavailableError, finalize
-    from chalicelib.errors import AwsServiceUnavailable
+def test_given_stripe_down_when_a_route_runs_then_503_naming_stripe():
+    from chalicelib.errors import StripeUnavailable
+    from chalicelib.http_errors import answers
 
-    class Throttled:
-        def send_decision(self, token, decision):
-            raise AwsServiceUnavailable("Step Functions is unavailable (ThrottlingException)")
+    @answers
+    def route():
+        raise StripeUnavailable("Stripe is unavailable (APIConnectionError); will retry")
 
-    with pytest.raises(ServiceUnavailableError) as raised:
-        finalize(Decision("token", "approved", None), Throttled(), "2026-11-26T00:00:00.000Z", "local")
-    assert raised.value.STATUS_CODE == 503
-    assert "Step Functions is unavailable right now" in str(raised.value)
+    response = route()
+    assert response.status_code == 503 and response.body["Message"].startswith("Stripe is")
 
 
-def test_given_dynamodb_unavailable_when_an_admin_lists_then_503():
-    from chalicelib.decisions import ServiceUnavailableError
-    from chalicelib.errors import AwsServiceUnavailable
-    from chalicelib.tenant_admin import TenantAdmin
+def test_given_a_view_error_when_a_route_runs_then_it_passes_through_unchanged():
+    from chalicelib.http_errors import answers
 
-    class Throttled:
-        def list_by_status(self, status, limit, start):
-            raise AwsServiceUnavailable("DynamoDB is unavailable (ThrottlingException)")
+    @answers
+    def route():
+        raise ConflictError("not awaiting a decision")
 
-    with pytest.raises(ServiceUnavailableError) as raised:
-        TenantAdmin(Throttled(), None).list({"status": "onboarding"})
-    assert raised.value.STATUS_CODE == 503
+    with pytest.raises(ConflictError):
+        route()

@@ -101,3 +101,49 @@ def test_given_surrounding_whitespace_when_read_then_values_are_trimmed(confirm_
     )
 
     assert tenant_from_confirmation(event) == NewTenant(SUB, "ada@example.com", "Ada Ltd")
+
+
+# --- the door: pre sign-up -----------------------------------------------------------
+def pre_sign_up(name, email="ada@example.com"):
+    return {"triggerSource": "PreSignUp_SignUp",
+            "request": {"userAttributes": {"email": email, "name": name}},
+            "response": {"autoConfirmUser": False}}
+
+
+@pytest.mark.parametrize("name", [
+    "Ada Ltd", "Zoë & Søn — Ltd", "株式会社サンプル", "O'Brien-Smith (UK) Ltd.", "x" * 128,
+])
+def test_given_an_ordinary_name_when_signing_up_then_the_event_passes_unchanged(name):
+    from chalicelib.signup import check_sign_up
+
+    event = pre_sign_up(name)
+    assert check_sign_up(copy.deepcopy(event)) == event
+
+
+@pytest.mark.parametrize("name, why", [
+    ("", "required"), ("a\tb", "U+0009"), ("x" * 129, "at most 128"),
+    ("Acme\x1b[2K\r\x1b[32mTotally Legit Bank\x1b[0m", "U+001B"),
+    ("Acme\nLtd", "U+000A"), ("Acme \u202eknaB", "U+202E"), ("a\u2066b", "U+2066"),
+    ("nul\x00", "U+0000"), ("del\x7f", "U+007F"),
+])
+def test_given_a_name_no_admin_should_see_when_signing_up_then_refused_with_why(name, why):
+    from chalicelib.signup import SignUpRefused, check_sign_up
+
+    with pytest.raises(SignUpRefused, match=why.replace("+", "\\+")) as refused:
+        check_sign_up(pre_sign_up(name))
+    assert str(refused.value).startswith("Company name")
+
+
+def test_given_a_blank_name_when_signing_up_then_refused_as_required():
+    from chalicelib.signup import SignUpRefused, check_sign_up
+
+    with pytest.raises(SignUpRefused, match="Company name is required"):
+        check_sign_up(pre_sign_up("    "))
+
+
+def test_given_an_email_over_254_characters_when_signing_up_then_refused():
+    from chalicelib.signup import SignUpRefused, check_sign_up
+
+    check_sign_up(pre_sign_up("Ada", "a" * 242 + "@example.com"))  # 254: fine
+    with pytest.raises(SignUpRefused, match="Email must be at most 254"):
+        check_sign_up(pre_sign_up("Ada", "a" * 243 + "@example.com"))

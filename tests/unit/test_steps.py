@@ -184,14 +184,27 @@ def waiting(task_input, token=TOKEN):
     }
 
 
+@pytest.fixture
+def clock(monkeypatch):
+    """steps.utc_now, moved by hand."""
+    now = {"value": datetime(2026, 11, 26, 10, 0, 5, tzinfo=timezone.utc)}
+    monkeypatch.setattr(steps, "utc_now", lambda: steps._format(now["value"]))
+
+    def advance(seconds):
+        now["value"] += timedelta(seconds=seconds)
+
+    return advance
+
+
 def test_given_a_task_token_when_awaiting_then_it_is_never_logged_or_published(
-    onboarding, publisher, task_input, caplog
+    onboarding, publisher, task_input, caplog, clock
 ):
     caplog.set_level(logging.DEBUG, logger="chalicelib")
 
     result = steps.await_decision(waiting(task_input), onboarding, publisher)
 
-    assert result == {"awaitingDecision": True, "decideBy": "2026-11-26T11:00:00.000Z"}
+    # the deadline is this attempt's: Step Functions times it from the task's start
+    assert result == {"awaitingDecision": True, "decideBy": "2026-11-26T11:00:05.000Z"}
     assert caplog.records
     for record in caplog.records:
         assert TOKEN not in repr(record.__dict__)
@@ -217,6 +230,57 @@ def test_given_a_new_token_after_a_retry_when_awaiting_then_it_replaces_the_old_
     steps.await_decision(waiting(task_input, "new-token-987654321"), onboarding, publisher)
 
     assert onboarding.get(TENANT_ID)["pendingDecision"]["taskToken"] == "new-token-987654321"
+
+
+def test_given_the_wait_task_repeated_with_new_tokens_then_approval_is_requested_once(
+    onboarding, publisher, task_input
+):
+    # the hole: each repeat replaced pendingDecision and dropped requestNotifiedAt,
+    # so four calls with alternating tokens published 1, 1, 2, 2 events
+    for token in ("token-a-123456789", "token-b-123456789") * 2:
+        steps.await_decision(waiting(task_input, token), onboarding, publisher)
+
+    assert [t for t, _ in publisher.events] == ["Tenant Onboarding Approval Requested"]
+    assert onboarding.get(TENANT_ID)["pendingDecision"]["taskToken"] == "token-b-123456789"
+
+
+def test_given_a_retried_wait_task_then_the_record_holds_its_own_later_deadline(
+    onboarding, publisher, task_input, clock
+):
+    steps.await_decision(waiting(task_input, "first-attempt-123456"), onboarding, publisher)
+    clock(240)  # the retry starts four minutes later, with the whole window again
+
+    result = steps.await_decision(waiting(task_input, "second-attempt-12345"), onboarding, publisher)
+
+    assert result["decideBy"] == "2026-11-26T11:04:05.000Z"
+    record = onboarding.get(TENANT_ID)
+    assert record["decideBy"] == record["pendingDecision"]["decideBy"] == result["decideBy"]
+    assert len(publisher.events) == 1
+
+
+def test_given_a_retry_that_failed_before_asking_then_it_asks_with_its_own_deadline(
+    onboarding, publisher, task_input, clock
+):
+    publisher.fail_next = True  # the first attempt's PutEvents fails
+    with pytest.raises(Exception):
+        steps.await_decision(waiting(task_input, "first-attempt-123456"), onboarding, publisher)
+    clock(240)
+
+    steps.await_decision(waiting(task_input, "second-attempt-12345"), onboarding, publisher)
+
+    [(_, detail)] = publisher.events
+    assert detail["decideBy"] == "2026-11-26T11:04:05.000Z"  # not the first attempt's 11:00:05
+
+
+def test_given_a_new_wait_when_awaiting_then_approval_is_requested_again(
+    onboarding, publisher, task_input
+):
+    steps.await_decision(waiting(task_input, "first-wait-1234567"), onboarding, publisher)
+
+    later_wait = {**waiting(task_input, "second-wait-123456"), "waitStartedAt": "2026-11-27T09:00:00Z"}
+    steps.await_decision(later_wait, onboarding, publisher)
+
+    assert len(publisher.events) == 2
 
 
 def test_given_a_final_tenant_when_awaiting_then_tenant_already_final(

@@ -310,3 +310,20 @@ def test_given_a_validation_exception_when_called_then_it_stays_a_client_error(
         CALLS[operation](repo, new_tenant)
     assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert not isinstance(raised.value, AwsServiceUnavailable)
+
+
+# --- claims ------------------------------------------------------------------------
+def test_given_another_admins_claim_when_releasing_ours_then_theirs_stays(tenants, dynamodb, new_tenant):
+    tenants.create(new_tenant, "2026-11-26T10:00:00.000Z")
+    dynamodb.update_item(
+        TableName=TABLE_NAME, Key={"pk": {"S": TENANT_ID}, "sk": {"S": "tenant"}},
+        UpdateExpression="SET pendingDecision = :p",
+        ExpressionAttributeValues={":p": {"M": {"taskToken": {"S": "token-1234567890"}}}})
+    theirs = {"status": "approved", "decidedBy": "them", "claimedAt": "2026-11-26T10:01:00.000Z",
+              "claimId": "their-claim"}
+    tenants.claim_decision(TENANT_ID, theirs, "2026-11-26T10:00:00.000Z")
+
+    assert tenants.release_claim(TENANT_ID, "our-expired-claim") is False
+    assert tenants.get(TENANT_ID)["decisionClaim"]["claimId"] == "their-claim"
+    assert tenants.release_claim(TENANT_ID, "their-claim") is True
+    assert "decisionClaim" not in tenants.get(TENANT_ID)

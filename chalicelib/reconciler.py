@@ -1,0 +1,155 @@
+"""Nothing stays stuck: the scheduled sweep behind the onboarding workflow.
+
+Runs every 15 minutes in AWS (app.py, ``@app.schedule``), on a period and on
+demand locally. Each run:
+- moves a tenant still ``onboarding`` whose execution is no longer running
+  (aborted by hand, or its failure path itself ran out of retries, or a retry
+  whose execution never started) to ``failed``, with a reason and a
+  ``Tenant Onboarding Failed`` event;
+- publishes an outcome event that was recorded as due but never went out
+  (EventBridge down past every retry of the workflow's last task);
+- publishes ``Tenant Onboarding Approval Reminder`` once per wait when less
+  than ``reminder_seconds`` remain before its ``decideBy``.
+Records younger than ``grace_seconds`` are left to the workflow, which may
+be about to do the same.
+"""
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Mapping
+
+from chalicelib.logs import get_logger
+from chalicelib.notifications import APPROVAL_REMINDER, DETAIL_TYPES, EventPublisher
+from chalicelib.steps import TIMEOUT_REASON, publish_outcome, update_status_and_notify, utc_now
+from chalicelib.tenants import (
+    ONBOARDING,
+    OUTCOME_DUE_INDEX,
+    STATUS_INDEX,
+    NewTenant,
+    TenantRepository,
+)
+from chalicelib.workflow import OnboardingWorkflow, execution_name
+
+logger = get_logger(__name__)
+
+DEFAULT_REMINDER_SECONDS = 4 * 3600
+DEFAULT_GRACE_SECONDS = 600
+
+
+@dataclass
+class Sweep:
+    """What one run looked at and did, in counts (its log line)."""
+
+    counts: Dict[str, int] = field(default_factory=dict)
+
+    def add(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+
+def _age_seconds(instant: str, now: datetime) -> float:
+    moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    return (now - moment).total_seconds()
+
+
+class Reconciler:
+    def __init__(
+        self,
+        tenants: TenantRepository,
+        workflow: OnboardingWorkflow,
+        publisher: EventPublisher,
+        reminder_seconds: int = DEFAULT_REMINDER_SECONDS,
+        grace_seconds: int = DEFAULT_GRACE_SECONDS,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self._tenants = tenants
+        self._workflow = workflow
+        self._publisher = publisher
+        self._reminder = reminder_seconds
+        self._grace = grace_seconds
+        self._clock = clock
+
+    def run(self) -> Dict[str, int]:
+        sweep = Sweep()
+        now = self._clock()
+        for tenant_id in self._tenants.ids_in_index(STATUS_INDEX, "status", ONBOARDING):
+            self._check_onboarding(tenant_id, now, sweep)
+        for status in ("active", "rejected", "failed", "timeout"):
+            for tenant_id in self._tenants.ids_in_index(OUTCOME_DUE_INDEX, "outcomeDue", status):
+                self._publish_due_outcome(tenant_id, now, sweep)
+        logger.info("reconciled: %s", ", ".join(f"{k} {v}" for k, v in sorted(sweep.counts.items()))
+                    or "nothing to do")
+        return sweep.counts
+
+    # --- stuck onboardings and reminders ------------------------------------------------
+    def _check_onboarding(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
+        sweep.add("onboarding")
+        record = self._tenants.get(tenant_id)
+        if record is None or record.get("status") != ONBOARDING:
+            return
+        if _age_seconds(record["updatedAt"], now) < self._grace:
+            return
+        attempt = int(record.get("attempts", 1))
+        status = self._workflow.execution_status(tenant_id, attempt)
+        if status == "RUNNING":
+            self._remind(record, now, sweep)
+            return
+        name = execution_name(tenant_id, attempt)
+        cause = (f"its execution {name} never started" if status is None
+                 else f"its execution {name} ended {status} without setting a final status")
+        logger.warning("tenant stuck in onboarding: %s", cause, extra={"tenantId": tenant_id})
+        update_status_and_notify(
+            {"tenant": _tenant(record),
+             "outcome": {"status": "failed", "error": {"Error": "OnboardingStuck", "Cause": cause}}},
+            self._tenants, self._publisher,
+        )
+        sweep.add("failed (stuck)")
+
+    def _remind(self, record: Dict[str, Any], now: datetime, sweep: Sweep) -> None:
+        pending = record.get("pendingDecision") or {}
+        decide_by = pending.get("decideBy")
+        if not decide_by or pending.get("reminderSentAt") or not pending.get("requestNotifiedAt"):
+            return
+        left = -_age_seconds(decide_by, now)
+        if not 0 < left < self._reminder:
+            return
+        tenant = _tenant(record)
+        self._publisher.publish(APPROVAL_REMINDER, {
+            **tenant, "status": ONBOARDING, "decideBy": decide_by,
+            "secondsLeft": int(left),
+            "eventKey": f"{tenant['tenantId']}:{APPROVAL_REMINDER}:{pending.get('waitId') or decide_by}",
+        })
+        self._tenants.mark_pending(tenant["tenantId"], pending["taskToken"], "reminderSentAt",
+                                   utc_now())
+        sweep.add("reminded")
+
+    # --- outcome events that never went out -----------------------------------------------
+    def _publish_due_outcome(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
+        record = self._tenants.get(tenant_id)
+        if not record or not record.get("outcomeDue") or record.get("outcomeNotifiedAt"):
+            return
+        if _age_seconds(record["updatedAt"], now) < self._grace:
+            return  # the workflow's own last step may still publish it
+        status = record["status"]
+        decision = record.get("decision") or None
+        reason = (decision or {}).get("reason") or record.get("failureReason")
+        if status == "timeout":
+            reason = TIMEOUT_REASON
+        publish_outcome(self._publisher, _new_tenant(record), status, reason, decision,
+                        int(record.get("attempts", 1)))
+        self._tenants.mark_notified(tenant_id, DETAIL_TYPES[status], utc_now())
+        logger.info("published the %s outcome that never went out", status,
+                    extra={"tenantId": tenant_id})
+        sweep.add("outcome republished")
+
+
+def _new_tenant(record: Dict[str, Any]) -> NewTenant:
+    return NewTenant(tenant_id=record["pk"], email=record["email"], name=record["name"])
+
+
+def _tenant(record: Dict[str, Any]) -> Dict[str, str]:
+    return _new_tenant(record).to_dict()
+
+
+def seconds_setting(environ: Mapping[str, str], name: str, default: int) -> int:
+    """APPROVAL_REMINDER_SECONDS (default 4 hours), RECONCILE_GRACE_SECONDS (10 minutes)."""
+    value = environ.get(name, "").strip()
+    return int(value) if value.isdigit() else default

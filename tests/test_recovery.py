@@ -1,0 +1,230 @@
+"""Every tenant reaches a final state, and an admin can retry one that failed.
+
+Workflow tier: statemachine.json runs in moto's engine against the real
+handlers; the admin routes run through chalice.test.Client; the reconciler
+is the scheduled function itself, run on demand.
+"""
+import json
+import threading
+
+import boto3
+import pytest
+from chalice.test import Client
+
+from chalicelib import dependencies as deps
+from scripts.local.lambdas import scheduled_event
+from tests.conftest import localstripe_customers
+from tests.faults import aws_error, fail_first
+from tests.harness import REGION, STAGE, Stage, finalize_body, tenant
+
+APPROVAL = "Tenant Onboarding Approval Requested"
+FAILED = "Tenant Onboarding Failed"
+COMPLETE = "Tenant Onboarding Complete"
+
+
+@pytest.fixture
+def sweep_now(monkeypatch):
+    """The reconciler without its grace period (the tests are seconds old)."""
+    monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "0")
+
+
+def post(client, path, body=None):
+    response = client.http.post(path, headers={"Content-Type": "application/json"},
+                                body=json.dumps(body or {}))
+    return response.status_code, json.loads(response.body)
+
+
+def kinds(stage, tenant_id):
+    return [e["detail-type"] for e in stage.events() if e["detail"]["tenantId"] == tenant_id]
+
+
+def app_session():
+    """The session every client of the app is built from (a new client copies its hooks)."""
+    if "session" not in deps._cache:
+        deps.override("session", boto3.session.Session(region_name=REGION))
+    return deps._cache["session"]
+
+
+def app_client_events(service):
+    """The hooks of the app's own (cached) client of a service."""
+    app_session()
+    return deps._client(service).meta
+
+
+def failed_tenant(stage, n):
+    """A tenant whose first CreateContactList was refused for good (as the SES quota does)."""
+    t = tenant(n)
+    fault = fail_first(app_session(), "before-call.sesv2.CreateContactList", 1,
+                       aws_error("LimitExceededException", "quota", 400))
+    assert stage.wait_for_end(stage.start(t))["status"] == "FAILED"
+    assert fault.calls == 1
+    assert stage.record(t["tenantId"])["status"] == "failed"
+    return t
+
+
+def test_retry_of_a_failed_tenant_runs_a_new_attempt_that_can_end_active(monkeypatch, localstripe):
+    with Stage(monkeypatch, stripe_api_base=localstripe) as stage, \
+            Client(stage.app, stage_name=STAGE) as client:
+        t = failed_tenant(stage, 70)
+        first = stage.record(t["tenantId"])
+
+        status, body = post(client, f"/tenants/{t['tenantId']}/retry")
+
+        assert (status, body["tenantId"], body["status"], body["attempt"]) == (
+            200, t["tenantId"], "onboarding", 2)
+        retried = stage.record(t["tenantId"])
+        assert retried["status"] == "onboarding" and retried["attempts"] == 2
+        [audit] = retried["retries"]
+        assert audit["attempt"] == 2 and audit["retriedBy"] == "local"
+        assert audit["previousStatus"] == "failed" and "quota" in audit["previousReason"]
+        assert "failureReason" not in retried
+        execution = stage.state_machine_arn.replace(":stateMachine:", ":execution:") + \
+            f":{t['tenantId']}-attempt-2"
+        token = stage.wait_for_token(execution)
+        assert kinds(stage, t["tenantId"]) == [FAILED, APPROVAL]  # a fresh wait asks again
+        assert post(client, "/tenant/finalize", json.loads(finalize_body(token, "approved")))[0] == 200
+        assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
+
+        final = stage.record(t["tenantId"])
+        assert final["status"] == "active"
+        # what the first attempt made is reused: one customer, the same one
+        assert final["stripeCustomerId"] == first["stripeCustomerId"]
+        assert [c["id"] for c in localstripe_customers(localstripe)
+                if c["metadata"].get("tenantId") == t["tenantId"]] == [first["stripeCustomerId"]]
+        assert final["createdAt"] == first["createdAt"]
+        events = [e for e in stage.events() if e["detail"]["tenantId"] == t["tenantId"]]
+        assert [e["detail-type"] for e in events] == [FAILED, APPROVAL, COMPLETE]
+        assert events[-1]["detail"]["attempt"] == 2
+        assert events[-1]["detail"]["eventKey"] != events[0]["detail"]["eventKey"]
+
+
+def test_retry_of_a_timed_out_tenant_works_the_same_way(monkeypatch):
+    with Stage(monkeypatch, approval_timeout_seconds=2) as stage, \
+            Client(stage.app, stage_name=STAGE) as client:
+        t = tenant(71)
+        assert stage.wait_for_end(stage.start(t))["status"] == "SUCCEEDED"
+        assert stage.record(t["tenantId"])["status"] == "timeout"
+
+        status, body = post(client, f"/tenants/{t['tenantId']}/retry")
+
+        assert status == 200 and body["attempt"] == 2
+        execution = stage.state_machine_arn.replace(":stateMachine:", ":execution:") + \
+            f":{t['tenantId']}-attempt-2"
+        stage.wait_for_token(execution)
+        assert stage.record(t["tenantId"])["retries"][0]["previousStatus"] == "timeout"
+
+
+def test_retry_answers_404_for_an_unknown_tenant_and_409_naming_any_other_status(stage, client):
+    assert post(client, "/tenants/00000000-0000-4000-8000-999999999999/retry")[0] == 404
+    t = tenant(72)
+    execution = stage.start(t)
+    stage.wait_for_token(execution)
+
+    status, body = post(client, f"/tenants/{t['tenantId']}/retry")
+
+    assert status == 409
+    assert "is onboarding: only a failed or timed-out onboarding can be retried" in body["Message"]
+
+
+def test_two_retries_at_once_start_one_attempt(stage, client):
+    t = failed_tenant(stage, 73)
+    answers = []
+
+    def retry():
+        with Client(stage.app, stage_name=STAGE) as own:
+            answers.append(post(own, f"/tenants/{t['tenantId']}/retry"))
+
+    threads = [threading.Thread(target=retry) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(status for status, _ in answers) == [200, 409]
+    assert stage.record(t["tenantId"])["attempts"] == 2
+    executions = stage.sfn.list_executions(stateMachineArn=stage.state_machine_arn)["executions"]
+    assert sorted(e["name"] for e in executions if e["name"].startswith(t["tenantId"])) == [
+        t["tenantId"], f"{t['tenantId']}-attempt-2"]
+
+
+def test_a_retry_whose_execution_cannot_start_puts_the_tenant_back(stage, client):
+    t = failed_tenant(stage, 74)
+    fail_first(app_client_events("stepfunctions"), "before-call.sfn.StartExecution", 10,
+               aws_error("ServiceUnavailable", "down", 503))
+
+    status, body = post(client, f"/tenants/{t['tenantId']}/retry")
+
+    assert status == 503 and body["Code"] == "ServiceUnavailableError"
+    record = stage.record(t["tenantId"])
+    assert record["status"] == "failed" and "quota" in record["failureReason"]
+    assert "attempts" not in record and "retries" not in record
+
+
+# --- the reconciler -----------------------------------------------------------------
+def test_the_reconciler_fails_a_tenant_whose_execution_was_aborted(stage, sweep_now):
+    t = tenant(75)
+    execution = stage.start(t)
+    stage.wait_for_token(execution)
+    stage.sfn.stop_execution(executionArn=execution, error="Aborted", cause="by hand")
+    stage.wait_for_end(execution)
+    assert stage.record(t["tenantId"])["status"] == "onboarding"  # stuck, until now
+
+    counts = stage.lambdas.invoke_json("reconcile", scheduled_event())
+
+    record = stage.record(t["tenantId"])
+    assert record["status"] == "failed"
+    assert "ended ABORTED without setting a final status" in record["failureReason"]
+    assert counts["failed (stuck)"] == 1
+    assert kinds(stage, t["tenantId"]) == [APPROVAL, FAILED]
+    assert stage.lambdas.invoke_json("reconcile", scheduled_event()).get("failed (stuck)") is None  # once
+
+
+def test_the_reconciler_leaves_young_records_to_the_workflow(stage):
+    t = tenant(76)
+    execution = stage.start(t)
+    stage.wait_for_token(execution)
+    stage.sfn.stop_execution(executionArn=execution)
+    stage.wait_for_end(execution)
+
+    stage.lambdas.invoke_json("reconcile", scheduled_event())  # default grace: 10 minutes
+
+    assert stage.record(t["tenantId"])["status"] == "onboarding"
+
+
+def test_the_reconciler_publishes_an_outcome_that_never_went_out(stage, sweep_now):
+    t = tenant(77)
+    # EventBridge refuses every Complete the workflow tries to publish
+    refused = fail_first(app_session(), "before-call.eventbridge.PutEvents", 1000,
+                         aws_error("InternalFailure", "down", 500), skip=1)
+    execution = stage.start(t)
+    token = stage.wait_for_token(execution)
+    with Client(stage.app, stage_name=STAGE) as client:
+        assert post(client, "/tenant/finalize", json.loads(finalize_body(token, "approved")))[0] == 200
+    stage.wait_for_end(execution, seconds=60)
+    record = stage.record(t["tenantId"])
+    assert record["status"] == "active" and record["outcomeDue"] == "active"
+    assert kinds(stage, t["tenantId"]) == [APPROVAL]
+    refused.remaining = 0  # EventBridge is back
+
+    stage.lambdas.invoke_json("reconcile", scheduled_event())
+    stage.lambdas.invoke_json("reconcile", scheduled_event())
+
+    assert kinds(stage, t["tenantId"]) == [APPROVAL, COMPLETE]
+    record = stage.record(t["tenantId"])
+    assert "outcomeDue" not in record and record["outcomeEvent"] == COMPLETE
+
+
+def test_the_reconciler_reminds_once_per_wait_before_the_deadline(monkeypatch, sweep_now):
+    monkeypatch.setenv("APPROVAL_REMINDER_SECONDS", "3600")
+    with Stage(monkeypatch, approval_timeout_seconds=1800) as stage:
+        t = tenant(78)
+        stage.wait_for_token(stage.start(t))
+
+        stage.lambdas.invoke_json("reconcile", scheduled_event())
+        stage.lambdas.invoke_json("reconcile", scheduled_event())
+
+        reminders = [e for e in stage.events() if e["detail-type"] ==
+                     "Tenant Onboarding Approval Reminder"]
+        assert len(reminders) == 1
+        assert reminders[0]["detail"]["decideBy"] == stage.record(t["tenantId"])["decideBy"]
+        assert 0 < reminders[0]["detail"]["secondsLeft"] <= 1800
