@@ -66,6 +66,18 @@ def retry_tenant(tenant_id):
     return _tenant_admin().retry(tenant_id, caller_of(app.current_request.context), utc_now())
 
 
+@app.route("/tenants/{tenant_id}/offboarding", methods=["POST"], authorizer=admin_only)
+@answers
+def offboard_tenant(tenant_id):
+    from chalicelib.decisions import caller_of
+    from chalicelib.steps import utc_now
+
+    request = app.current_request
+    return _tenant_admin().offboard(
+        tenant_id, request.raw_body, caller_of(request.context), utc_now(), deps.offboarding()
+    )
+
+
 def _tenant_admin():
     from chalicelib.tenant_admin import TenantAdmin
 
@@ -137,3 +149,18 @@ def update_status_and_notify(event, context):
     from chalicelib import steps
 
     return steps.update_status_and_notify(event, deps.tenants(), deps.publisher())
+
+
+@app.lambda_function(name="release_tenant_resources")
+def release_tenant_resources(event, context):
+    from chalicelib import steps
+
+    return steps.release_tenant_resources(event, deps.releases())
+
+
+# --- offboarding tasks (offboarding.json) ------------------------------------------
+@app.lambda_function(name="finish_offboarding")
+def finish_offboarding(event, context):
+    from chalicelib import steps
+
+    return steps.finish_offboarding(event, deps.tenants(), deps.publisher())

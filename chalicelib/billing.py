@@ -23,9 +23,14 @@ logger = get_logger(__name__)
 HTTP_TIMEOUT = (3.0, 10.0)  # connect, read (seconds); stripe-python defaults to 80
 
 
-def customer_idempotency_key(tenant_id: str) -> str:
-    """The same tenant always asks Stripe for the same customer."""
-    return f"tenant-onboarding-customer-{tenant_id}"
+def customer_idempotency_key(tenant_id: str, attempt: int = 1) -> str:
+    """The same onboarding attempt always asks Stripe for the same customer.
+
+    A retry after the customer was released (deleted) asks for a new one:
+    with the first key, Stripe would replay the deleted customer for 24 hours.
+    """
+    suffix = f"-attempt-{attempt}" if attempt > 1 else ""
+    return f"tenant-onboarding-customer-{tenant_id}{suffix}"
 
 
 class StripeKeyProvider:
@@ -89,12 +94,40 @@ class StripeBilling:
                 )
             return self._client
 
-    def create_customer(self, tenant: NewTenant) -> str:
+    def create_customer(self, tenant: NewTenant, attempt: int = 1) -> str:
+        customer = self._call(lambda client: client.v1.customers.create(
+            params={
+                "email": tenant.email,
+                "name": tenant.name,
+                "metadata": {"tenantId": tenant.tenant_id},
+            },
+            options={"idempotency_key": customer_idempotency_key(tenant.tenant_id, attempt)},
+        ), "create the customer")
+        logger.info(
+            "created Stripe customer %s", customer.id, extra={"tenantId": tenant.tenant_id}
+        )
+        return customer.id
+
+    def delete_customer(self, customer_id: str, tenant_id: str) -> bool:
+        """Delete it; False when Stripe no longer has it (deleted by hand)."""
+        try:
+            self._call(lambda client: client.v1.customers.delete(customer_id), "delete the customer")
+        except StripeRequestRejected as error:
+            if error.missing:
+                logger.info("Stripe customer %s was already gone", customer_id,
+                            extra={"tenantId": tenant_id})
+                return False
+            raise
+        logger.info("deleted Stripe customer %s", customer_id, extra={"tenantId": tenant_id})
+        return True
+
+    def _call(self, request: Callable[[Any], Any], what: str) -> Any:
+        """One Stripe request, its errors named as the state machine retries them."""
         import stripe
 
         try:
             try:
-                customer = self._create(tenant)
+                return request(self._stripe_client())
             except stripe.AuthenticationError:
                 # Maybe the key was rotated since this container cached it.
                 forget = getattr(self._api_key, "forget", None)
@@ -103,7 +136,7 @@ class StripeBilling:
                 forget()
                 with self._lock:
                     self._client = None
-                customer = self._create(tenant)
+                return request(self._stripe_client())
         except stripe.AuthenticationError:
             # The message Stripe sends may echo part of the key: drop it.
             raise StripeAuthenticationFailed(
@@ -125,20 +158,7 @@ class StripeBilling:
             ) from None
         except stripe.StripeError as error:
             raise StripeRequestRejected(
-                f"Stripe refused to create the customer "
-                f"(HTTP {error.http_status}, code {error.code or 'none'})"
+                f"Stripe refused to {what} "
+                f"(HTTP {error.http_status}, code {error.code or 'none'})",
+                code=error.code, status=error.http_status or 0,
             ) from None
-        logger.info(
-            "created Stripe customer %s", customer.id, extra={"tenantId": tenant.tenant_id}
-        )
-        return customer.id
-
-    def _create(self, tenant: NewTenant) -> Any:
-        return self._stripe_client().v1.customers.create(
-            params={
-                "email": tenant.email,
-                "name": tenant.name,
-                "metadata": {"tenantId": tenant.tenant_id},
-            },
-            options={"idempotency_key": customer_idempotency_key(tenant.tenant_id)},
-        )

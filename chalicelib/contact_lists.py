@@ -69,6 +69,21 @@ class ContactLists:
         return ContactListPlace(list=name)
 
 
+    def release_for_tenant(self, tenant_id: str, place: ContactListPlace) -> bool:
+        """Delete the tenant's list; False when it was already gone."""
+        try:
+            with aws_call("SES"):
+                self._ses.delete_contact_list(ContactListName=place.list)
+        except Exception as error:
+            if aws_error_code(error) == "NotFoundException":
+                logger.info("SES contact list %s was already gone", place.list,
+                            extra={"tenantId": tenant_id})
+                return False
+            raise
+        logger.info("deleted SES contact list %s", place.list, extra={"tenantId": tenant_id})
+        return True
+
+
 class SharedListTopics:
     """topic-per-tenant: one topic per tenant on the stage's shared list."""
 
@@ -121,6 +136,33 @@ class SharedListTopics:
         logger.info("added topic %s to %s", topic, self._list, extra={"tenantId": tenant_id})
         return ContactListPlace(list=self._list, topic=topic)
 
+
+    def release_for_tenant(self, tenant_id: str, place: ContactListPlace) -> bool:
+        """Take the tenant's topic off the shared list, under the lock that adds
+        topics; False when it was not there (any more)."""
+        topic = place.topic or topic_name(tenant_id)
+        with self._lock.held():
+            try:
+                with aws_call("SES"):
+                    current = self._ses.get_contact_list(ContactListName=self._list)
+            except Exception as error:
+                if aws_error_code(error) == "NotFoundException":
+                    return False
+                raise
+            topics = current.get("Topics") or []
+            kept = [_writable(t) for t in topics if t.get("TopicName") != topic]
+            if len(kept) == len(topics):
+                logger.info("topic %s was already off %s", topic, self._list,
+                            extra={"tenantId": tenant_id})
+                return False
+            with aws_call("SES"):
+                self._ses.update_contact_list(
+                    ContactListName=self._list, Topics=kept,
+                    **({"Description": current["Description"]}
+                       if current.get("Description") else {}),
+                )
+        logger.info("removed topic %s from %s", topic, self._list, extra={"tenantId": tenant_id})
+        return True
 
     def _current_list(self, tenant_id: str) -> Dict[str, Any]:
         """The shared list as it is, made first if this stage has none yet."""

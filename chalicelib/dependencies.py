@@ -153,10 +153,40 @@ def reconciler():
     return _cached(
         "reconciler",
         lambda: Reconciler(
-            tenants(), workflow(), publisher(),
+            tenants(), workflow(), publisher(), offboarding(),
             reminder_seconds=seconds_setting(
                 os.environ, "APPROVAL_REMINDER_SECONDS", DEFAULT_REMINDER_SECONDS),
             grace_seconds=seconds_setting(
                 os.environ, "RECONCILE_GRACE_SECONDS", DEFAULT_GRACE_SECONDS),
         ),
+    )
+
+
+def offboarding():
+    from chalicelib.workflow import OffboardingWorkflow
+
+    return _cached(
+        "offboarding",
+        lambda: OffboardingWorkflow(
+            _client("stepfunctions"), settings().require_offboarding_state_machine_arn()
+        ),
+    )
+
+
+def logins():
+    from chalicelib.logins import TenantLogins
+
+    return _cached(
+        "logins",
+        lambda: TenantLogins(_client("cognito-idp"), settings().require_user_pool_id()),
+    )
+
+
+def releases():
+    from chalicelib.releases import TenantReleases
+    from chalicelib.steps import utc_now
+
+    return _cached(
+        "releases",
+        lambda: TenantReleases(tenants(), contact_lists(), logins(), billing, utc_now),
     )

@@ -51,6 +51,16 @@ class StripeNotConfigured(OnboardingError):
 class StripeRequestRejected(OnboardingError):
     """Stripe refused the request itself (a 4xx other than auth or 429)."""
 
+    def __init__(self, message: str, code: "str | None" = None, status: int = 0) -> None:
+        super().__init__(message)
+        self.code = code  # Stripe's error code, e.g. resource_missing
+        self.status = status  # its HTTP status
+
+    @property
+    def missing(self) -> bool:
+        """Stripe has no such object (deleted, or never there)."""
+        return self.code == "resource_missing" or self.status == 404
+
 
 class ContactListQuotaReached(OnboardingError):
     """SES allows no more contact lists, or no more topics on the shared list."""

@@ -21,7 +21,7 @@ class LeaseLock:
         dynamodb_client: Any,
         table_name: str,
         name: str,
-        lease_seconds: float = 60,
+        lease_seconds: float = 120,
         wait_seconds: float = 10,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,

@@ -9,6 +9,8 @@ logger = get_logger(__name__)
 
 APPROVAL_REQUESTED = "Tenant Onboarding Approval Requested"
 APPROVAL_REMINDER = "Tenant Onboarding Approval Reminder"
+OFFBOARDING_COMPLETE = "Tenant Offboarding Complete"
+OFFBOARDING_FAILED = "Tenant Offboarding Failed"
 DETAIL_TYPES = {
     "active": "Tenant Onboarding Complete",
     "rejected": "Tenant Onboarding Rejected",

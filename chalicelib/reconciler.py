@@ -9,25 +9,43 @@ demand locally. Each run:
 - publishes an outcome event that was recorded as due but never went out
   (EventBridge down past every retry of the workflow's last task);
 - publishes ``Tenant Onboarding Approval Reminder`` once per wait when less
-  than ``reminder_seconds`` remain before its ``decideBy``.
+  than ``reminder_seconds`` remain before its ``decideBy``;
+- ends an offboarding whose run ended without finishing it (the tenant goes
+  back to its status, with ``Tenant Offboarding Failed``);
+- reports, by count and one warning each, tenants whose release of what they
+  took failed for good (offboarding them purges it).
 Records younger than ``grace_seconds`` are left to the workflow, which may
 be about to do the same.
 """
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Mapping
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from chalicelib.logs import get_logger
 from chalicelib.notifications import APPROVAL_REMINDER, DETAIL_TYPES, EventPublisher
-from chalicelib.steps import TIMEOUT_REASON, publish_outcome, update_status_and_notify, utc_now
+from chalicelib.steps import (
+    TIMEOUT_REASON,
+    finish_offboarding,
+    publish_outcome,
+    update_status_and_notify,
+    utc_now,
+)
 from chalicelib.tenants import (
+    OFFBOARDING,
     ONBOARDING,
     OUTCOME_DUE_INDEX,
+    RELEASE_DUE,
+    RELEASE_DUE_INDEX,
     STATUS_INDEX,
     NewTenant,
     TenantRepository,
 )
-from chalicelib.workflow import OnboardingWorkflow, execution_name
+from chalicelib.workflow import (
+    OffboardingWorkflow,
+    OnboardingWorkflow,
+    execution_name,
+    offboarding_name,
+)
 
 logger = get_logger(__name__)
 
@@ -56,6 +74,7 @@ class Reconciler:
         tenants: TenantRepository,
         workflow: OnboardingWorkflow,
         publisher: EventPublisher,
+        offboarding: Optional[OffboardingWorkflow] = None,
         reminder_seconds: int = DEFAULT_REMINDER_SECONDS,
         grace_seconds: int = DEFAULT_GRACE_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
@@ -63,6 +82,7 @@ class Reconciler:
         self._tenants = tenants
         self._workflow = workflow
         self._publisher = publisher
+        self._offboarding = offboarding
         self._reminder = reminder_seconds
         self._grace = grace_seconds
         self._clock = clock
@@ -75,6 +95,11 @@ class Reconciler:
         for status in ("active", "rejected", "failed", "timeout"):
             for tenant_id in self._tenants.ids_in_index(OUTCOME_DUE_INDEX, "outcomeDue", status):
                 self._publish_due_outcome(tenant_id, now, sweep)
+        if self._offboarding is not None:
+            for tenant_id in self._tenants.ids_in_index(STATUS_INDEX, "status", OFFBOARDING):
+                self._check_offboarding(tenant_id, now, sweep)
+        for tenant_id in self._tenants.ids_in_index(RELEASE_DUE_INDEX, "releaseDue", RELEASE_DUE):
+            self._report_release_failure(tenant_id, sweep)
         logger.info("reconciled: %s", ", ".join(f"{k} {v}" for k, v in sorted(sweep.counts.items()))
                     or "nothing to do")
         return sweep.counts
@@ -120,6 +145,39 @@ class Reconciler:
         self._tenants.mark_pending(tenant["tenantId"], pending["taskToken"], "reminderSentAt",
                                    utc_now())
         sweep.add("reminded")
+
+    # --- offboarding and releases --------------------------------------------------------
+    def _check_offboarding(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
+        record = self._tenants.get(tenant_id)
+        if record is None or record.get("status") != OFFBOARDING:
+            return
+        if _age_seconds(record["updatedAt"], now) < self._grace:
+            return
+        attempt = int((record.get("offboarding") or {}).get("attempt", 1))
+        status = self._offboarding.execution_status(tenant_id, attempt)
+        if status == "RUNNING":
+            return
+        cause = (f"its offboarding run {offboarding_name(tenant_id, attempt)} "
+                 + ("never started" if status is None else f"ended {status} without finishing"))
+        logger.warning("tenant stuck in offboarding: %s", cause, extra={"tenantId": tenant_id})
+        finish_offboarding(
+            {"tenant": _tenant(record),
+             "outcome": {"status": "failed", "error": {"Error": "OffboardingStuck", "Cause": cause}}},
+            self._tenants, self._publisher,
+        )
+        sweep.add("offboarding ended (stuck)")
+
+    def _report_release_failure(self, tenant_id: str, sweep: Sweep) -> None:
+        record = self._tenants.get(tenant_id) or {}
+        failure = record.get("releaseFailure")
+        if not failure:
+            return
+        logger.warning(
+            "tenant %s still holds %s: the release failed for good (%s); offboard it to purge "
+            "what it holds", record.get("status"), ", ".join(failure.get("what", [])),
+            failure.get("reason"), extra={"tenantId": tenant_id},
+        )
+        sweep.add("release failed")
 
     # --- outcome events that never went out -----------------------------------------------
     def _publish_due_outcome(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:

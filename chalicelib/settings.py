@@ -25,6 +25,9 @@ class Settings:
     # Only the trigger and the API start executions: the task functions, which
     # the state machine names, cannot name it back (a cycle in the template).
     state_machine_arn: Optional[str] = None
+    # The API starts offboarding runs; the release task disables logins.
+    offboarding_state_machine_arn: Optional[str] = None
+    user_pool_id: Optional[str] = None
     event_source: str = DEFAULT_EVENT_SOURCE
     # Secrets Manager id of the Stripe secret key; empty means Stripe is off.
     stripe_secret_id: Optional[str] = None
@@ -38,12 +41,13 @@ class Settings:
     shared_contact_list: Optional[str] = None
 
     def require_state_machine_arn(self) -> str:
-        if not self.state_machine_arn:
-            raise SettingsError(
-                "environment variable STATE_MACHINE_ARN is not set; template.json sets it "
-                "for the functions that start executions"
-            )
-        return self.state_machine_arn
+        return _required_here(self.state_machine_arn, "STATE_MACHINE_ARN")
+
+    def require_offboarding_state_machine_arn(self) -> str:
+        return _required_here(self.offboarding_state_machine_arn, "OFFBOARDING_STATE_MACHINE_ARN")
+
+    def require_user_pool_id(self) -> str:
+        return _required_here(self.user_pool_id, "USER_POOL_ID")
 
     @property
     def stripe_configured(self) -> bool:
@@ -79,6 +83,8 @@ class Settings:
             tenant_table_name=required("TENANT_TABLE_NAME"),
             event_bus_name=required("EVENT_BUS_NAME"),
             state_machine_arn=optional("STATE_MACHINE_ARN"),
+            offboarding_state_machine_arn=optional("OFFBOARDING_STATE_MACHINE_ARN"),
+            user_pool_id=optional("USER_POOL_ID"),
             event_source=optional("EVENT_SOURCE") or DEFAULT_EVENT_SOURCE,
             stripe_secret_id=optional("STRIPE_SECRET_ID"),
             stripe_api_base=optional("STRIPE_API_BASE"),
@@ -96,3 +102,13 @@ def _seconds(value: Optional[str]) -> Optional[float]:
     if seconds <= 0:
         raise SettingsError(f"STRIPE_TIMEOUT_SECONDS must be a positive number, not {value!r}")
     return seconds
+
+
+def _required_here(value: Optional[str], name: str) -> str:
+    """Settings only some functions have (template.json gives them to those)."""
+    if not value:
+        raise SettingsError(
+            f"environment variable {name} is not set; template.json sets it for the "
+            "functions that need it"
+        )
+    return value

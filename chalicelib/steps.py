@@ -9,7 +9,13 @@ from typing import Any, Dict, Optional
 
 from chalicelib.billing import StripeBilling
 from chalicelib.errors import InvalidTaskInput, TenantAlreadyFinal
-from chalicelib.notifications import APPROVAL_REQUESTED, DETAIL_TYPES, EventPublisher
+from chalicelib.notifications import (
+    APPROVAL_REQUESTED,
+    DETAIL_TYPES,
+    OFFBOARDING_COMPLETE,
+    OFFBOARDING_FAILED,
+    EventPublisher,
+)
 from chalicelib.settings import Settings
 from chalicelib.tenants import NewTenant, TenantNotFound, TenantRepository
 from chalicelib.workflow import redact_token
@@ -52,14 +58,15 @@ def create_stripe_customer(
     event: Dict[str, Any], tenants: TenantRepository, billing: StripeBilling
 ) -> Dict[str, str]:
     tenant = tenant_from_input(event)
-    existing = tenants.require(tenant.tenant_id).get("stripeCustomerId")
+    record = tenants.require(tenant.tenant_id)
+    existing = record.get("stripeCustomerId")
     if existing:
         logger.info(
             "tenant already has Stripe customer %s", existing,
             extra={"tenantId": tenant.tenant_id},
         )
         return {"customerId": existing}
-    return {"customerId": billing.create_customer(tenant)}
+    return {"customerId": billing.create_customer(tenant, int(record.get("attempts", 1)))}
 
 
 def update_tenant_with_stripe_id(
@@ -180,6 +187,13 @@ def update_status_and_notify(
 
     reason, extra = _reason_and_attributes(status, outcome)
     now = utc_now()
+    if outcome.get("releaseError"):
+        # the tenant still ends in its status; the reconciler redoes the release
+        failure = {"what": list(RELEASED_ON.get(status, ())), "at": now,
+                   "reason": failure_reason(outcome["releaseError"])}
+        tenants.record_release_failure(tenant.tenant_id, failure)
+        logger.warning("releasing what the tenant took failed: %s", failure["reason"],
+                       extra={"tenantId": tenant.tenant_id})
     try:
         record: Optional[Dict[str, Any]] = tenants.finish(
             tenant.tenant_id, status, now, extra
@@ -281,3 +295,55 @@ def failure_reason(error: Any) -> str:
         message = parsed.get("errorMessage", "") if isinstance(parsed, dict) else cause
     text = f"{name}: {message}" if message else name
     return text[:MAX_REASON_LENGTH]
+
+
+# --- giving back, and offboarding ----------------------------------------------------
+# What a tenant gives back when its onboarding ends without it (releases.py).
+RELEASED_ON = {
+    "rejected": ("user", "stripeCustomer", "contactList"),
+    "timeout": ("stripeCustomer", "contactList"),
+}
+
+
+def release_tenant_resources(event: Dict[str, Any], releases: Any) -> Dict[str, Any]:
+    """One Task of either state machine: give back what the input names."""
+    tenant = tenant_from_input(event)
+    what = event.get("release")
+    if not isinstance(what, list) or not what:
+        raise InvalidTaskInput("task input needs a release list")
+    done = releases.release(tenant.tenant_id, what)
+    return {"released": sorted(done)}
+
+
+def finish_offboarding(
+    event: Dict[str, Any], tenants: TenantRepository, publisher: EventPublisher
+) -> Dict[str, Any]:
+    """The end of an offboarding run: offboarded, or back as it was with why not."""
+    tenant = tenant_from_input(event)
+    outcome = event.get("outcome") if isinstance(event.get("outcome"), dict) else {}
+    status = outcome.get("status")
+    if status not in ("offboarded", "failed"):
+        raise InvalidTaskInput(f"unknown offboarding outcome {status!r}")
+    now = utc_now()
+    if status == "offboarded":
+        record = tenants.finish_offboarding(tenant.tenant_id, now)
+        detail_type, reason = OFFBOARDING_COMPLETE, record.get("offboardReason")
+    else:
+        reason = failure_reason(outcome.get("error"))
+        record = tenants.fail_offboarding(tenant.tenant_id, reason, now)
+        detail_type = OFFBOARDING_FAILED
+    request = record.get("offboarding") or {}
+    if request.get("notifiedEvent") == detail_type:
+        return {"status": record.get("status"), "published": False}
+    detail: Dict[str, Any] = {
+        **tenant.to_dict(), "status": record.get("status"),
+        "eventKey": f"{tenant.tenant_id}:{detail_type}:{request.get('requestedAt')}",
+        "requestedBy": request.get("requestedBy"),
+    }
+    if reason:
+        detail["reason"] = reason
+    if status == "offboarded":
+        detail["offboardedAt"] = record.get("offboardedAt")
+    publisher.publish(detail_type, detail)
+    tenants.mark_offboarding_notified(tenant.tenant_id, detail_type, utc_now())
+    return {"status": record.get("status"), "published": True}

@@ -10,11 +10,12 @@ import json
 import re
 import uuid
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from chalice import BadRequestError, ConflictError, NotFoundError
+from chalice import BadRequestError, ConflictError, NotFoundError, Response
 
-from chalicelib.decisions import read_json_object, read_status_and_reason
+from chalicelib.decisions import MAX_REASON_LENGTH, read_json_object, read_status_and_reason
 from chalicelib.errors import TenantNotFound
 from chalicelib.logs import get_logger
 from chalicelib.signup import TENANT_ID
@@ -23,6 +24,7 @@ from chalicelib.tenants import (
     STATUSES,
     NewTenant,
     NotAwaitingDecision,
+    NotOffboardable,
     NotRetryable,
     TenantRepository,
 )
@@ -49,17 +51,28 @@ def tenant_summary(record: Dict[str, Any]) -> Dict[str, Any]:
 
 def tenant_detail(record: Dict[str, Any]) -> Dict[str, Any]:
     detail = tenant_summary(record)
-    for key in ("stripeCustomerId", "list", "topic", "failureReason", "decision"):
+    for key in ("stripeCustomerId", "list", "topic", "failureReason", "decision", "released",
+                "releaseFailure", "offboarding", "offboardingFailure", "offboardedAt",
+                "offboardedBy", "offboardReason", "retries"):
         if record.get(key) is not None:
-            detail[key] = record[key]
+            detail[key] = _plain(record[key])
     detail["subscribers"] = int(record.get("subscribers", 0))
     detail["attempts"] = int(record.get("attempts", 1))
-    if record.get("retries"):
-        detail["retries"] = record["retries"]
     pending = record.get("pendingDecision")
     if pending and record.get("status") == "onboarding":
         detail["awaitingDecisionSince"] = pending.get("requestedAt")
     return detail
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's numbers (Decimal) as the JSON numbers they are: 2, not 2.0."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 def encode_page_token(key: Optional[Dict[str, Any]]) -> Optional[str]:
@@ -193,6 +206,37 @@ class TenantAdmin:
         logger.info("retrying onboarding as attempt %s", attempt, extra={"tenantId": tenant_id})
         return {"tenantId": tenant_id, "status": "onboarding", "attempt": attempt,
                 "retriedBy": retried_by, "retriedAt": now}
+
+    def offboard(
+        self, tenant_id: str, raw_body: Optional[bytes], requested_by: str, now: str,
+        offboarding: Any,
+    ) -> Response:
+        """Start offboarding a tenant that is active (or purge one that did not stay)."""
+        _require_tenant_id(tenant_id)
+        body = read_json_object(raw_body, {"reason"}, '{"reason": "why the tenant leaves"}')
+        reason = body.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise BadRequestError("reason is required: say why the tenant is offboarded")
+        if len(reason) > MAX_REASON_LENGTH:
+            raise BadRequestError(f"reason is longer than {MAX_REASON_LENGTH} characters")
+        record = self._tenants.get(tenant_id)
+        if record is None:
+            raise NotFoundError(f"no tenant {tenant_id}")
+        attempt = int((record.get("offboarding") or {}).get("attempt", 0)) + 1
+        request = {"requestedBy": requested_by, "requestedAt": now, "reason": reason.strip(),
+                   "attempt": attempt}
+        try:
+            self._tenants.begin_offboarding(tenant_id, record, request)
+        except NotOffboardable as refused:
+            raise ConflictError(str(refused)) from None
+        try:
+            offboarding.start(NewTenant(tenant_id, record["email"], record["name"]), attempt)
+        except Exception:
+            self._tenants.fail_offboarding(tenant_id, "its offboarding could not start", now)
+            raise
+        logger.info("offboarding requested by %s", requested_by, extra={"tenantId": tenant_id})
+        return Response(status_code=202, body={"tenantId": tenant_id, "status": "offboarding",
+                                               "attempt": attempt})
 
     def _release(self, tenant_id: str, claim_id: str) -> None:
         try:

@@ -24,11 +24,18 @@ logger = get_logger(__name__)
 SORT_KEY = "tenant"
 ONBOARDING = "onboarding"
 FINAL_STATUSES = ("active", "rejected", "failed", "timeout")
-STATUSES = (ONBOARDING,) + FINAL_STATUSES
+OFFBOARDING = "offboarding"
+OFFBOARDED = "offboarded"
+STATUSES = (ONBOARDING,) + FINAL_STATUSES + (OFFBOARDING, OFFBOARDED)
+# Offboarding takes a tenant that stays, and purges one that did not.
+OFFBOARDABLE = ("active", "rejected", "timeout", "failed")
 STATUS_INDEX = "byStatus"  # status (hash) + createdAt (range); see template.json
 # Sparse: only records whose outcome event is due but not yet recorded as sent
 # carry outcomeDue, so the reconciler finds them without reading every tenant.
 OUTCOME_DUE_INDEX = "byOutcomeDue"  # outcomeDue (hash) + updatedAt (range)
+# Sparse too: records whose release failed for good, until the reconciler redoes it.
+RELEASE_DUE_INDEX = "byReleaseDue"  # releaseDue (hash) + updatedAt (range)
+RELEASE_DUE = "due"
 RETRYABLE = ("failed", "timeout")
 
 
@@ -44,6 +51,17 @@ class NotAwaitingDecision(Exception):
         else:
             message = f"tenant {tenant_id} is not awaiting a decision (status {status})"
         super().__init__(message)
+
+
+class NotOffboardable(Exception):
+    """Onboarding or already offboarding/offboarded (status says which)."""
+
+    def __init__(self, tenant_id: str, status: Optional[str]) -> None:
+        self.tenant_id = tenant_id
+        self.status = status
+        what = ("is still onboarding: decide or wait for it first" if status == ONBOARDING
+                else f"is already {status}")
+        super().__init__(f"tenant {tenant_id} {what}")
 
 
 class NotRetryable(Exception):
@@ -98,6 +116,21 @@ class TenantRepository:
     def __init__(self, dynamodb_client: Any, table_name: str) -> None:
         self._ddb = dynamodb_client
         self._table_name = table_name
+
+    def _update_if(self, tenant_id: str, **update: Any) -> Optional[Dict[str, Any]]:
+        """One conditional UpdateItem: the record as it now is, or None when its
+        condition did not hold (nothing was written)."""
+        try:
+            with aws_call("DynamoDB"):
+                response = self._ddb.update_item(
+                    TableName=self._table_name, Key=_key(tenant_id), ReturnValues="ALL_NEW",
+                    **update,
+                )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            return None
+        return _from_ddb(response["Attributes"])
 
     def get(self, tenant_id: str) -> Optional[Dict[str, Any]]:
         with aws_call("DynamoDB"):
@@ -365,6 +398,125 @@ class TenantRepository:
                 raise
             return False
 
+    # --- what a tenant gives back -----------------------------------------------------
+    def mark_released(
+        self, tenant_id: str, what: str, details: Dict[str, Any], removes: Tuple[str, ...] = ()
+    ) -> None:
+        """Record that ``what`` (contactList, stripeCustomer, user) was given back,
+        when and what it was; the attributes that named it go (``removes``), so
+        nothing on the record says the tenant still holds it."""
+        with aws_call("DynamoDB"):
+            self._ddb.update_item(
+                TableName=self._table_name, Key=_key(tenant_id),
+                UpdateExpression="SET released = if_not_exists(released, :empty)",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=_to_ddb({":empty": {}}),
+            )
+        names = {"#w": what, **{f"#r{i}": name for i, name in enumerate(removes)}}
+        removal = (" REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))) if removes else ""
+        with aws_call("DynamoDB"):
+            self._ddb.update_item(
+                TableName=self._table_name, Key=_key(tenant_id),
+                UpdateExpression="SET released.#w = :d, updatedAt = :now" + removal,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_ddb({":d": details, ":now": details["at"]}),
+            )
+
+    def record_release_failure(self, tenant_id: str, failure: Dict[str, Any]) -> None:
+        """A release that failed for good: kept on the record (``releaseFailure``) and
+        listed by the sparse byReleaseDue index until the reconciler gets it done."""
+        with aws_call("DynamoDB"):
+            self._ddb.update_item(
+                TableName=self._table_name, Key=_key(tenant_id),
+                UpdateExpression="SET releaseFailure = :f, releaseDue = :due",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=_to_ddb({":f": failure, ":due": RELEASE_DUE}),
+            )
+
+    def clear_release_failure(self, tenant_id: str) -> None:
+        with aws_call("DynamoDB"):
+            self._ddb.update_item(
+                TableName=self._table_name, Key=_key(tenant_id),
+                UpdateExpression="REMOVE releaseFailure, releaseDue",
+                ConditionExpression="attribute_exists(pk)",
+            )
+
+    # --- offboarding --------------------------------------------------------------
+    def begin_offboarding(
+        self, tenant_id: str, record: Dict[str, Any], request: Dict[str, Any]
+    ) -> Dict[str, Any]:
+        """Move the tenant to ``offboarding``, conditional on the status ``record``
+        shows (two requests at once: one wins); NotOffboardable otherwise."""
+        previous = record.get("status")
+        if previous not in OFFBOARDABLE:
+            raise NotOffboardable(tenant_id, previous)
+        updated = self._update_if(
+            tenant_id,
+            UpdateExpression=(
+                "SET #s = :offboarding, offboarding = :r, updatedAt = :now "
+                "REMOVE offboardingFailure"
+            ),
+            ConditionExpression="#s = :previous",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_to_ddb({
+                ":offboarding": OFFBOARDING, ":r": {**request, "previousStatus": previous},
+                ":now": request["requestedAt"], ":previous": previous,
+            }),
+        )
+        if updated is not None:
+            return updated
+        current = self.get(tenant_id) or {}
+        raise NotOffboardable(tenant_id, current.get("status"))
+
+    def finish_offboarding(self, tenant_id: str, now: str) -> Dict[str, Any]:
+        """``offboarding`` -> ``offboarded``, keeping the record (a soft delete)."""
+        updated = self._update_if(
+            tenant_id,
+            UpdateExpression=(
+                "SET #s = :offboarded, offboardedAt = :now, updatedAt = :now, "
+                "offboardedBy = offboarding.requestedBy, offboardReason = offboarding.reason"
+            ),
+            ConditionExpression="#s = :offboarding",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_to_ddb({
+                ":offboarded": OFFBOARDED, ":offboarding": OFFBOARDING, ":now": now,
+            }),
+        )
+        if updated is not None:
+            return updated
+        current = self.require(tenant_id)
+        if current.get("status") == OFFBOARDED:
+            return current
+        raise TenantAlreadyFinal(f"tenant {tenant_id} is {current.get('status')}, not offboarding")
+
+    def mark_offboarding_notified(self, tenant_id: str, detail_type: str, now: str) -> None:
+        with aws_call("DynamoDB"):
+            self._ddb.update_item(
+                TableName=self._table_name, Key=_key(tenant_id),
+                UpdateExpression="SET offboarding.notifiedEvent = :e, offboarding.notifiedAt = :now",
+                ConditionExpression="attribute_exists(offboarding)",
+                ExpressionAttributeValues=_to_ddb({":e": detail_type, ":now": now}),
+            )
+
+    def fail_offboarding(self, tenant_id: str, reason: str, now: str) -> Dict[str, Any]:
+        """Back to the status it had, with why offboarding failed; an admin may ask again."""
+        current = self.require(tenant_id)
+        if current.get("status") != OFFBOARDING:
+            return current
+        previous = (current.get("offboarding") or {}).get("previousStatus", "active")
+        updated = self._update_if(
+            tenant_id,
+            UpdateExpression="SET #s = :previous, offboardingFailure = :f, updatedAt = :now",
+            ConditionExpression="#s = :offboarding",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_to_ddb({
+                ":previous": previous, ":offboarding": OFFBOARDING, ":now": now,
+                ":f": {"reason": reason, "at": now},
+            }),
+        )
+        return updated if updated is not None else self.require(tenant_id)
+
     # --- retry ---------------------------------------------------------------------
     def begin_retry(
         self, tenant_id: str, record: Dict[str, Any], attempt: int, by: str, now: str
@@ -381,41 +533,38 @@ class TenantRepository:
         reason = record.get("failureReason") or (record.get("decision") or {}).get("reason")
         if reason:
             audit["previousReason"] = reason
+        if record.get("released"):
+            audit["released"] = record["released"]  # made again by the new attempt
         prior = attempt - 1
-        try:
-            with aws_call("DynamoDB"):
-                response = self._ddb.update_item(
-                    TableName=self._table_name,
-                    Key=_key(tenant_id),
-                    UpdateExpression=(
-                        "SET #s = :onboarding, attempts = :attempt, updatedAt = :now, "
-                        "retries = list_append(if_not_exists(retries, :none), :audit) "
-                        "REMOVE failureReason, decision, outcomeNotifiedAt, outcomeEvent, "
-                        "outcomeDue, pendingDecision, decideBy, decisionClaim"
-                    ),
-                    ConditionExpression=(
-                        "#s = :previous AND (attempts = :prior OR "
-                        "(attribute_not_exists(attempts) AND :prior = :one))"
-                    ),
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues=_to_ddb({
-                        ":onboarding": ONBOARDING, ":attempt": attempt, ":now": now,
-                        ":none": [], ":audit": [audit], ":previous": previous,
-                        ":prior": prior, ":one": 1,
-                    }),
-                    ReturnValues="ALL_NEW",
-                )
-            return _from_ddb(response["Attributes"])
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
+        updated = self._update_if(
+            tenant_id,
+            UpdateExpression=(
+                "SET #s = :onboarding, attempts = :attempt, updatedAt = :now, "
+                "retries = list_append(if_not_exists(retries, :none), :audit) "
+                "REMOVE failureReason, decision, outcomeNotifiedAt, outcomeEvent, "
+                "outcomeDue, pendingDecision, decideBy, decisionClaim, released, "
+                "releaseFailure, releaseDue"
+            ),
+            ConditionExpression=(
+                "#s = :previous AND (attempts = :prior OR "
+                "(attribute_not_exists(attempts) AND :prior = :one))"
+            ),
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_to_ddb({
+                ":onboarding": ONBOARDING, ":attempt": attempt, ":now": now,
+                ":none": [], ":audit": [audit], ":previous": previous,
+                ":prior": prior, ":one": 1,
+            }),
+        )
+        if updated is not None:
+            return updated
         current = self.get(tenant_id) or {}
         raise NotRetryable(tenant_id, current.get("status"))
 
     def undo_retry(self, tenant_id: str, record: Dict[str, Any], attempt: int) -> None:
         """Put back what begin_retry changed when its execution could not start."""
         restored = {k: record[k] for k in ("failureReason", "decision", "outcomeNotifiedAt",
-                                            "outcomeEvent") if k in record}
+                                            "outcomeEvent", "released") if k in record}
         names = {"#s": "status"}
         values: Dict[str, Any] = {
             ":previous": record["status"], ":onboarding": ONBOARDING, ":attempt": attempt,

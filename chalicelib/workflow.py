@@ -41,45 +41,39 @@ def redact_token(task_token: str) -> str:
     return f"...{task_token[-6:]}" if len(task_token) > 12 else "..."
 
 
-class OnboardingWorkflow:
+class StateMachineRuns:
+    """Named executions of one state machine: started once, looked up by name."""
+
     def __init__(self, sfn_client: Any, state_machine_arn: str) -> None:
         self._sfn = sfn_client
         self._state_machine_arn = state_machine_arn
 
-    def start(self, tenant: NewTenant, attempt: int = 1) -> str:
-        """Start an attempt of onboarding once; repeating it is a no-op.
+    def run(self, name: str, body: str, tenant_id: str) -> str:
+        """Start ``name`` once; repeating it is a no-op.
 
         StartExecution with the same name and input returns the running
         execution; ExecutionAlreadyExists means that name was used (by this
-        attempt, already started, or by one that has ended: ``status`` tells).
+        very run, already started, or by one that has ended: ``status`` tells).
         """
-        name = execution_name(tenant.tenant_id, attempt)
         try:
             with aws_call("Step Functions"):
                 response = self._sfn.start_execution(
-                    stateMachineArn=self._state_machine_arn,
-                    name=name,
-                    input=execution_input(tenant, attempt),
+                    stateMachineArn=self._state_machine_arn, name=name, input=body
                 )
         except Exception as error:
             if aws_error_code(error) != "ExecutionAlreadyExists":
                 raise
             arn = execution_arn(self._state_machine_arn, name)
-            logger.info(
-                "onboarding attempt %s was already started; not starting it again", attempt,
-                extra={"tenantId": tenant.tenant_id, "executionArn": arn},
-            )
+            logger.info("%s was already started; not starting it again", name,
+                        extra={"tenantId": tenant_id, "executionArn": arn})
             return arn
         arn = response["executionArn"]
-        logger.info(
-            "started onboarding attempt %s", attempt,
-            extra={"tenantId": tenant.tenant_id, "executionArn": arn},
-        )
+        logger.info("started %s", name, extra={"tenantId": tenant_id, "executionArn": arn})
         return arn
 
-    def execution_status(self, tenant_id: str, attempt: int = 1) -> Optional[str]:
+    def status(self, name: str) -> Optional[str]:
         """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED..., or None if it never started."""
-        arn = execution_arn(self._state_machine_arn, execution_name(tenant_id, attempt))
+        arn = execution_arn(self._state_machine_arn, name)
         try:
             with aws_call("Step Functions"):
                 return self._sfn.describe_execution(executionArn=arn)["status"]
@@ -87,6 +81,34 @@ class OnboardingWorkflow:
             if aws_error_code(error) == "ExecutionDoesNotExist":
                 return None
             raise
+
+
+def offboarding_name(tenant_id: str, attempt: int = 1) -> str:
+    return f"{tenant_id}-offboarding-{attempt}"
+
+
+class OffboardingWorkflow(StateMachineRuns):
+    """The offboarding state machine (offboarding.json): one run per request."""
+
+    def start(self, tenant: NewTenant, attempt: int) -> str:
+        body = json.dumps({"tenant": tenant.to_dict(), "attempt": attempt},
+                          sort_keys=True, separators=(",", ":"))
+        return self.run(offboarding_name(tenant.tenant_id, attempt), body, tenant.tenant_id)
+
+    def execution_status(self, tenant_id: str, attempt: int) -> Optional[str]:
+        return self.status(offboarding_name(tenant_id, attempt))
+
+
+class OnboardingWorkflow(StateMachineRuns):
+    def start(self, tenant: NewTenant, attempt: int = 1) -> str:
+        """Start an attempt of onboarding once; repeating it is a no-op."""
+        return self.run(
+            execution_name(tenant.tenant_id, attempt), execution_input(tenant, attempt),
+            tenant.tenant_id,
+        )
+
+    def execution_status(self, tenant_id: str, attempt: int = 1) -> Optional[str]:
+        return self.status(execution_name(tenant_id, attempt))
 
     def send_decision(self, task_token: str, decision: Dict[str, Any]) -> None:
         try:

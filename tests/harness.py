@@ -6,8 +6,9 @@ the local stack uses); events on the bus land in an SQS queue the test reads.
 """
 import json
 import os
+import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import boto3
 from moto import mock_aws
@@ -172,6 +173,43 @@ class Stage:
             time.sleep(0.05)
         raise AssertionError("the execution never reached Wait For Callback")
 
+    def tenant_with_login(self, n: int) -> Dict[str, str]:
+        """A tenant whose id is the sub of a real user of the stage's pool."""
+        cognito = boto3.session.Session(region_name=REGION).client("cognito-idp")
+        t = tenant(n)
+        user = cognito.admin_create_user(
+            UserPoolId=self.resources.ref("UserPool"), Username=t["email"],
+            MessageAction="SUPPRESS",
+            UserAttributes=[{"Name": "email", "Value": t["email"]},
+                            {"Name": "name", "Value": t["name"]}],
+        )["User"]
+        sub = {a["Name"]: a["Value"] for a in user["Attributes"]}["sub"]
+        return {**t, "tenantId": sub}
+
+    def login_enabled(self, tenant_id: str) -> bool:
+        cognito = boto3.session.Session(region_name=REGION).client("cognito-idp")
+        return cognito.admin_get_user(
+            UserPoolId=self.resources.ref("UserPool"), Username=tenant_id)["Enabled"]
+
+    def wait_for_status(self, tenant_id: str, status: str, seconds: float = 30) -> Dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            record = self.record(tenant_id) or {}
+            if record.get("status") == status:
+                return record
+            time.sleep(0.05)
+        raise AssertionError(f"tenant {tenant_id} never became {status}: {self.record(tenant_id)}")
+
+    def wait_for_event(self, tenant_id: str, detail_type: str, seconds: float = 30) -> List[str]:
+        """The tenant's event types so far, once ``detail_type`` is among them (a
+        status is set a moment before its event goes out)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            kinds = [e["detail-type"] for e in self.events() if e["detail"]["tenantId"] == tenant_id]
+            if detail_type in kinds or time.monotonic() > deadline:
+                return kinds
+            time.sleep(0.05)
+
     def wait_until_asked(self, tenant_id: str, seconds: float = 30) -> Dict[str, Any]:
         """Until the wait task has kept its token and asked for approval; the record."""
         deadline = time.monotonic() + seconds
@@ -222,6 +260,17 @@ class Stage:
                 self.sqs.delete_message(
                     QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"]
                 )
+
+
+def at_once(call: Callable[[], Any], times: int = 2) -> List[Any]:
+    """What ``call`` returns, run ``times`` times at once in threads (races)."""
+    results: List[Any] = []
+    threads = [threading.Thread(target=lambda: results.append(call())) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def tenant(n: int = 1) -> Dict[str, str]:

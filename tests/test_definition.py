@@ -25,7 +25,13 @@ def test_every_placeholder_is_substituted_with_a_task_function_the_app_declares(
         logical, attribute = value["Fn::GetAtt"]
         assert attribute == "Arn" and by_logical_id[logical] in DECLARED, placeholder
     named = {by_logical_id[v["Fn::GetAtt"][0]] for v in SUBSTITUTIONS.values()}
-    assert named == DECLARED - {"pre_sign_up", "post_confirmation"}  # the two Cognito triggers
+    offboarding = stack_template.load_template()["Resources"]["OffboardingStateMachine"][
+        "Properties"]["DefinitionSubstitutions"]
+    assert stack_template.placeholders(
+        stack_template.load_definition(logical_id="OffboardingStateMachine")) == set(offboarding)
+    named |= {by_logical_id[v["Fn::GetAtt"][0]] for v in offboarding.values()}
+    # every task function runs in a state machine; the two Cognito triggers do not
+    assert named == DECLARED - {"pre_sign_up", "post_confirmation"}
 
 
 def test_every_task_retries_and_catches():

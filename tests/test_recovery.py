@@ -5,7 +5,6 @@ handlers; the admin routes run through chalice.test.Client; the reconciler
 is the scheduled function itself, run on demand.
 """
 import json
-import threading
 
 import boto3
 import pytest
@@ -15,7 +14,7 @@ from chalicelib import dependencies as deps
 from scripts.local.lambdas import scheduled_event
 from tests.conftest import localstripe_customers
 from tests.faults import aws_error, fail_first
-from tests.harness import REGION, STAGE, Stage, finalize_body, tenant
+from tests.harness import REGION, STAGE, Stage, at_once, finalize_body, tenant
 
 APPROVAL = "Tenant Onboarding Approval Requested"
 FAILED = "Tenant Onboarding Failed"
@@ -128,17 +127,11 @@ def test_retry_answers_404_for_an_unknown_tenant_and_409_naming_any_other_status
 
 def test_two_retries_at_once_start_one_attempt(stage, client):
     t = failed_tenant(stage, 73)
-    answers = []
-
     def retry():
         with Client(stage.app, stage_name=STAGE) as own:
-            answers.append(post(own, f"/tenants/{t['tenantId']}/retry"))
+            return post(own, f"/tenants/{t['tenantId']}/retry")
 
-    threads = [threading.Thread(target=retry) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = at_once(retry)
 
     assert sorted(status for status, _ in answers) == [200, 409]
     assert stage.record(t["tenantId"])["attempts"] == 2

@@ -173,7 +173,11 @@ def test_policies_name_the_stages_own_resources(sam, mode):
     table = "{TenantTable.Arn}"
     assert role_statements(sam, "create_tenant_record", mode=mode)[0]["Resource"] == [table]
     [start] = [s for s in role_statements(sam, "post_confirmation") if s["Sid"] == "StartOnboarding"]
-    assert start["Resource"] == ["{StateMachine}"]
+    # by its fixed name's ARN, not Ref: see PostConfirmationRole's Metadata
+    assert start["Resource"] == [
+        f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:tenant-onboarding-dev"]
+    assert resolved(sam).resolve(sam["Resources"]["StateMachine"]["Properties"][
+        "StateMachineName"]) == "tenant-onboarding-dev"
     [publish] = [s for s in role_statements(sam, "update_status_and_notify")
                  if s["Sid"] == "PublishOutcome"]
     assert publish["Resource"] == ["{EventBus.Arn}"]
@@ -296,9 +300,12 @@ def test_functions_get_their_settings_from_the_stages_resources(sam):
     assert resolved(sam, stripe="on").resolve(
         sam["Globals"]["Function"]["Environment"]["Variables"])["STRIPE_SECRET_ID"] == (
         "tenant-onboarding/dev/stripe-api-key")
-    for function in ("PostConfirmation", "APIHandler"):
+    for function in ("APIHandler", "Reconcile"):
         variables = sam["Resources"][function]["Properties"]["Environment"]["Variables"]
         assert variables["STATE_MACHINE_ARN"] == {"Ref": "StateMachine"}
+    trigger = sam["Resources"]["PostConfirmation"]["Properties"]["Environment"]["Variables"]
+    assert resolved(sam).resolve(trigger["STATE_MACHINE_ARN"]) == (
+        f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:tenant-onboarding-dev")
     mode = sam["Parameters"]["ContactListMode"]["Default"]
     for logical in FUNCTIONS.values():
         variables = sam["Resources"][logical]["Properties"]["Environment"]["Variables"]

@@ -91,6 +91,7 @@ def test_rejected_tenant_keeps_the_reason_and_rejected_is_published(monkeypatch)
         assert events[1]["detail"]["status"] == "rejected"
         assert stage.states_visited(execution) == HAPPY_PATH_WITHOUT_STRIPE + [
             "Rejected",
+            "Release Rejected Tenant",
             "Update Status & Notify",
         ]
 
@@ -145,6 +146,7 @@ def test_no_decision_within_the_window_ends_in_timeout(monkeypatch):
         assert events[1]["detail"]["status"] == "timeout"
         assert stage.states_visited(execution) == HAPPY_PATH_WITHOUT_STRIPE[:-1] + [
             "Approval Timed Out",
+            "Release Timed-Out Tenant",
             "Update Status & Notify",
         ]
         # a decision after the window is a clear conflict, not a 500

@@ -5,6 +5,7 @@
     python -m scripts.admin approve TENANT_ID [--reason "..."]
     python -m scripts.admin reject TENANT_ID --reason "..."
     python -m scripts.admin retry TENANT_ID       # a failed or timed-out onboarding, again
+    python -m scripts.admin offboard TENANT_ID --reason "..."   # the tenant leaves
     python -m scripts.admin resume TENANT_ID      # a confirmed user whose trigger failed
     python -m scripts.admin reconcile             # the scheduled sweep, now
 
@@ -80,6 +81,10 @@ class AdminApi:
 
     def retry(self, tenant_id: str) -> Dict[str, Any]:
         return self.call("POST", f"/tenants/{urllib.parse.quote(tenant_id)}/retry", {})
+
+    def offboard(self, tenant_id: str, reason: str) -> Dict[str, Any]:
+        return self.call("POST", f"/tenants/{urllib.parse.quote(tenant_id)}/offboarding",
+                         {"reason": reason})
 
 
 def signer(region: str, profile: Optional[str]) -> Callable[..., Dict[str, str]]:
@@ -241,7 +246,13 @@ def describe(tenant: Dict[str, Any]) -> str:
         ("contact list", tenant.get("list")), ("topic", tenant.get("topic")),
         ("subscribers", tenant.get("subscribers")),
         ("attempts", tenant.get("attempts")),
+        ("offboarded at", tenant.get("offboardedAt")), ("offboarded by", tenant.get("offboardedBy")),
+        ("offboard reason", tenant.get("offboardReason")),
+        ("offboarding failed", (tenant.get("offboardingFailure") or {}).get("reason")),
+        ("release failed", (tenant.get("releaseFailure") or {}).get("reason")),
     ]
+    fields += [(f"released {what}", " ".join(f"{k}={v}" for k, v in sorted(details.items())))
+               for what, details in sorted((tenant.get("released") or {}).items())]
     fields += [(f"retry {r.get('attempt')}", f"by {r.get('retriedBy')} at {r.get('retriedAt')} "
                 f"(was {r.get('previousStatus')}"
                 + (f": {r['previousReason']}" if r.get("previousReason") else "") + ")")
@@ -260,7 +271,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="tenants in a status")
     listing.add_argument("--status", default="onboarding",
-                         choices=["onboarding", "active", "rejected", "failed", "timeout"])
+                         choices=["onboarding", "active", "rejected", "failed", "timeout",
+                                  "offboarding", "offboarded"])
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--all", action="store_true", help="follow every page")
     commands.add_parser("show", help="one tenant").add_argument("tenant_id")
@@ -273,6 +285,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands.add_parser(
         "retry", help="onboard a failed or timed-out tenant again (a new attempt)"
     ).add_argument("tenant_id")
+    offboard = commands.add_parser(
+        "offboard", help="offboard a tenant: disable its login, delete its Stripe customer, "
+                         "release its SES place, keep its record (a reason is required)")
+    offboard.add_argument("tenant_id")
+    offboard.add_argument("--reason", required=True)
     commands.add_parser(
         "resume", help="start onboarding for a confirmed user whose trigger failed"
     ).add_argument("tenant_id")
@@ -296,6 +313,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(table(tenants, LIST_COLUMNS) if tenants else f"No tenants in status {args.status}.")
         elif args.command == "show":
             print(describe(api.show(args.tenant_id)))
+        elif args.command == "offboard":
+            answer = api.offboard(args.tenant_id, args.reason)
+            print(f"Offboarding {args.tenant_id} (status {answer['status']}); "
+                  f"make admin ARGS=\"show {args.tenant_id}\" follows it")
         elif args.command == "retry":
             answer = api.retry(args.tenant_id)
             print(f"Retrying onboarding of {args.tenant_id} as attempt {answer['attempt']} "

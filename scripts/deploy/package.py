@@ -83,18 +83,20 @@ def _chalice_package(stage: str, out: Path, project_dir: Path) -> None:
 
 
 def finish_template(template: Dict[str, Any], stage: str, mode: str, project_dir: Path) -> None:
-    """Set the stage's defaults and insert the state machine's definition."""
+    """Set the stage's defaults and insert each state machine's definition."""
     parameters = template["Parameters"]
     parameters["Stage"]["Default"] = stage
     parameters["ContactListMode"]["Default"] = mode
-    machine = template["Resources"][stack_template.STATE_MACHINE]["Properties"]
-    machine["Definition"] = stack_template.load_definition(project_dir)
-    missing = stack_template.unsubstituted(machine["Definition"], machine["DefinitionSubstitutions"])
-    if missing:
-        raise PackageError(
-            f"statemachine.json uses {', '.join(sorted(missing))}, which template.json's "
-            "DefinitionSubstitutions do not define"
-        )
+    for logical_id, path in stack_template.DEFINITIONS.items():
+        machine = template["Resources"][logical_id]["Properties"]
+        machine["Definition"] = stack_template.load_definition(project_dir, logical_id)
+        missing = stack_template.unsubstituted(
+            machine["Definition"], machine["DefinitionSubstitutions"])
+        if missing:
+            raise PackageError(
+                f"{path} uses {', '.join(sorted(missing))}, which template.json's "
+                f"{logical_id}.DefinitionSubstitutions do not define"
+            )
 
 
 def precompile_zip(source: Path, target: Path, runtime_root: str) -> None:

@@ -20,6 +20,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = PROJECT_DIR / "template.json"
 DEFINITION_PATH = PROJECT_DIR / "statemachine.json"
 STATE_MACHINE = "StateMachine"  # logical id in template.json
+# Each state machine of the template and the file that defines it.
+DEFINITIONS = {STATE_MACHINE: "statemachine.json", "OffboardingStateMachine": "offboarding.json"}
 WAIT_STATE = "Wait For Callback"
 CONTACT_LIST_MODES = ("list-per-tenant", "topic-per-tenant")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.:]+)\}")
@@ -36,6 +38,8 @@ FUNCTIONS = {
     "create_contact_list": "CreateContactList",
     "await_decision": "AwaitDecision",
     "update_status_and_notify": "UpdateStatusAndNotify",
+    "release_tenant_resources": "ReleaseTenantResources",
+    "finish_offboarding": "FinishOffboarding",
 }
 
 
@@ -56,8 +60,10 @@ def load_template(project_dir: Path = PROJECT_DIR) -> Dict[str, Any]:
     return json.loads((project_dir / TEMPLATE_PATH.name).read_text())
 
 
-def load_definition(project_dir: Path = PROJECT_DIR) -> Dict[str, Any]:
-    return json.loads((project_dir / DEFINITION_PATH.name).read_text())
+def load_definition(
+    project_dir: Path = PROJECT_DIR, logical_id: str = STATE_MACHINE
+) -> Dict[str, Any]:
+    return json.loads((project_dir / DEFINITIONS[logical_id]).read_text())
 
 
 def placeholders(value: Any) -> Set[str]:

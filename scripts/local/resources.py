@@ -37,6 +37,7 @@ class StageResources:
             "userPoolId": self.ref("UserPool"),
             "userPoolClientId": self.ref("UserPoolClient"),
             "stateMachineArn": self.ref(stack_template.STATE_MACHINE),
+            "offboardingStateMachineArn": self.ref("OffboardingStateMachine"),
             "tableName": self.ref("TenantTable"),
             "eventBusName": self.ref("EventBus"),
         }
@@ -56,10 +57,12 @@ def _lower_first(value: Any) -> Any:
 
 
 class _Creator:
-    def __init__(self, session: Any, resources: StageResources, definition: Dict[str, Any]):
+    def __init__(
+        self, session: Any, resources: StageResources, definitions: Dict[str, Dict[str, Any]]
+    ) -> None:
         self._session = session
         self._resources = resources
-        self._definition = definition
+        self._definitions = definitions  # by the state machine's logical id
 
     def client(self, service: str) -> Any:
         return self._session.client(service)
@@ -106,8 +109,9 @@ class _Creator:
             )
         return name, {"Arn": arn}
 
-    def state_machine(self, p: Dict[str, Any]):
-        definition = stack_template.substitute(self._definition, p["DefinitionSubstitutions"])
+    def state_machine(self, p: Dict[str, Any], logical_id: str):
+        definition = stack_template.substitute(
+            self._definitions[logical_id], p["DefinitionSubstitutions"])
         arn = self.client("stepfunctions").create_state_machine(
             name=p["StateMachineName"],
             definition=json.dumps(definition),
@@ -137,6 +141,7 @@ _CREATORS: Dict[str, Callable[..., Any]] = {
     "AWS::Cognito::UserPool": _Creator.user_pool,
     "AWS::Cognito::UserPoolClient": _Creator.user_pool_client,
 }
+_NAMED_BY_LOGICAL_ID = {"AWS::IAM::Role", "AWS::StepFunctions::StateMachine"}
 # Declared in the template, with nothing to emulate: Lambda answers every
 # invocation in process, so a permission to invoke changes nothing here.
 _NOT_EMULATED = {"AWS::Lambda::Permission"}
@@ -159,12 +164,17 @@ def provision_stage(
     """
     template = stack_template.load_template()
     resources = StageResources(stage=stage, region=session.region_name, account=account)
-    definition = stack_template.load_definition()
+    definitions = {
+        logical_id: stack_template.load_definition(logical_id=logical_id)
+        for logical_id in stack_template.DEFINITIONS
+    }
     if approval_timeout_seconds:
-        definition = stack_template.shorten_wait(definition, approval_timeout_seconds)
+        stack_template.shorten_wait(definitions[stack_template.STATE_MACHINE],
+                                    approval_timeout_seconds)
     if retry_interval_seconds:
-        definition = stack_template.shorten_retries(definition, retry_interval_seconds)
-    creator = _Creator(session, resources, definition)
+        for definition in definitions.values():
+            stack_template.shorten_retries(definition, retry_interval_seconds)
+    creator = _Creator(session, resources, definitions)
 
     def physical(logical_id: str, attribute: Optional[str]) -> str:
         if attribute is None:
@@ -198,7 +208,7 @@ def provision_stage(
                 "cannot emulate yet: add it to scripts/local/resources.py"
             )
         properties = resolver.resolve(spec.get("Properties", {}))
-        args = (logical_id,) if kind == "AWS::IAM::Role" else ()
+        args = (logical_id,) if kind in _NAMED_BY_LOGICAL_ID else ()
         physical_id, attributes = create(creator, properties, *args)
         resources.physical_ids[logical_id] = physical_id
         resources.attributes[logical_id] = attributes

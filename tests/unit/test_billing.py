@@ -205,9 +205,31 @@ def test_given_an_in_flight_idempotent_request_when_retried_then_stripe_unavaila
 
     billing = StripeBilling(lambda: "sk_test_x", api_base="http://127.0.0.1:1")
 
-    def in_flight(tenant):
-        raise stripe.IdempotencyError("A request with this key is in progress", http_status=409)
+    class InFlight:
+        class v1:
+            class customers:
+                @staticmethod
+                def create(**_):
+                    raise stripe.IdempotencyError("A request with this key is in progress",
+                                                  http_status=409)
 
-    monkeypatch.setattr(billing, "_create", in_flight)
+    monkeypatch.setattr(billing, "_stripe_client", lambda: InFlight)
     with pytest.raises(StripeUnavailable, match="still processing"):
         billing.create_customer(NewTenant("t-1", "a@example.com", "A"))
+
+
+def test_given_a_retried_attempt_when_the_key_is_derived_then_it_is_a_new_one():
+    # a released (deleted) customer must not be replayed to the retry
+    assert customer_idempotency_key("t-1", 2) != customer_idempotency_key("t-1")
+    assert customer_idempotency_key("t-1", 1) == customer_idempotency_key("t-1")
+
+
+def test_given_a_customer_when_deleted_then_stripe_no_longer_has_it(localstripe):
+    billing = StripeBilling(lambda: LOCAL_KEY, api_base=localstripe, max_network_retries=0)
+    customer_id = billing.create_customer(a_tenant())
+
+    assert billing.delete_customer(customer_id, "t-1") is True
+    response = requests.get(f"{localstripe}/v1/customers/{customer_id}", auth=(LOCAL_KEY, ""))
+    assert response.status_code == 404 or response.json().get("deleted") is True
+    # deleted by hand, or twice: nothing left to do, and no error
+    assert billing.delete_customer(customer_id, "t-1") is False

@@ -87,7 +87,7 @@ def test_given_a_new_tenant_when_its_record_is_created_then_status_onboarding_an
 
 # --- create_stripe_customer ---------------------------------------------------
 class BillingThatMustNotBeCalled:
-    def create_customer(self, tenant):
+    def create_customer(self, tenant, attempt=1):
         raise AssertionError("billing was called although the tenant has a customer")
 
 
@@ -95,7 +95,7 @@ class RecordingBilling:
     def __init__(self):
         self.tenants = []
 
-    def create_customer(self, tenant):
+    def create_customer(self, tenant, attempt=1):
         self.tenants.append(tenant)
         return "cus_new"
 

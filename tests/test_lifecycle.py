@@ -1,0 +1,321 @@
+"""Tenants who don't stay give back what onboarding took; active tenants can be offboarded.
+
+Workflow tier: both state machines (statemachine.json, offboarding.json) run
+in moto's engine against the real handlers, with localstripe and SES's
+quotas where a test needs them.
+"""
+import json
+
+import boto3
+import pytest
+import requests
+from chalice.test import Client
+
+from chalicelib import dependencies as deps
+from scripts.local.lambdas import scheduled_event
+from tests.conftest import localstripe_customers
+from tests.faults import FlakyProxy, aws_error, fail_first
+from tests.harness import REGION, STAGE, Stage, at_once, finalize_body
+
+APPROVAL = "Tenant Onboarding Approval Requested"
+OFFBOARDED = "Tenant Offboarding Complete"
+OFFBOARDING_FAILED = "Tenant Offboarding Failed"
+
+
+def app_session():
+    if "session" not in deps._cache:
+        deps.override("session", boto3.session.Session(region_name=REGION))
+    return deps._cache["session"]
+
+
+def post(client, path, body):
+    response = client.http.post(path, headers={"Content-Type": "application/json"},
+                                body=json.dumps(body) if not isinstance(body, str) else body)
+    return response.status_code, json.loads(response.body)
+
+
+def decide(stage, client, t, status, reason=None):
+    execution = stage.start(t)
+    token = stage.wait_for_token(execution)
+    stage.wait_until_asked(t["tenantId"])
+    body = json.loads(finalize_body(token, status, reason))
+    assert post(client, "/tenant/finalize", body)[0] == 200
+    assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
+    return stage.record(t["tenantId"])
+
+
+def customer_exists(base, customer_id):
+    return customer_id in {c["id"] for c in localstripe_customers(base)}
+
+
+def list_exists(stage, name):
+    return any(c["ContactListName"] == name
+               for c in stage.sesv2.list_contact_lists().get("ContactLists", []))
+
+
+def kinds(stage, tenant_id):
+    return [e["detail-type"] for e in stage.events() if e["detail"]["tenantId"] == tenant_id]
+
+
+@pytest.fixture
+def stripe_stage(monkeypatch, localstripe):
+    with Stage(monkeypatch, stripe_api_base=localstripe) as stage, \
+            Client(stage.app, stage_name=STAGE) as client:
+        stage.client = client
+        yield stage
+
+
+# --- release on reject and timeout ----------------------------------------------------
+def test_a_rejected_tenant_gives_back_its_list_its_customer_and_its_login(stripe_stage, localstripe):
+    stage = stripe_stage
+    t = stage.tenant_with_login(90)
+    execution = stage.start(t)
+    stage.wait_until_asked(t["tenantId"])
+    before = stage.record(t["tenantId"])
+    customer, contact_list = before["stripeCustomerId"], before["list"]
+    assert customer_exists(localstripe, customer) and list_exists(stage, contact_list)
+
+    assert post(stage.client, f"/tenants/{t['tenantId']}/decision",
+                {"status": "rejected", "reason": "duplicate company"})[0] == 200
+    assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
+
+    record = stage.record(t["tenantId"])
+    assert record["status"] == "rejected"
+    assert set(record["released"]) == {"user", "stripeCustomer", "contactList"}
+    assert record["released"]["stripeCustomer"]["customerId"] == customer
+    assert record["released"]["contactList"]["list"] == contact_list
+    assert "stripeCustomerId" not in record and "list" not in record
+    assert not customer_exists(localstripe, customer)
+    assert not list_exists(stage, contact_list)
+    assert stage.login_enabled(t["tenantId"]) is False
+    assert kinds(stage, t["tenantId"]) == [APPROVAL, "Tenant Onboarding Rejected"]
+    assert "Release Rejected Tenant" in stage.states_visited(execution)
+
+
+def test_a_timed_out_tenant_gives_back_its_list_and_customer_but_keeps_its_login(
+    monkeypatch, localstripe
+):
+    with Stage(monkeypatch, stripe_api_base=localstripe, approval_timeout_seconds=2) as stage:
+        t = stage.tenant_with_login(91)
+        execution = stage.start(t)
+        stage.wait_until_asked(t["tenantId"])
+        customer = stage.record(t["tenantId"])["stripeCustomerId"]
+
+        assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
+
+        record = stage.record(t["tenantId"])
+        assert record["status"] == "timeout"
+        assert set(record["released"]) == {"stripeCustomer", "contactList"}
+        assert not customer_exists(localstripe, customer)
+        assert stage.login_enabled(t["tenantId"]) is True
+
+
+def test_quota_freed_by_a_rejection_lets_a_failed_tenant_be_retried(monkeypatch):
+    """One contact list per account: A holds it, B fails; rejecting A frees it for B."""
+    with Stage(monkeypatch, enforce_ses_quotas=True) as stage, \
+            Client(stage.app, stage_name=STAGE) as client:
+        a, b = stage.tenant_with_login(92), stage.tenant_with_login(93)
+        stage.start(a)
+        stage.wait_until_asked(a["tenantId"])
+        assert stage.wait_for_end(stage.start(b))["status"] == "FAILED"
+        assert "quota" in stage.record(b["tenantId"])["failureReason"]
+
+        assert post(client, f"/tenants/{a['tenantId']}/decision",
+                    {"status": "rejected", "reason": "not a fit"})[0] == 200
+        stage.wait_for_status(a["tenantId"], "rejected")
+        status, body = post(client, f"/tenants/{b['tenantId']}/retry", {})
+
+        assert status == 200 and body["attempt"] == 2
+        record = stage.wait_until_asked(b["tenantId"])
+        assert record["list"] == f"tenant-{b['tenantId']}"
+
+
+def test_a_release_that_fails_for_good_still_ends_the_tenant_and_is_reported(
+    stripe_stage, monkeypatch
+):
+    stage = stripe_stage
+    monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "0")
+    fail_first(app_session(), "before-call.sesv2.DeleteContactList", 100,
+               aws_error("AccessDeniedException", "not allowed", 400))
+    t = stage.tenant_with_login(94)
+
+    record = decide(stage, stage.client, t, "rejected", "spam")
+
+    assert record["status"] == "rejected"
+    assert record["releaseFailure"]["what"] == ["user", "stripeCustomer", "contactList"]
+    assert "AccessDenied" in record["releaseFailure"]["reason"]
+    assert kinds(stage, t["tenantId"]) == [APPROVAL, "Tenant Onboarding Rejected"]
+    counts = stage.lambdas.invoke_json("reconcile", scheduled_event())
+    assert counts["release failed"] == 1
+
+
+def test_a_retried_timed_out_tenant_gets_a_new_customer_and_list(monkeypatch, localstripe):
+    with Stage(monkeypatch, stripe_api_base=localstripe, approval_timeout_seconds=2) as stage, \
+            Client(stage.app, stage_name=STAGE) as client:
+        t = stage.tenant_with_login(95)
+        stage.start(t)
+        stage.wait_until_asked(t["tenantId"])
+        first = stage.record(t["tenantId"])["stripeCustomerId"]
+        stage.wait_for_status(t["tenantId"], "timeout")
+
+        assert post(client, f"/tenants/{t['tenantId']}/retry", {})[0] == 200
+        record = stage.wait_until_asked(t["tenantId"])
+
+        assert record["stripeCustomerId"] != first  # the released one stays deleted
+        assert customer_exists(localstripe, record["stripeCustomerId"])
+        assert not customer_exists(localstripe, first)
+        assert list_exists(stage, record["list"])
+        assert "released" not in record
+        assert record["retries"][0]["released"]["stripeCustomer"]["customerId"] == first
+
+
+# --- offboarding -------------------------------------------------------------------
+def offboard(stage, client, tenant_id, reason="contract ended"):
+    return post(client, f"/tenants/{tenant_id}/offboarding", {"reason": reason})
+
+
+def test_offboarding_an_active_tenant_releases_everything_and_keeps_the_record(
+    stripe_stage, localstripe
+):
+    stage = stripe_stage
+    t = stage.tenant_with_login(96)
+    active = decide(stage, stage.client, t, "approved")
+    customer, contact_list = active["stripeCustomerId"], active["list"]
+
+    status, body = offboard(stage, stage.client, t["tenantId"])
+
+    assert (status, body) == (202, {"tenantId": t["tenantId"], "status": "offboarding",
+                                    "attempt": 1})
+    record = stage.wait_for_status(t["tenantId"], "offboarded")
+    stage.wait_for_event(t["tenantId"], OFFBOARDED)
+    assert record["offboardedBy"] == "local" and record["offboardReason"] == "contract ended"
+    assert record["offboardedAt"] and record["createdAt"] == active["createdAt"]
+    assert set(record["released"]) == {"user", "stripeCustomer", "contactList"}
+    assert stage.login_enabled(t["tenantId"]) is False
+    assert not customer_exists(localstripe, customer)
+    assert not list_exists(stage, contact_list)
+    events = [e for e in stage.events() if e["detail"]["tenantId"] == t["tenantId"]]
+    assert [e["detail-type"] for e in events].count(OFFBOARDED) == 1
+    assert events[-1]["detail"]["reason"] == "contract ended"
+    listed = stage.client.http.get("/tenants?status=offboarded")
+    assert t["tenantId"] in {x["tenantId"] for x in json.loads(listed.body)["tenants"]}
+
+
+def test_offboarding_answers_400_404_and_409_with_reasons(stage, client):
+    t = stage.tenant_with_login(97)
+    assert post(client, f"/tenants/{t['tenantId']}/offboarding", {})[0] == 400
+    assert post(client, f"/tenants/{t['tenantId']}/offboarding", {"reason": "  "})[0] == 400
+    assert post(client, f"/tenants/{t['tenantId']}/offboarding", "not json")[0] == 400
+    assert offboard(stage, client, "00000000-0000-4000-8000-999999999999")[0] == 404
+    stage.start(t)
+    stage.wait_until_asked(t["tenantId"])
+
+    status, body = offboard(stage, client, t["tenantId"])
+
+    assert status == 409 and "is still onboarding" in body["Message"]
+
+
+def test_offboarding_twice_at_once_resolves_once(stage, client):
+    t = stage.tenant_with_login(98)
+    decide(stage, client, t, "approved")
+    def ask():
+        with Client(stage.app, stage_name=STAGE) as own:
+            return offboard(stage, own, t["tenantId"])
+
+    answers = at_once(ask)
+
+    assert sorted(code for code, _ in answers) == [202, 409]
+    stage.wait_for_status(t["tenantId"], "offboarded")
+    assert stage.wait_for_event(t["tenantId"], OFFBOARDED).count(OFFBOARDED) == 1
+    status, body = offboard(stage, client, t["tenantId"])
+    assert status == 409 and "is already offboarded" in body["Message"]
+
+
+@pytest.mark.parametrize("gone", ["stripe customer", "contact list", "cognito user"])
+def test_offboarding_completes_when_something_was_already_deleted_by_hand(
+    stripe_stage, localstripe, gone
+):
+    stage = stripe_stage
+    t = stage.tenant_with_login(99)
+    record = decide(stage, stage.client, t, "approved")
+    if gone == "stripe customer":
+        requests.delete(f"{localstripe}/v1/customers/{record['stripeCustomerId']}",
+                        auth=("sk_test_local", "")).raise_for_status()
+    elif gone == "contact list":
+        stage.sesv2.delete_contact_list(ContactListName=record["list"])
+    else:
+        boto3.client("cognito-idp", region_name=REGION).admin_delete_user(
+            UserPoolId=stage.resources.ref("UserPool"), Username=t["tenantId"])
+
+    offboard(stage, stage.client, t["tenantId"])
+
+    done = stage.wait_for_status(t["tenantId"], "offboarded")
+    existed = {what: details["existed"] for what, details in done["released"].items()}
+    key = {"stripe customer": "stripeCustomer", "contact list": "contactList",
+           "cognito user": "user"}[gone]
+    assert existed[key] is False and sum(existed.values()) == 2
+    assert stage.wait_for_event(t["tenantId"], OFFBOARDED).count(OFFBOARDED) == 1
+
+
+def test_offboarding_rides_out_a_stripe_outage(monkeypatch, localstripe):
+    with FlakyProxy(localstripe, []) as proxy:
+        with Stage(monkeypatch, stripe_api_base=proxy.url) as stage, \
+                Client(stage.app, stage_name=STAGE) as client:
+            t = stage.tenant_with_login(100)
+            customer = decide(stage, client, t, "approved")["stripeCustomerId"]
+            proxy.faults.extend([503] * 4)
+
+            offboard(stage, client, t["tenantId"])
+
+            stage.wait_for_status(t["tenantId"], "offboarded", seconds=60)
+            assert not customer_exists(localstripe, customer)
+            assert stage.wait_for_event(t["tenantId"], OFFBOARDED).count(OFFBOARDED) == 1
+
+
+def test_a_crash_after_a_release_before_it_is_recorded_releases_once(
+    stripe_stage, localstripe, monkeypatch
+):
+    stage = stripe_stage
+    t = stage.tenant_with_login(101)
+    record = decide(stage, stage.client, t, "approved")
+    # the list is deleted, then the function dies before recording it: the step runs again
+    repository = deps.tenants()
+    record_release = repository.mark_released
+    crashes = []
+
+    def crash_once(tenant_id, what, details, removes=()):
+        if what == "contactList" and not crashes:
+            crashes.append(details)
+            raise RuntimeError("the function died here")
+        return record_release(tenant_id, what, details, removes)
+
+    monkeypatch.setattr(repository, "mark_released", crash_once)
+
+    offboard(stage, stage.client, t["tenantId"])
+
+    done = stage.wait_for_status(t["tenantId"], "offboarded", seconds=60)
+    assert crashes and crashes[0]["existed"] is True
+    assert done["released"]["contactList"]["existed"] is False  # the redo found it gone
+    assert not list_exists(stage, record["list"])
+    assert done["released"]["contactList"]["list"] == record["list"]
+    assert "list" not in done and "stripeCustomerId" not in done
+    assert stage.wait_for_event(t["tenantId"], OFFBOARDED).count(OFFBOARDED) == 1
+
+
+def test_an_offboarding_that_fails_for_good_puts_the_tenant_back_with_why(stage, client):
+    t = stage.tenant_with_login(102)
+    decide(stage, client, t, "approved")
+    fail_first(app_session(), "before-call.cognito-identity-provider.AdminDisableUser", 100,
+               aws_error("AccessDeniedException", "no", 400))
+
+    assert offboard(stage, client, t["tenantId"])[0] == 202
+
+    stage.wait_for_event(t["tenantId"], OFFBOARDING_FAILED, seconds=60)
+    back = stage.record(t["tenantId"])
+    assert back["status"] == "active"
+    assert "AccessDenied" in back["offboardingFailure"]["reason"]
+    events = [e for e in stage.events() if e["detail"]["tenantId"] == t["tenantId"]]
+    assert [e["detail-type"] for e in events][-1] == OFFBOARDING_FAILED
+    assert "AccessDenied" in events[-1]["detail"]["reason"]
+    status, body = offboard(stage, client, t["tenantId"], "second try")
+    assert status == 202 and body["attempt"] == 2
