@@ -4,20 +4,34 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The pages (web/) need Node.js 20 and npm; npm ci installs web/package-lock.json.
+NODE_STAMP := web/node_modules/.installed
+ASSETS := chalicelib/assets/manifest.json
+WEB_SOURCES := $(wildcard web/src/*) web/build.mjs
 
-.PHONY: run test load package deploy admin bench clean
+.PHONY: run test load package deploy admin bench clean assets
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
+## assets: build the sign-up page and the admin console from web/ into chalicelib/assets/
+assets: $(ASSETS)
+
+$(NODE_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+$(ASSETS): $(NODE_STAMP) $(WEB_SOURCES)
+	cd web && npm run --silent build
+
 ## run: the whole app locally (local AWS + API + optional localstripe), until Ctrl-C
-run: $(STAMP)
+run: $(STAMP) assets
 	$(PY) -m scripts.local
 
 ## test: every test tier; fails when a test fails or when none ran
-test: $(STAMP)
+test: $(STAMP) assets
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## load: N concurrent onboardings against a fresh local stack (N=200; LOAD_ARGS to change)
@@ -29,7 +43,7 @@ bench: $(STAMP)
 	$(PY) -m scripts.bench $(BENCH_ARGS)
 
 ## package: what a deploy submits, built offline: build/$(STAGE)/template.json and its zips
-package: $(STAMP)
+package: $(STAMP) assets
 	@test -n "$(STAGE)" || (echo "usage: make package STAGE=dev" >&2; exit 2)
 	$(PY) -m scripts.deploy.package --stage $(STAGE)
 
@@ -43,4 +57,4 @@ admin: $(STAMP)
 	$(PY) -m scripts.admin $(ARGS)
 
 clean:
-	rm -rf $(VENV) .local build .pytest_cache .hypothesis
+	rm -rf $(VENV) .local build .pytest_cache .hypothesis chalicelib/assets web/node_modules

@@ -6,16 +6,19 @@ Each declaration parses its input in a line or two and hands it to
 import logging
 import os
 
-from chalice import Chalice, IAMAuthorizer, Rate
+from chalice import Chalice, CognitoUserPoolAuthorizer, Rate
 
 from chalicelib import dependencies as deps
 from chalicelib import logs
 from chalicelib.http_errors import answers
 
 app = Chalice(app_name="tenant-onboarding")
-# Admin routes: API Gateway checks a SigV4-signed caller (403 for anyone else).
-# chalice local admits every request; it listens on 127.0.0.1 only.
-admin_only = IAMAuthorizer()
+# API Gateway checks a Cognito ID token (401 for anyone else): admins of the
+# admin pool on the admin routes, the signed-in tenant on /me. The pools'
+# ARNs are the stack's own: template.json sets them (RestAPI); the local
+# stack checks tokens against its own pools (scripts/local/auth.py).
+admin_only = CognitoUserPoolAuthorizer("admins", provider_arns=["set in template.json"])
+tenant_only = CognitoUserPoolAuthorizer("tenants", provider_arns=["set in template.json"])
 logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
 app.log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
@@ -82,6 +85,45 @@ def _tenant_admin():
     from chalicelib.tenant_admin import TenantAdmin
 
     return TenantAdmin(deps.tenants(), deps.workflow())
+
+
+# The pages (built by `make assets` from web/): public, like any web page; what
+# they show comes from the routes above and /me, with the signed-in user's token.
+@app.route("/signup", methods=["GET"])
+def signup_page():
+    from chalicelib import pages
+
+    return pages.page("signup", app.current_request.headers.get("if-none-match"))
+
+
+@app.route("/admin", methods=["GET"])
+def admin_page():
+    from chalicelib import pages
+
+    return pages.page("admin", app.current_request.headers.get("if-none-match"))
+
+
+@app.route("/assets/{name}", methods=["GET"])
+def page_asset(name):
+    from chalicelib import pages
+
+    return pages.asset(name, app.current_request.headers.get("if-none-match"))
+
+
+# --- the tenant's own view, and what the pages need -------------------------------
+@app.route("/me", methods=["GET"], authorizer=tenant_only)
+@answers
+def my_onboarding():
+    from chalicelib.tenant_admin import tenant_view
+
+    return tenant_view(deps.tenants(), app.current_request.context)
+
+
+@app.route("/config", methods=["GET"])
+def public_config():
+    from chalicelib.settings import public_config
+
+    return public_config()
 
 
 # --- Cognito triggers ---------------------------------------------------------

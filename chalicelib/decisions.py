@@ -42,9 +42,10 @@ LOCAL_CALLER = "local"
 
 
 def caller_of(request_context: Dict[str, Any]) -> str:
-    """Who decided: the IAM caller API Gateway authenticated, or "local"."""
-    identity = (request_context or {}).get("identity") or {}
-    return identity.get("userArn") or LOCAL_CALLER
+    """Who acts: the admin's email from the Cognito ID token API Gateway
+    checked, or "local" where nothing checks (chalice.test)."""
+    claims = ((request_context or {}).get("authorizer") or {}).get("claims") or {}
+    return claims.get("email") or LOCAL_CALLER
 
 
 def read_json_object(raw_body: Optional[bytes], fields: set, usage: str) -> Dict[str, Any]:

@@ -6,7 +6,7 @@ template for its stage. Missing required values fail loudly, naming the variable
 """
 import os
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Dict, Mapping, Optional
 
 DEFAULT_EVENT_SOURCE = "tenant-onboarding"
 LIST_PER_TENANT = "list-per-tenant"
@@ -112,3 +112,21 @@ def _required_here(value: Optional[str], name: str) -> str:
             "functions that need it"
         )
     return value
+
+
+def public_config(environ: Optional[Mapping[str, str]] = None) -> Dict[str, Optional[str]]:
+    """What the sign-up page and the console need to talk to Cognito: ids, not secrets."""
+    environ = os.environ if environ is None else environ
+
+    def value(name: str) -> Optional[str]:
+        return environ.get(name, "").strip() or None
+
+    return {
+        "region": value("AWS_REGION") or value("AWS_DEFAULT_REGION"),
+        # only locally: where the emulated Cognito answers
+        "cognitoEndpoint": value("PUBLIC_COGNITO_ENDPOINT"),
+        "tenantUserPoolId": value("USER_POOL_ID"),
+        "tenantUserPoolClientId": value("USER_POOL_CLIENT_ID"),
+        "adminUserPoolId": value("ADMIN_USER_POOL_ID"),
+        "adminUserPoolClientId": value("ADMIN_USER_POOL_CLIENT_ID"),
+    }

@@ -33,7 +33,7 @@ class InvalidSignupEvent(ValueError):
 
 class SignUpRefused(ValueError):
     """Raised by the pre sign-up trigger; Cognito shows the message to the client
-    as "PreSignUp failed with error <message>."."""
+    as "PreSignUp failed with error <message>." (so the message ends without a period)."""
 
 
 def unsafe_characters(text: str) -> list:
@@ -53,19 +53,19 @@ def check_sign_up(event: Dict[str, Any]) -> Dict[str, Any]:
     name = attributes.get("name")
     email = attributes.get("email") or ""
     if not isinstance(name, str) or not name.strip():
-        raise SignUpRefused("Company name is required.")
+        raise SignUpRefused("Company name is required")
     if len(name) > MAX_NAME_LENGTH:
-        raise SignUpRefused(f"Company name must be at most {MAX_NAME_LENGTH} characters.")
+        raise SignUpRefused(f"Company name must be at most {MAX_NAME_LENGTH} characters")
     bad = unsafe_characters(name)
     if bad:
         raise SignUpRefused(
             "Company name must not contain control or text-direction characters "
-            f"({', '.join(bad)})."
+            f"({', '.join(bad)})"
         )
     if len(email) > MAX_EMAIL_LENGTH:
-        raise SignUpRefused(f"Email must be at most {MAX_EMAIL_LENGTH} characters.")
+        raise SignUpRefused(f"Email must be at most {MAX_EMAIL_LENGTH} characters")
     if unsafe_characters(email):
-        raise SignUpRefused("Email must not contain control or text-direction characters.")
+        raise SignUpRefused("Email must not contain control or text-direction characters")
     return event
 
 

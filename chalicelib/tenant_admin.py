@@ -75,6 +75,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def tenant_view(tenants: TenantRepository, request_context: Dict[str, Any]) -> Dict[str, Any]:
+    """The signed-in tenant's own record, as a tenant may see it: never the task
+    token, the admin's identity or the Stripe id."""
+    claims = ((request_context or {}).get("authorizer") or {}).get("claims") or {}
+    tenant_id = claims.get("sub") or ""
+    if not TENANT_ID.match(tenant_id):
+        raise NotFoundError("no tenant for this sign-in")
+    record = tenants.get(tenant_id)
+    if record is None:
+        raise NotFoundError("your onboarding has not started yet; try again in a moment")
+    view = {"tenantId": tenant_id, **{k: record.get(k) for k in ("status", "name", "email",
+                                                                   "createdAt")}}
+    if record.get("status") == "onboarding" and record.get("decideBy"):
+        view["decideBy"] = record["decideBy"]
+    if record.get("status") == "rejected":
+        view["reason"] = (record.get("decision") or {}).get("reason")
+    return view
+
+
 def encode_page_token(key: Optional[Dict[str, Any]]) -> Optional[str]:
     if not key:
         return None

@@ -4,6 +4,7 @@ stopped one can start again at once on the same ports, a bad port is one
 clear line, and a second confirmation, an over-long attribute or an email
 in another case are answered as Cognito answers them."""
 import json
+import re
 import os
 import signal
 import socket
@@ -179,8 +180,15 @@ class LocalCognitoApi:
             "127.0.0.1", 0, extensions, threaded=True, request_handler=MotoRequestHandler
         )
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        extensions.attach_cognito(LocalCognito(self.client(), self.trigger))
+        self.mail = []  # what Cognito would have mailed
+        self.now = time.time()  # the local Cognito's clock, moved by hand
+        extensions.attach_cognito(LocalCognito(self.client(), self.trigger,
+                                               outbox=self.mail.append, clock=lambda: self.now))
         self.cognito = self.client()  # a user's client: its calls go through LocalCognito
+
+    def code(self, email: str) -> str:
+        """The latest confirmation code mailed to ``email``."""
+        return [m["code"] for m in self.mail if m["to"] == email and "code" in m][-1]
 
     def client(self):
         return boto3.client(
@@ -230,14 +238,15 @@ def api():
 def test_given_a_confirmed_user_when_confirmed_again_then_refused_and_the_trigger_ran_once(api):
     _, client_id = api.pool()
     api.sign_up(client_id, "ada@example.com")
-    api.cognito.confirm_sign_up(ClientId=client_id, Username="ada@example.com", ConfirmationCode="1")
+    api.cognito.confirm_sign_up(ClientId=client_id, Username="ada@example.com",
+                                ConfirmationCode=api.code("ada@example.com"))
 
     with pytest.raises(
         api.cognito.exceptions.NotAuthorizedException,
         match="User cannot be confirmed. Current status is CONFIRMED",
     ):
         api.cognito.confirm_sign_up(
-            ClientId=client_id, Username="ada@example.com", ConfirmationCode="1"
+            ClientId=client_id, Username="ada@example.com", ConfirmationCode=api.code("ada@example.com")
         )
     assert len(api.trigger.events) == 1
 
@@ -266,7 +275,8 @@ def test_given_two_confirms_at_once_then_exactly_one_runs_the_trigger(api):
     def confirm():
         try:
             api.client().confirm_sign_up(
-                ClientId=client_id, Username="ada@example.com", ConfirmationCode="1"
+                ClientId=client_id, Username="ada@example.com",
+                ConfirmationCode=api.code("ada@example.com"),
             )
             outcomes.append("confirmed")
         except api.cognito.exceptions.NotAuthorizedException:
@@ -346,7 +356,8 @@ def test_given_a_case_insensitive_pool_when_a_user_is_named_in_another_case_then
     pool_id, client_id = api.pool(case_sensitive=False)
     sub = api.sign_up(client_id, "ada@example.com")
 
-    api.cognito.confirm_sign_up(ClientId=client_id, Username="ADA@example.com", ConfirmationCode="1")
+    api.cognito.confirm_sign_up(ClientId=client_id, Username="ADA@example.com",
+                                ConfirmationCode=api.code("ada@example.com"))
 
     assert [event["userName"] for event in api.trigger.events] == [sub]
     user = api.cognito.admin_get_user(UserPoolId=pool_id, Username="Ada@Example.COM")
@@ -411,3 +422,55 @@ def test_on_the_stack_the_same_email_in_another_case_is_not_a_second_tenant(stac
         match="An account with the given email already exists.",
     ):
         stack.sign_up_and_confirm("GRACE@example.com", "Grace Co again")
+
+
+# --- confirmation codes and temporary passwords, as Cognito mails them ----------------------
+def test_given_a_sign_up_then_a_six_digit_code_is_mailed_and_only_it_confirms(api):
+    pool_id, client_id = api.pool()
+    api.sign_up(client_id, "ada@example.com")
+    [message] = api.mail
+    assert message["to"] == "ada@example.com" and re.fullmatch(r"\d{6}", message["code"])
+    assert message["subject"] and message["sentAt"].endswith("Z")
+    wrong = "%06d" % ((int(message["code"]) + 1) % 10 ** 6)
+
+    with pytest.raises(api.cognito.exceptions.CodeMismatchException):
+        api.cognito.confirm_sign_up(ClientId=client_id, Username="ada@example.com",
+                                    ConfirmationCode=wrong)
+    assert api.trigger.events == []
+    api.cognito.confirm_sign_up(ClientId=client_id, Username="ada@example.com",
+                                ConfirmationCode=message["code"])
+    assert len(api.trigger.events) == 1
+
+
+def test_given_a_day_old_code_then_expired_and_a_resent_code_confirms(api):
+    _, client_id = api.pool()
+    api.sign_up(client_id, "ada@example.com")
+    old = api.code("ada@example.com")
+    api.now += 24 * 3600 + 1
+
+    with pytest.raises(api.cognito.exceptions.ExpiredCodeException):
+        api.cognito.confirm_sign_up(ClientId=client_id, Username="ada@example.com",
+                                    ConfirmationCode=old)
+    api.cognito.resend_confirmation_code(ClientId=client_id, Username="ada@example.com")
+    new = api.code("ada@example.com")
+    api.cognito.confirm_sign_up(ClientId=client_id, Username="ada@example.com",
+                                ConfirmationCode=new)
+    assert len(api.trigger.events) == 1
+
+
+def test_given_an_admin_created_user_then_a_temporary_password_is_mailed_and_signs_in(api):
+    pool_id, client_id = api.pool()
+    api.cognito.admin_create_user(UserPoolId=pool_id, Username="ops@example.com",
+                                  UserAttributes=[{"Name": "name", "Value": "Ops"}])
+    [message] = api.mail
+    assert message["to"] == "ops@example.com" and "code" not in message
+
+    answer = api.cognito.initiate_auth(
+        ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "ops@example.com", "PASSWORD": message["temporaryPassword"]})
+
+    assert answer["ChallengeName"] == "NEW_PASSWORD_REQUIRED"
+    api.cognito.admin_create_user(UserPoolId=pool_id, Username="quiet@example.com",
+                                  MessageAction="SUPPRESS",
+                                  UserAttributes=[{"Name": "name", "Value": "Q"}])
+    assert len(api.mail) == 1  # SUPPRESS mails nothing

@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from scripts.admin.session import last_mail, new_local_admin
 from tests.conftest import PROJECT_DIR, localstripe_customers
 
 pytestmark = pytest.mark.e2e
@@ -83,8 +84,26 @@ class RunningStack:
             Password=PASSWORD,
             UserAttributes=[{"Name": "email", "Value": email}, {"Name": "name", "Value": name}],
         )["UserSub"]
-        self.cognito.confirm_sign_up(ClientId=client_id, Username=email, ConfirmationCode="000000")
+        code = last_mail(self.state_dir, email, "code")
+        self.cognito.confirm_sign_up(ClientId=client_id, Username=email, ConfirmationCode=code)
         return sub
+
+    @property
+    def admin_token(self) -> str:
+        """An admin's ID token, for the admin routes (made once a stack)."""
+        if not getattr(self, "_admin_token", None):
+            self._admin_token = new_local_admin(self.outputs, self.state_dir, "e2e-admin@example.com")
+        return self._admin_token
+
+    def run_admin(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        """The admin CLI against this stack, signed in as the e2e admin."""
+        self.admin_token  # made, and its session saved where the CLI finds it
+        session = self.state_dir / "admin-session-e2e-admin@example.com.json"
+        (self.state_dir / "admin-session.json").write_bytes(session.read_bytes())
+        return subprocess.run(
+            [sys.executable, "-m", "scripts.admin", "--state-dir", str(self.state_dir), *args],
+            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, input=stdin,
+        )
 
     def task_token(self, tenant_id: str, seconds: float = 20) -> str:
         arn = self.outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
@@ -106,7 +125,7 @@ class RunningStack:
         request = urllib.request.Request(
             self.outputs["apiUrl"] + "/tenant/finalize",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": self.admin_token},
             method="POST",
         )
         try:
@@ -256,10 +275,7 @@ def test_the_admin_cli_lists_shows_and_decides_against_the_local_stack(stack):
         )
 
     def run_admin(*args):
-        result = subprocess.run(
-            [sys.executable, "-m", "scripts.admin", "--state-dir", str(stack.state_dir), *args],
-            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60,
-        )
+        result = stack.run_admin(*args)
         return result.returncode, result.stdout, result.stderr
 
     code, listing, _ = run_admin("list")
@@ -275,7 +291,8 @@ def test_the_admin_cli_lists_shows_and_decides_against_the_local_stack(stack):
 
     code, shown, _ = run_admin("show", bob)
     assert code == 0
-    assert "duplicate signup" in shown and "decided by" in shown and "local" in shown
+    assert "duplicate signup" in shown and "decided by" in shown
+    assert "e2e-admin@example.com" in shown  # the admin's email, from the ID token
     code, _, error = run_admin("approve", bob)
     assert code == 1
     assert "409" in error and "not awaiting a decision (status rejected)" in error
@@ -299,11 +316,7 @@ def test_resume_starts_onboarding_for_a_confirmed_user_the_trigger_missed(stack)
         UserPoolId=pool, Username="missed@example.com", Password=PASSWORD, Permanent=True
     )
 
-    def run_admin(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "scripts.admin", "--state-dir", str(stack.state_dir), *args],
-            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60,
-        )
+    run_admin = stack.run_admin
 
     first = run_admin("resume", sub)
     second = run_admin("resume", sub)
@@ -406,10 +419,7 @@ def test_the_admin_cli_shows_control_characters_as_text(stack):
         UpdateExpression="SET #n = :n", ExpressionAttributeNames={"#n": "name"},
         ExpressionAttributeValues={":n": {"S": "Acme\x1b[2K\r\x1b[32mTotally Legit Bank\x1b[0m\nX"}})
 
-    listing = subprocess.run(
-        [sys.executable, "-m", "scripts.admin", "--state-dir", str(stack.state_dir), "list"],
-        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60,
-    ).stdout
+    listing = stack.run_admin("list").stdout
 
     [line] = [line for line in listing.splitlines() if tenant_id in line]
     assert "Acme\\x1b[2K\\r\\x1b[32mTotally Legit Bank\\x1b[0m\\nX" in line
@@ -421,11 +431,7 @@ def test_retry_and_reconcile_from_the_admin_cli(stack):
     stack.task_token(tenant_id)
     execution = stack.outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
 
-    def run_admin(*args, **env):
-        return subprocess.run(
-            [sys.executable, "-m", "scripts.admin", "--state-dir", str(stack.state_dir), *args],
-            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60,
-        )
+    run_admin = stack.run_admin
 
     assert run_admin("retry", tenant_id).returncode == 1  # still onboarding: 409
     stack.sfn.stop_execution(executionArn=f"{execution}:{tenant_id}")
@@ -445,9 +451,7 @@ def test_an_aborted_onboarding_is_failed_by_the_reconciler_then_retried_to_activ
         running.sfn.stop_execution(executionArn=f"{executions}:{tenant_id}")
 
         def run_admin(*args):
-            result = subprocess.run(
-                [sys.executable, "-m", "scripts.admin", "--state-dir", str(running.state_dir),
-                 *args], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60)
+            result = running.run_admin(*args)
             assert result.returncode == 0, result.stderr
             return result.stdout
 
@@ -472,3 +476,60 @@ def test_an_aborted_onboarding_is_failed_by_the_reconciler_then_retried_to_activ
             "Tenant Onboarding Approval Requested", "Tenant Onboarding Complete"]
     finally:
         running.stop()
+
+
+# --- authorization, as API Gateway does it ---------------------------------------------
+def call(stack, method, path, token=None, body=None):
+    request = urllib.request.Request(
+        stack.outputs["apiUrl"] + path, method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json", **({"Authorization": token} if token else {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/tenants"), ("GET", "/tenants/00000000-0000-4000-8000-000000000001"),
+    ("POST", "/tenant/finalize"), ("POST", "/tenants/00000000-0000-4000-8000-000000000001/retry"),
+    ("GET", "/me"),
+])
+def test_a_request_without_a_valid_token_gets_401_as_from_api_gateway(stack, method, path):
+    for token in (None, "not-a-jwt", stack.admin_token[:-4] + "AAAA"):
+        assert call(stack, method, path, token, {} if method == "POST" else None) == (
+            401, {"message": "Unauthorized"}), token
+
+
+def test_a_tenants_token_opens_me_and_no_admin_route(stack):
+    tenant_id = stack.sign_up_and_confirm("me@example.com", "Me & Co")
+    stack.task_token(tenant_id)
+    tokens = stack.cognito.initiate_auth(
+        ClientId=stack.outputs["userPoolClientId"], AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "me@example.com", "PASSWORD": PASSWORD},
+    )["AuthenticationResult"]
+
+    status, me = call(stack, "GET", "/me", tokens["IdToken"])
+    assert status == 200
+    assert me["tenantId"] == tenant_id and me["name"] == "Me & Co" and me["status"] == "onboarding"
+    assert set(me) <= {"tenantId", "status", "name", "email", "createdAt", "decideBy", "reason"}
+    assert call(stack, "GET", "/tenants", tokens["IdToken"])[0] == 401  # not an admin
+    assert call(stack, "GET", "/me", stack.admin_token)[0] == 401      # not a tenant
+    assert call(stack, "GET", "/me", tokens["AccessToken"])[0] == 401   # an ID token only
+
+
+def test_a_wrong_or_expired_confirmation_code_is_refused_as_cognito_does(stack):
+    client_id = stack.outputs["userPoolClientId"]
+    stack.cognito.sign_up(ClientId=client_id, Username="codes@example.com", Password=PASSWORD,
+                          UserAttributes=[{"Name": "email", "Value": "codes@example.com"},
+                                          {"Name": "name", "Value": "Codes Ltd"}])
+    code = last_mail(stack.state_dir, "codes@example.com", "code")
+    wrong = "000000" if code != "000000" else "111111"
+
+    with pytest.raises(stack.cognito.exceptions.CodeMismatchException):
+        stack.cognito.confirm_sign_up(ClientId=client_id, Username="codes@example.com",
+                                      ConfirmationCode=wrong)
+    stack.cognito.confirm_sign_up(ClientId=client_id, Username="codes@example.com",
+                                  ConfirmationCode=code)

@@ -80,6 +80,7 @@ def test_retry_of_a_failed_tenant_runs_a_new_attempt_that_can_end_active(monkeyp
         execution = stage.state_machine_arn.replace(":stateMachine:", ":execution:") + \
             f":{t['tenantId']}-attempt-2"
         token = stage.wait_for_token(execution)
+        stage.wait_until_asked(t["tenantId"])
         assert kinds(stage, t["tenantId"]) == [FAILED, APPROVAL]  # a fresh wait asks again
         assert post(client, "/tenant/finalize", json.loads(finalize_body(token, "approved")))[0] == 200
         assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
@@ -158,6 +159,7 @@ def test_the_reconciler_fails_a_tenant_whose_execution_was_aborted(stage, sweep_
     t = tenant(75)
     execution = stage.start(t)
     stage.wait_for_token(execution)
+    stage.wait_until_asked(t["tenantId"])
     stage.sfn.stop_execution(executionArn=execution, error="Aborted", cause="by hand")
     stage.wait_for_end(execution)
     assert stage.record(t["tenantId"])["status"] == "onboarding"  # stuck, until now
@@ -212,6 +214,7 @@ def test_the_reconciler_reminds_once_per_wait_before_the_deadline(monkeypatch, s
     with Stage(monkeypatch, approval_timeout_seconds=1800) as stage:
         t = tenant(78)
         stage.wait_for_token(stage.start(t))
+        stage.wait_until_asked(t["tenantId"])
 
         stage.lambdas.invoke_json("reconcile", scheduled_event())
         stage.lambdas.invoke_json("reconcile", scheduled_event())

@@ -118,17 +118,37 @@ def test_an_unknown_stage_is_refused_with_a_clear_message(capsys):
 
 
 # --- authorization and least privilege ----------------------------------------------------
-def test_every_route_requires_iam_authorization(sam):
+PUBLIC_ROUTES = {"/config", "/signup", "/admin", "/assets/{name}"}
+TENANT_ROUTES = {"/me"}
+
+
+def test_every_admin_route_requires_an_admin_of_the_stacks_admin_pool(sam):
     api = sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
-    schemes = {name for name, scheme in api["securityDefinitions"].items()
-               if scheme.get("x-amazon-apigateway-authtype") == "awsSigv4"}
+    schemes = api["securityDefinitions"]
+    for name, pool in (("admins", "AdminUserPool"), ("tenants", "UserPool")):
+        assert schemes[name]["x-amazon-apigateway-authtype"] == "cognito_user_pools"
+        assert schemes[name]["x-amazon-apigateway-authorizer"]["providerARNs"] == [
+            {"Fn::GetAtt": [pool, "Arn"]}]
     routes = [(path, method, spec) for path, methods in api["paths"].items()
               for method, spec in methods.items() if method in ("get", "post", "put", "patch", "delete")]
 
-    assert routes
+    assert {path for path, _, _ in routes} >= {"/tenants", "/tenant/finalize", "/me"}
     for path, method, spec in routes:
         used = {name for requirement in spec.get("security", []) for name in requirement}
-        assert used and used <= schemes, f"{method.upper()} {path} is not IAM-authorized"
+        if path in PUBLIC_ROUTES:
+            assert not used, f"{method.upper()} {path} should be public"
+        elif path in TENANT_ROUTES:
+            assert used == {"tenants"}, f"{method.upper()} {path}"
+        else:
+            assert used == {"admins"}, f"{method.upper()} {path} is not admin-only"
+    assert "sigv4" not in schemes  # admins are users of their pool, not IAM principals
+
+
+def test_no_self_sign_up_for_admins(sam):
+    pool = sam["Resources"]["AdminUserPool"]
+    assert pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    assert pool["DeletionPolicy"] == pool["UpdateReplacePolicy"] == "Retain"
+    assert "LambdaConfig" not in pool["Properties"]  # no tenant onboarding for admins
 
 
 def test_every_function_has_its_own_role_and_log_group(sam):
@@ -272,15 +292,16 @@ def test_the_trigger_permission_names_the_user_pool_as_its_source(sam):
 
 
 def test_the_data_survives_a_teardown_and_is_protected_beyond_dev(sam):
-    for logical in ("TenantTable", "UserPool"):
+    for logical in ("TenantTable", "UserPool", "AdminUserPool"):
         resource = sam["Resources"][logical]
         assert resource["DeletionPolicy"] == "Retain", logical
         assert resource["UpdateReplacePolicy"] == "Retain", logical
     for stage, on in (("dev", False), ("prod", True)):
         r = resolved(sam, stage=stage)
         assert r.resolve(sam["Resources"]["TenantTable"]["Properties"]["DeletionProtectionEnabled"]) is on
-        assert r.resolve(sam["Resources"]["UserPool"]["Properties"]["DeletionProtection"]) == (
-            "ACTIVE" if on else "INACTIVE")
+        for pool in ("UserPool", "AdminUserPool"):
+            assert r.resolve(sam["Resources"][pool]["Properties"]["DeletionProtection"]) == (
+                "ACTIVE" if on else "INACTIVE")
 
 
 def test_every_placeholder_of_the_definition_is_substituted(sam):

@@ -12,10 +12,14 @@
 Every string a tenant supplied is printed with control characters made
 visible (\x1b, \n, \u202e...): a name cannot rewrite what the admin sees.
 
+    python -m scripts.admin add-admin EMAIL          # with AWS credentials (locally: none)
+    python -m scripts.admin login [EMAIL]            # password asked, never on argv
+    python -m scripts.admin token                    # the ID token, for curl
+
 Against the local stack by default (.local/stack.json), or a deployed stage
-with --stage STAGE (.chalice/outputs-STAGE.json): there every request is
-signed with your AWS credentials (SigV4, like the AWS CLI), as the admin
-routes use IAM authorization. `make admin ARGS="list"` runs it too.
+with --stage STAGE (.chalice/outputs-STAGE.json). The admin routes take an
+admin's Cognito ID token: sign in once with `login`; every command sends it,
+refreshed when it is about to expire. `make admin ARGS="list"` runs it too.
 """
 import argparse
 import json
@@ -28,6 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from scripts.admin.session import AdminSession, SignInError, token_file
 from scripts.deploy.template import PROJECT_DIR
 
 
@@ -87,25 +92,6 @@ class AdminApi:
                          {"reason": reason})
 
 
-def signer(region: str, profile: Optional[str]) -> Callable[..., Dict[str, str]]:
-    """SigV4 for API Gateway (service execute-api) with the caller's credentials."""
-    import botocore.session
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-
-    session = botocore.session.Session(profile=profile)
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise AdminError("no AWS credentials found: set a profile or the AWS_* variables")
-
-    def sign(method: str, url: str, data: Optional[bytes], headers: Dict[str, str]):
-        request = AWSRequest(method=method, url=url, data=data, headers=headers)
-        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
-        return dict(request.headers.items())
-
-    return sign
-
-
 def target_outputs(stage: Optional[str], state_dir: Path) -> Dict[str, Any]:
     """What the target publishes: .chalice/outputs-STAGE.json or the local stack.json."""
     if stage:
@@ -120,12 +106,54 @@ def target_outputs(stage: Optional[str], state_dir: Path) -> Dict[str, Any]:
 
 
 def api_for(stage: Optional[str], state_dir: Path, profile: Optional[str]) -> AdminApi:
+    """The API, as the admin signed in with make admin ARGS="login"."""
     values = target_outputs(stage, state_dir)
     if not values.get("apiUrl"):
         raise AdminError(f"the {stage or 'local'} stage has no apiUrl")
-    if stage:
-        return AdminApi(values["apiUrl"], signer(values["region"], profile))
-    return AdminApi(values["apiUrl"])
+    session = admin_session(stage, state_dir, profile, values)
+
+    def signed_in(method: str, url: str, data: Optional[bytes], headers: Dict[str, str]):
+        try:
+            return {**headers, "Authorization": session.id_token()}
+        except SignInError as error:
+            raise AdminError(str(error)) from None
+
+    return AdminApi(values["apiUrl"], signed_in)
+
+
+def admin_session(stage: Optional[str], state_dir: Path, profile: Optional[str],
+                  values: Dict[str, Any]) -> AdminSession:
+    if not values.get("adminUserPoolClientId"):
+        raise AdminError(f"the {stage or 'local'} stage has no admin user pool; deploy it again")
+    if stage:  # signing in needs no AWS credentials: a public client, like the console's
+        import boto3
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        cognito = boto3.client("cognito-idp", region_name=values["region"],
+                               config=Config(signature_version=UNSIGNED))
+    else:
+        session, endpoint = aws_session(stage, profile, values)
+        cognito = session.client("cognito-idp", endpoint_url=endpoint)
+    return AdminSession(cognito, values["adminUserPoolClientId"], token_file(stage, state_dir))
+
+
+def add_admin(stage: Optional[str], state_dir: Path, profile: Optional[str], email: str) -> str:
+    """A new admin (the one command that uses AWS credentials): Cognito mails its
+    temporary password (locally: to the outbox); first sign-in sets its own."""
+    values = target_outputs(stage, state_dir)
+    session, endpoint = aws_session(stage, profile, values)
+    cognito = session.client("cognito-idp", endpoint_url=endpoint)
+    try:
+        cognito.admin_create_user(
+            UserPoolId=values["adminUserPoolId"], Username=email, DesiredDeliveryMediums=["EMAIL"],
+            UserAttributes=[{"Name": "email", "Value": email},
+                            {"Name": "email_verified", "Value": "true"}])
+    except cognito.exceptions.UsernameExistsException:
+        raise AdminError(f"{email} is already an admin") from None
+    except cognito.exceptions.ClientError as error:
+        raise AdminError(f"Cognito refused: {error.response['Error'].get('Message')}") from None
+    return email
 
 
 def aws_session(stage: Optional[str], profile: Optional[str], values: Dict[str, Any]):
@@ -295,12 +323,36 @@ def main(argv: Optional[List[str]] = None) -> int:
     ).add_argument("tenant_id")
     commands.add_parser("reconcile", help="run the scheduled sweep now: stuck tenants, "
                         "unsent outcomes, reminders")
+    commands.add_parser("add-admin", help="make someone an admin (uses AWS credentials)"
+                        ).add_argument("email")
+    commands.add_parser("login", help="sign in as an admin (password asked)").add_argument(
+        "email", nargs="?")
+    commands.add_parser("token", help="print your ID token (signed in), e.g. for curl")
     args = parser.parse_args(argv)
 
     try:
         if args.command == "resume":
             arn = resume(args.stage, Path(args.state_dir), args.profile, args.tenant_id)
             print(f"Onboarding of {args.tenant_id} started as {arn}")
+            return 0
+        if args.command == "add-admin":
+            add_admin(args.stage, Path(args.state_dir), args.profile, args.email)
+            where = "the outbox (.local/outbox.jsonl)" if not args.stage else "their email"
+            print(f"{args.email} is an admin; their temporary password is in {where}. "
+                  "They sign in with make admin ARGS=\"login\" or on /admin.")
+            return 0
+        if args.command in ("login", "token"):
+            values = target_outputs(args.stage, Path(args.state_dir))
+            session = admin_session(args.stage, Path(args.state_dir), args.profile, values)
+            try:
+                if args.command == "token":
+                    print(session.id_token())
+                    return 0
+                email = args.email or input("Email: ").strip()
+                session.login(email)
+            except SignInError as error:
+                raise AdminError(str(error)) from None
+            print(f"Signed in as {email}.")
             return 0
         if args.command == "reconcile":
             counts = reconcile(args.stage, Path(args.state_dir), args.profile)

@@ -61,9 +61,26 @@ class LoadRun:
             UserAttributes=[{"Name": "email", "Value": email}, {"Name": "name", "Value": f"Load {email}"}],
         )["UserSub"]
         self.cognito.confirm_sign_up(
-            ClientId=self.outputs["userPoolClientId"], Username=email, ConfirmationCode="000000"
+            ClientId=self.outputs["userPoolClientId"], Username=email,
+            ConfirmationCode=self.confirmation_code(email),
         )
         return {"email": email, "tenantId": sub, "signedUp": started}
+
+    def confirmation_code(self, email: str) -> str:
+        """The code the local Cognito mailed ``email`` (the stack's outbox.jsonl)."""
+        from scripts.admin.session import last_mail
+
+        return last_mail(self.state_dir, email, "code")
+
+    @property
+    def admin_token(self) -> str:
+        """An admin's ID token: the decisions go through the admin authorizer."""
+        if not getattr(self, "_admin_token", None):
+            from scripts.admin.session import new_local_admin
+
+            self._admin_token = new_local_admin(self.outputs, self.state_dir,
+                                                f"load-admin-{uuid.uuid4().hex[:8]}@example.com")
+        return self._admin_token
 
     def await_token(self, tenant: Dict[str, Any], seconds: float) -> None:
         arn = f"{self.execution_prefix}:{tenant['tenantId']}"
@@ -92,7 +109,7 @@ class LoadRun:
         request = urllib.request.Request(
             self.outputs["apiUrl"] + "/tenant/finalize",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": self.admin_token},
             method="POST",
         )
         tenant["decided"] = time.time()
@@ -127,6 +144,7 @@ class LoadRun:
     def run(self, signups: int, reject_every: int, seconds: float) -> Dict[str, Any]:
         run_id = uuid.uuid4().hex[:8]
         emails = [f"load-{run_id}-{n}@example.com" for n in range(signups)]
+        _ = self.admin_token  # one admin, signed in before the clock starts
         began = time.time()
         with ThreadPoolExecutor(self.workers) as pool:
             tenants = list(pool.map(self.sign_up, emails))

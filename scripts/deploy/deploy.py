@@ -14,7 +14,7 @@ script then prints the first resource that failed and why. The stack's
 outputs are printed and written to .chalice/outputs-<stage>.json, where the
 admin CLI finds them.
 
---delete deletes the stack; the tenant table and the user pool are retained
+--delete deletes the stack; the tenant table and the two user pools are retained
 (DeletionPolicy Retain), and so are the Stripe secret and the shared SES
 list, which live outside the stack. --delete-data removes those too, after
 asking (or with --yes).
@@ -64,6 +64,8 @@ OUTPUT_KEYS = {
     "TenantTableName": "tableName",
     "EventBusName": "eventBusName",
     "ReconcileFunctionName": "reconcileFunction",
+    "AdminUserPoolId": "adminUserPoolId",
+    "AdminUserPoolClientId": "adminUserPoolClientId",
 }
 
 
@@ -195,8 +197,9 @@ class Deployer:
             found = f"table {names['table']}"
         except ddb.exceptions.ResourceNotFoundException:
             found = ""
-        if not found and self.find_user_pool(names["user_pool"]):
-            found = f"user pool {names['user_pool']}"
+        for pool in ("user_pool", "admin_pool"):
+            if not found and self.find_user_pool(names[pool]):
+                found = f"user pool {names[pool]}"
         if found:
             raise DeployError(
                 f"the {found} of an earlier {self.stack} stack still exists (kept when that "
@@ -207,7 +210,8 @@ class Deployer:
             )
 
     def data_names(self) -> Dict[str, str]:
-        return {"table": f"{self.stack}-tenants", "user_pool": f"{self.stack}-tenants"}
+        return {"table": f"{self.stack}-tenants", "user_pool": f"{self.stack}-tenants",
+                "admin_pool": f"{self.stack}-admins"}
 
     def find_user_pool(self, name: str) -> Optional[str]:
         cognito = self.client("cognito-idp")
@@ -522,7 +526,7 @@ class Deployer:
         found = {}
         for page in cfn.get_paginator("list_stack_resources").paginate(StackName=self.stack):
             for resource in page["StackResourceSummaries"]:
-                if resource["LogicalResourceId"] in ("TenantTable", "UserPool"):
+                if resource["LogicalResourceId"] in ("TenantTable", "UserPool", "AdminUserPool"):
                     found[resource["LogicalResourceId"]] = resource.get("PhysicalResourceId", "")
         return found
 
@@ -537,9 +541,10 @@ class Deployer:
             found.append(("DynamoDB table", table))
         except ddb.exceptions.ResourceNotFoundException:
             pass
-        pool = retained.get("UserPool") or self.find_user_pool(names["user_pool"])
-        if pool:
-            found.append(("Cognito user pool", pool))
+        for logical, name in (("UserPool", "user_pool"), ("AdminUserPool", "admin_pool")):
+            pool = retained.get(logical) or self.find_user_pool(names[name])
+            if pool:
+                found.append(("Cognito user pool", pool))
         secrets = self.client("secretsmanager")
         try:
             secrets.describe_secret(SecretId=stripe_secret_name(self.stage))

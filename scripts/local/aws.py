@@ -292,12 +292,16 @@ class AwsExtensions:
                 status, headers, body = self._call_cognito(
                     target[len(COGNITO):], request, environ
                 )
+                if environ.get("HTTP_ORIGIN"):  # a browser (the sign-up page) reads it too
+                    headers = _with_cors(headers)
             else:
                 status, headers, body = self._call_moto(environ)
                 if status.startswith("200"):
                     self._tap_events(request, body)
         except CognitoError as error:
             status, headers, body = _json_error(error.code, error.message)
+            if environ.get("HTTP_ORIGIN"):
+                headers = _with_cors(headers)
         start_response(status, headers)
         return [body]
 
@@ -308,6 +312,9 @@ class AwsExtensions:
         exclusive = operation in CHANGES_USER_STATE
         with self._user_state_lock if exclusive else contextlib.nullcontext():
             forwarded = self._cognito.before(operation, request)
+            own = self._cognito.answer(operation, forwarded)  # what moto lacks
+            if own is not None:
+                return _json_answer(own)
             if forwarded != request:
                 raw = json.dumps(forwarded).encode()
                 environ["wsgi.input"] = io.BytesIO(raw)
@@ -315,6 +322,9 @@ class AwsExtensions:
             status, headers, body = self._call_moto(environ)
         if status.startswith("200"):
             self._cognito.after(operation, forwarded)
+            body = self._cognito.amend(operation, forwarded, body)
+            headers = [(k, str(len(body)) if k.lower() == "content-length" else v)
+                       for k, v in headers]
         return status, headers, body
 
     def _invoke_lambda(self, function: str, environ: Dict[str, Any], start_response: Callable):
@@ -360,6 +370,19 @@ class AwsExtensions:
                 accepted.append({**entry, "EventId": result["EventId"]})
         if accepted:
             self._on_events(accepted)
+
+
+def _with_cors(headers: List[Any]) -> List[Any]:
+    """What moto's own answers carry (flask-cors): any origin may read them."""
+    if any(k.lower() == "access-control-allow-origin" for k, _ in headers):
+        return headers
+    return headers + [("Access-Control-Allow-Origin", "*")]
+
+
+def _json_answer(answer: Dict[str, Any]):
+    body = json.dumps(answer).encode()
+    return "200 OK", [("Content-Type", "application/x-amz-json-1.1"),
+                      ("Content-Length", str(len(body)))], body
 
 
 def _json_error(code: str, message: str):

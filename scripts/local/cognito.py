@@ -22,12 +22,24 @@ Cognito, on a pool like ours:
   Cognito sends (``PreSignUp_SignUp``, ``PreSignUp_AdminCreateUser``); its
   error refuses the call: UserLambdaValidationException "PreSignUp failed with
   error <message>.".
-This module reproduces that. Confirmation codes are not checked locally: no
-email is sent, so any code is accepted (README, "Local stack").
+- mails a confirmation code on SignUp and ResendConfirmationCode (which moto
+  lacks: answered here), and a
+  temporary password on AdminCreateUser (unless SUPPRESSed), and checks the
+  code on ConfirmSignUp: CodeMismatchException for a wrong one,
+  ExpiredCodeException once it is older than its lifetime (24 hours; the
+  code of a later resend replaces it);
+- names the user's attributes in a NEW_PASSWORD_REQUIRED challenge, as
+  Cognito does (userAttributes, requiredAttributes).
+This module reproduces that. No email leaves the machine: each message goes
+to the outbox (``.local/outbox.jsonl`` for the local stack), one JSON object
+a message: ``to``, ``subject``, ``code`` or ``temporaryPassword``, ``sentAt``.
 """
 import json
 import logging
-from typing import Any, Dict, List, Optional
+import secrets
+import string
+import time
+from typing import Any, Callable, Dict, List, Optional
 
 from botocore.exceptions import ClientError
 
@@ -42,8 +54,9 @@ WITH_USER_ATTRIBUTES = (
 )
 CREATES_USER = ("SignUp", "AdminCreateUser")
 CONFIRMS = ("ConfirmSignUp", "AdminConfirmSignUp")
+CODE_LIFETIME_SECONDS = 24 * 3600  # Cognito's, for a sign-up confirmation code
 # Checked and done under one lock, so two concurrent calls cannot both pass.
-CHANGES_USER_STATE = CREATES_USER + CONFIRMS
+CHANGES_USER_STATE = CREATES_USER + CONFIRMS + ("ResendConfirmationCode",)
 
 
 class CognitoError(Exception):
@@ -54,10 +67,22 @@ class CognitoError(Exception):
 
 
 class LocalCognito:
-    def __init__(self, cognito_client: Any, invoke: Any) -> None:
-        """``invoke(function_arn, payload_bytes) -> (function_error, payload)``."""
+    def __init__(
+        self,
+        cognito_client: Any,
+        invoke: Any,
+        outbox: Callable[[Dict[str, Any]], None] = lambda message: None,
+        code_lifetime_seconds: float = CODE_LIFETIME_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``invoke(function_arn, payload_bytes) -> (function_error, payload)``;
+        ``outbox(message)`` receives every message Cognito would mail."""
         self._cognito = cognito_client
         self._invoke = invoke
+        self._outbox = outbox
+        self._code_lifetime = code_lifetime_seconds
+        self._clock = clock
+        self._codes: Dict[Any, Any] = {}  # (pool id, username) -> (code, expires at)
         self._pool_ids: Dict[str, str] = {}  # client id -> pool id; a client never moves
         service = cognito_client.meta.service_model.service_id.hyphenize()
         cognito_client.meta.events.register(f"before-sign.{service}", _mark_internal)
@@ -77,6 +102,8 @@ class LocalCognito:
             if request.get("MessageAction") != "RESEND":
                 self._refuse_existing_username(pool, username)
                 self._run_pre_sign_up(pool, operation, request)
+            if operation == "AdminCreateUser" and not request.get("TemporaryPassword"):
+                return {**request, "TemporaryPassword": temporary_password(pool)}
             return request
         if operation not in CONFIRMS and not _case_insensitive(pool):
             return request
@@ -88,6 +115,8 @@ class LocalCognito:
                 "NotAuthorizedException",
                 f"User cannot be confirmed. Current status is {user['UserStatus']}",
             )
+        if operation == "ConfirmSignUp":
+            self._check_code((pool["Id"], user["Username"]), str(request.get("ConfirmationCode", "")))
         if username in _names_of(user, pool):
             return request
         return {**request, "Username": user["Username"]}
@@ -120,10 +149,82 @@ class LocalCognito:
                 f"PreSignUp failed with error {_error_message(payload)}.",
             )
 
+    def answer(self, operation: str, request: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """Operations moto does not have, answered here; None for moto's own."""
+        if operation != "ResendConfirmationCode":
+            return None
+        pool = self._pool_of(request)
+        user = self._user_named(pool, request.get("Username", "")) if pool else None
+        if user is None:
+            raise CognitoError("UserNotFoundException", "Username/client id combination not found.")
+        if user.get("UserStatus") != "UNCONFIRMED":
+            raise CognitoError("InvalidParameterException", "User is already confirmed.")
+        self._send_code(request)
+        email = str(request["Username"])
+        return {"CodeDeliveryDetails": {"Destination": f"{email[:1]}***@{email.split('@')[-1][:1]}***",
+                                        "DeliveryMedium": "EMAIL", "AttributeName": "email"}}
+
+    def amend(self, operation: str, request: Dict[str, Any], body: bytes) -> bytes:
+        """moto's answer, completed as Cognito's: a NEW_PASSWORD_REQUIRED challenge
+        names the user's attributes and the required ones (amazon-cognito-identity-js
+        reads both)."""
+        if operation not in ("InitiateAuth", "AdminInitiateAuth", "RespondToAuthChallenge"):
+            return body
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return body
+        if answer.get("ChallengeName") != "NEW_PASSWORD_REQUIRED":
+            return body
+        username = ((request.get("AuthParameters") or {}).get("USERNAME")
+                    or (request.get("ChallengeResponses") or {}).get("USERNAME"))
+        pool = self._pool_of(request)
+        user = self._user_named(pool, username) if pool and username else None
+        attributes = {a["Name"]: a["Value"] for a in (user or {}).get("UserAttributes", [])
+                      if a["Name"] != "sub"}
+        answer["ChallengeParameters"] = {
+            **answer.get("ChallengeParameters", {}),
+            "USER_ID_FOR_SRP": (user or {}).get("Username", username or ""),
+            "userAttributes": json.dumps(attributes),
+            "requiredAttributes": "[]",
+        }
+        return json.dumps(answer).encode()
+
     def after(self, operation: str, request: Dict[str, Any]) -> None:
         """What Cognito does once moto has done ``operation``."""
         if operation in CONFIRMS:
+            self._codes.pop(self._code_key(request), None)  # a code is good once
             self.after_confirm(request, admin=operation == "AdminConfirmSignUp")
+        elif operation == "SignUp":
+            self._send_code(request)
+        elif operation == "AdminCreateUser" and request.get("MessageAction") != "SUPPRESS":
+            self._mail(request["Username"], "Your temporary password",
+                       temporaryPassword=request["TemporaryPassword"])
+
+    # --- messages: codes and temporary passwords -------------------------------------
+    def _code_key(self, request: Dict[str, Any]) -> Any:
+        """(pool id, the user's own username): whatever name the call gave it."""
+        pool = self._pool_of(request) or {}
+        user = self._user_named(pool, request["Username"]) if pool else None
+        return (pool.get("Id"), user["Username"] if user else request["Username"])
+
+    def _send_code(self, request: Dict[str, Any]) -> None:
+        code = f"{secrets.randbelow(10 ** 6):06d}"
+        self._codes[self._code_key(request)] = (code, self._clock() + self._code_lifetime)
+        self._mail(request["Username"], "Your verification code", code=code)
+
+    def _check_code(self, key: Any, given: str) -> None:
+        sent = self._codes.get(key)
+        if sent is None or not secrets.compare_digest(sent[0], given):
+            raise CognitoError("CodeMismatchException",
+                               "Invalid verification code provided, please try again.")
+        if self._clock() >= sent[1]:
+            raise CognitoError("ExpiredCodeException",
+                               "Invalid code provided, please request a code again.")
+
+    def _mail(self, to: str, subject: str, **content: str) -> None:
+        sent_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock()))
+        self._outbox({"to": to, "subject": subject, **content, "sentAt": sent_at})
 
     def _pool_of(self, request: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         pool_id = request.get("UserPoolId") or self._pool_of_client(request.get("ClientId", ""))
@@ -215,6 +316,16 @@ class LocalCognito:
                     self._pool_ids[client_id] = pool["Id"]
                     return pool["Id"]
         return None
+
+
+def temporary_password(pool: Dict[str, Any]) -> str:
+    """One the pool's password policy accepts: every character class, long enough."""
+    policy = (pool.get("Policies") or {}).get("PasswordPolicy") or {}
+    length = max(int(policy.get("MinimumLength", 8)), 12)
+    alphabet = string.ascii_letters + string.digits
+    body = "".join(secrets.choice(alphabet) for _ in range(length - 4))
+    return body + secrets.choice(string.ascii_uppercase) + secrets.choice(
+        string.ascii_lowercase) + secrets.choice(string.digits) + "!"
 
 
 def _mark_internal(request: Any, **_: Any) -> None:

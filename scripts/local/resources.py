@@ -36,6 +36,8 @@ class StageResources:
         return {
             "userPoolId": self.ref("UserPool"),
             "userPoolClientId": self.ref("UserPoolClient"),
+            "adminUserPoolId": self.ref("AdminUserPool"),
+            "adminUserPoolClientId": self.ref("AdminUserPoolClient"),
             "stateMachineArn": self.ref(stack_template.STATE_MACHINE),
             "offboardingStateMachineArn": self.ref("OffboardingStateMachine"),
             "tableName": self.ref("TenantTable"),

@@ -123,6 +123,19 @@ class EventLog:
                 out.write("\n".join(lines) + "\n")
 
 
+class Outbox:
+    """Every message the local Cognito would mail, one JSON object a line."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        path.write_text("")
+
+    def __call__(self, message: Dict[str, Any]) -> None:
+        with self._lock, open(self._path, "a") as out:
+            out.write(json.dumps(message) + "\n")
+
+
 def _port_free(port: int) -> bool:
     """Whether our servers could listen on ``port``.
 
@@ -221,6 +234,7 @@ class LocalStack:
         stop_executions_like_aws()
         events = self.state_dir / "events.jsonl"
         self._event_log = EventLog(events, self.bus_name)
+        self._outbox = Outbox(self.state_dir / "outbox.jsonl")
         self._aws = LocalAwsServer(
             self._aws_port, lambda app: AwsExtensions(app, on_events=self._event_log)
         ).start()
@@ -314,8 +328,11 @@ class LocalStack:
                 Name=stripe_secret_name(STAGE), SecretString=self._stripe_key
             )
         os.environ.update(self.resources.environment)
+        # the pages' amazon-cognito-identity-js talks to the emulated Cognito here
+        os.environ["PUBLIC_COGNITO_ENDPOINT"] = self._aws.endpoint + "/"
         self._aws.extensions.attach_cognito(
-            LocalCognito(session.client("cognito-idp"), self.lambdas_invoke)
+            LocalCognito(session.client("cognito-idp"), self.lambdas_invoke,
+                         outbox=self._outbox)
         )
         return {
             "stage": STAGE,
@@ -355,7 +372,12 @@ class LocalStack:
     def _start_api(self, app_obj: Any, config: Any) -> None:
         from chalice.local import create_local_server
 
+        from scripts.local.auth import TokenCheck, install
+
         self._api = create_local_server(app_obj, config, "127.0.0.1", self._api_port)
+        pools = {"admins": self.resources.ref("AdminUserPool"),
+                 "tenants": self.resources.ref("UserPool")}
+        install(self._api, app_obj, config, TokenCheck(pools, REGION))
         # http.server's backlog of 5 resets concurrent clients (a load run, an
         # admin script in a loop); API Gateway has no such limit.
         self._api.server.socket.listen(128)
@@ -375,6 +397,8 @@ class LocalStack:
             "API_URL": out["apiUrl"],
             "USER_POOL_ID": out["userPoolId"],
             "USER_POOL_CLIENT_ID": out["userPoolClientId"],
+            "ADMIN_USER_POOL_ID": out["adminUserPoolId"],
+            "ADMIN_USER_POOL_CLIENT_ID": out["adminUserPoolClientId"],
             "TABLE_NAME": out["tableName"],
             "STATE_MACHINE_ARN": out["stateMachineArn"],
         }
@@ -406,28 +430,28 @@ def how_to_try_it(out: Dict[str, Any], state_dir: Path) -> str:
     return f"""
 Local stack ready (stage "{out['stage']}", Stripe {'on' if out['stripe'] else 'off'}, \
 contact lists {out['contactListMode']}{', SES quotas enforced' if out['sesQuotasEnforced'] else ''}).
-  API            {out['apiUrl']}
+  API            {out['apiUrl']}   (sign-up page {out['apiUrl']}/signup, console {out['apiUrl']}/admin)
   local AWS      {out['awsEndpoint']}   (region {out['region']}, any credentials)
-  user pool      {out['userPoolId']}   client {out['userPoolClientId']}
-  events         {rel}/events.jsonl
+  user pools     tenants {out['userPoolId']}   admins {out['adminUserPoolId']}
+  events         {rel}/events.jsonl     mail (codes, passwords)  {rel}/outbox.jsonl
 
 How to try it, in another terminal (Ctrl-C here stops everything):
   source {rel}/env && export PATH="$PWD/.venv/bin:$PATH"
-  # 1. sign up and confirm (any code works locally; no email is sent)
+  # 1. sign up, and confirm with the code Cognito "mailed" to the outbox
   aws cognito-idp sign-up --client-id $USER_POOL_CLIENT_ID --username ada@example.com \\
       --password 'Correct-Horse-9' --user-attributes Name=email,Value=ada@example.com Name=name,Value="Ada Ltd"
-  aws cognito-idp confirm-sign-up --client-id $USER_POOL_CLIENT_ID --username ada@example.com --confirmation-code 000000
-  # 2. find the task token in the execution (named after the UserSub printed by sign-up)
-  TENANT=<UserSub>
-  aws stepfunctions get-execution-history --execution-arn {execution_prefix}:$TENANT \\
-      --query "events[?type=='TaskScheduled'].taskScheduledEventDetails.parameters" --output text
-  # 3. approve, with the taskToken from that output
-  curl -s -X POST $API_URL/tenant/finalize -H 'Content-Type: application/json' \\
-      -d '{{"taskToken": "<taskToken>", "status": "approved"}}'
+  CODE=$(tail -n 1 {rel}/outbox.jsonl | python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')
+  aws cognito-idp confirm-sign-up --client-id $USER_POOL_CLIENT_ID --username ada@example.com --confirmation-code $CODE
+  TENANT=<UserSub>     # printed by sign-up
+  # 2. become an admin: the temporary password is in the outbox too; login asks for it, then a new one
+  make admin ARGS="add-admin ops@example.com"  &&  make admin ARGS="login ops@example.com"
+  # 3. decide: by tenant id, or with the task token of the execution, as the seed's route takes it
+  make admin ARGS="list"  &&  make admin ARGS="approve $TENANT"
+  #    or: TOKEN from  aws stepfunctions get-execution-history --execution-arn {execution_prefix}:$TENANT
+  #        curl -X POST $API_URL/tenant/finalize -H "Authorization: $(make -s admin ARGS=token)" \\
+  #             -H 'Content-Type: application/json' -d '{{"taskToken": "<taskToken>", "status": "approved"}}'
   # 4. see the result
-  aws dynamodb get-item --table-name $TABLE_NAME --key '{{"pk":{{"S":"'$TENANT'"}},"sk":{{"S":"tenant"}}}}'
-  tail -n 1 {rel}/events.jsonl
-Or decide by tenant id, no token digging:  make admin ARGS="list"  then  make admin ARGS="approve $TENANT"
+  make admin ARGS="show $TENANT"  &&  tail -n 1 {rel}/events.jsonl
 """
 
 

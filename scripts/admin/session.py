@@ -1,0 +1,142 @@
+"""The admin's sign-in: a user of the stage's admin user pool, as the console is.
+
+`make admin ARGS="login"` asks for the password (never on the command line;
+from stdin when it is not a terminal), answers Cognito's first-time
+new-password challenge, and keeps the tokens in a file only its user can
+read: in the local stack's state directory, or ~/.cache/tenant-onboarding/
+for a deployed stage. Each request sends the ID token, refreshed with the
+refresh token once it is about to expire.
+"""
+import getpass
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+REFRESH_MARGIN_SECONDS = 60
+
+
+class SignInError(RuntimeError):
+    """Printed as is by the CLI."""
+
+
+def token_file(stage: Optional[str], state_dir: Path) -> Path:
+    if not stage:
+        return state_dir / "admin-session.json"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "tenant-onboarding" / f"admin-session-{stage}.json"
+
+
+def ask_secret(prompt: str) -> str:
+    """A terminal prompt without echo; a line of stdin otherwise (scripts, tests)."""
+    value = getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.readline()
+    value = value.rstrip("\n")
+    if not value:
+        raise SignInError("no password given")
+    return value
+
+
+class AdminSession:
+    def __init__(self, cognito: Any, client_id: str, path: Path,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._cognito = cognito
+        self._client_id = client_id
+        self._path = path
+        self._clock = clock
+
+    def login(self, email: str, ask: Callable[[str], str] = ask_secret) -> str:
+        """Sign in (setting a new password the first time); the admin's email."""
+        try:
+            answer = self._cognito.initiate_auth(
+                ClientId=self._client_id, AuthFlow="USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": email, "PASSWORD": ask("Password: ")})
+            if answer.get("ChallengeName") == "NEW_PASSWORD_REQUIRED":
+                new = ask("New password (first sign-in): ")
+                if ask("New password again: ") != new:
+                    raise SignInError("the two new passwords differ; nothing was changed")
+                answer = self._cognito.respond_to_auth_challenge(
+                    ClientId=self._client_id, ChallengeName="NEW_PASSWORD_REQUIRED",
+                    Session=answer["Session"],
+                    ChallengeResponses={"USERNAME": email, "NEW_PASSWORD": new})
+        except self._cognito.exceptions.ClientError as error:
+            raise SignInError(_sentence(error)) from None
+        if "AuthenticationResult" not in answer:
+            raise SignInError(f"Cognito asks for {answer.get('ChallengeName')}, which this CLI "
+                              "does not answer; sign in on the admin console")
+        self._save(answer["AuthenticationResult"], email)
+        return email
+
+    def id_token(self) -> str:
+        """A valid ID token: the cached one, or a refreshed one."""
+        saved = self._load()
+        if saved["expiresAt"] - REFRESH_MARGIN_SECONDS > self._clock():
+            return saved["idToken"]
+        try:
+            answer = self._cognito.initiate_auth(
+                ClientId=self._client_id, AuthFlow="REFRESH_TOKEN_AUTH",
+                AuthParameters={"REFRESH_TOKEN": saved["refreshToken"]})
+        except self._cognito.exceptions.ClientError as error:
+            raise SignInError(f"your sign-in expired ({_sentence(error)}): make admin "
+                              "ARGS=\"login\" again") from None
+        result = {**answer["AuthenticationResult"], "RefreshToken": saved["refreshToken"]}
+        return self._save(result, saved["email"])["idToken"]
+
+    def _save(self, result: Dict[str, Any], email: str) -> Dict[str, Any]:
+        saved = {"email": email, "idToken": result["IdToken"],
+                 "refreshToken": result.get("RefreshToken"),
+                 "expiresAt": self._clock() + int(result.get("ExpiresIn", 3600))}
+        self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            json.dump(saved, out)
+        os.chmod(self._path, 0o600)  # also when the file was there before
+        return saved
+
+    def _load(self) -> Dict[str, Any]:
+        try:
+            return json.loads(self._path.read_text())
+        except (OSError, ValueError):
+            raise SignInError("not signed in: make admin ARGS=\"login\" first") from None
+
+
+def _sentence(error: Any) -> str:
+    info = error.response.get("Error", {})
+    return f"{info.get('Code')}: {info.get('Message')}"
+
+
+def new_local_admin(outputs: Dict[str, Any], state_dir: Path, email: str,
+                    password: str = "Admin-Pass-1234!") -> str:
+    """An admin of a local stack, signed in: its ID token (load runs, tests).
+
+    Made as an admin would be: AdminCreateUser, the temporary password read
+    from the stack's outbox, a new password on first sign-in.
+    """
+    import boto3
+
+    cognito = boto3.session.Session(
+        aws_access_key_id="local", aws_secret_access_key="local", region_name=outputs["region"]
+    ).client("cognito-idp", endpoint_url=outputs["awsEndpoint"])
+    cognito.admin_create_user(UserPoolId=outputs["adminUserPoolId"], Username=email,
+                              UserAttributes=[{"Name": "email", "Value": email}])
+    temporary = last_mail(state_dir, email, "temporaryPassword")
+    replies = iter([temporary, password, password])
+    session = AdminSession(cognito, outputs["adminUserPoolClientId"],
+                           state_dir / f"admin-session-{email}.json")
+    session.login(email, ask=lambda prompt: next(replies))
+    return session.id_token()
+
+
+def last_mail(state_dir: Path, to: str, field: str, seconds: float = 10) -> str:
+    """The latest ``field`` (code, temporaryPassword) the local Cognito mailed ``to``."""
+    outbox = state_dir / "outbox.jsonl"
+    deadline = time.monotonic() + seconds
+    while True:
+        lines = outbox.read_text().splitlines() if outbox.exists() else []
+        found = [m[field] for m in map(json.loads, lines) if m.get("to") == to and m.get(field)]
+        if found:
+            return found[-1]
+        if time.monotonic() > deadline:
+            raise SignInError(f"no {field} for {to} in {outbox}")
+        time.sleep(0.05)

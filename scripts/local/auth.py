@@ -1,0 +1,82 @@
+"""API Gateway's Cognito authorizers, enforced by the local API as in AWS.
+
+`chalice local` decodes a Cognito token without checking it (and admits a
+request with none). API Gateway checks the ID token's signature against the
+pool's keys, its issuer (the pool the route's authorizer names), its use
+(``id``) and its expiry, and answers 401 ``{"message":"Unauthorized"}``
+otherwise. ``install`` makes the local API do the same, with the emulated
+pools' keys (moto signs every token with one key pair).
+"""
+import functools
+import time
+from typing import Any, Dict, Optional
+
+UNAUTHORIZED = b'{"message":"Unauthorized"}'
+
+
+class TokenCheck:
+    """Is this the ID token of a user of the pool the authorizer names?"""
+
+    def __init__(self, pools: Dict[str, str], region: str) -> None:
+        """``pools``: authorizer name (app.py) -> user pool id."""
+        from joserfc import jwk
+        from moto.utilities.utils import load_resource
+
+        self._issuers = {name: f"https://cognito-idp.{region}.amazonaws.com/{pool}"
+                         for name, pool in pools.items()}
+        self._keys = jwk.KeySet.import_key_set(
+            load_resource("cognitoidp/resources/jwks-public.json"))
+
+    def claims(self, token: Optional[str], authorizer: str) -> Optional[Dict[str, Any]]:
+        """The token's claims when API Gateway would accept it; None otherwise."""
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+
+        if not token or authorizer not in self._issuers:
+            return None
+        try:
+            decoded = jwt.decode(token, self._keys, algorithms=["RS256"])
+        except (JoseError, ValueError):
+            return None
+        claims = decoded.claims
+        if (claims.get("iss") != self._issuers[authorizer] or claims.get("token_use") != "id"
+                or not isinstance(claims.get("exp"), int) or claims["exp"] <= time.time()):
+            return None
+        return claims
+
+
+def install(server: Any, app_object: Any, config: Any, check: TokenCheck) -> None:
+    """Make a chalice local server check Cognito tokens before any route runs."""
+    from chalice.app import CognitoUserPoolAuthorizer
+    from chalice.local import (
+        ChaliceRequestHandler,
+        LocalGateway,
+        LocalGatewayAuthorizer,
+        NotAuthorizedError,
+    )
+    from http.server import BaseHTTPRequestHandler
+
+    class CheckingAuthorizer(LocalGatewayAuthorizer):
+        def authorize(self, raw_path: str, lambda_event: Any, lambda_context: Any) -> Any:
+            route = self._route_for_event(lambda_event)
+            authorizer = route.authorizer if route else None
+            if isinstance(authorizer, CognitoUserPoolAuthorizer):
+                headers = {k.lower(): v for k, v in (lambda_event.get("headers") or {}).items()}
+                if check.claims(headers.get("authorization"), authorizer.name) is None:
+                    raise NotAuthorizedError(
+                        {"x-amzn-RequestId": lambda_context.aws_request_id,
+                         "x-amzn-ErrorType": "UnauthorizedException",
+                         "Content-Type": "application/json"},
+                        UNAUTHORIZED,
+                    )
+            return super().authorize(raw_path, lambda_event, lambda_context)
+
+    class CheckingHandler(ChaliceRequestHandler):
+        def __init__(self, request: Any, client_address: Any, http_server: Any,
+                     app_object: Any, config: Any) -> None:
+            self.local_gateway = LocalGateway(app_object, config)
+            self.local_gateway._authorizer = CheckingAuthorizer(app_object)
+            BaseHTTPRequestHandler.__init__(self, request, client_address, http_server)
+
+    server.server.RequestHandlerClass = functools.partial(
+        CheckingHandler, app_object=app_object, config=config)

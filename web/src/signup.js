@@ -1,0 +1,307 @@
+// GET /signup: a tenant signs up, confirms its email, signs in and watches
+// its onboarding from GET /me, which this page polls by itself.
+import { CognitoUserAttribute } from 'amazon-cognito-identity-js';
+import {
+  ApiError,
+  Form,
+  api,
+  cognitoUser,
+  currentSession,
+  explainCognitoError,
+  formatDate,
+  openPool,
+  showView,
+  signIn,
+  signOut,
+  timeLeft,
+} from './common.js';
+
+const POLL_WAITING_MS = 3000; // while something is about to change
+const POLL_SETTLED_MS = 15000; // active, rejected, timed out, failed, closed
+
+const $ = (id) => document.getElementById(id);
+const views = {
+  signup: $('signup-view'),
+  confirm: $('confirm-view'),
+  signin: $('signin-view'),
+  status: $('status-view'),
+};
+
+let pool = null;
+// Kept in memory only, to sign in right after the confirmation.
+let pending = { email: '', password: '' };
+let pollTimer = null;
+
+// --- what each status says --------------------------------------------------------
+
+function describe(me) {
+  if (!me || (me.status === 'onboarding' && !me.decideBy)) {
+    return {
+      badge: 'Setting up',
+      tone: 'waiting',
+      detail: 'We are setting up your account. This page updates by itself.',
+      settled: false,
+    };
+  }
+  switch (me.status) {
+    case 'onboarding':
+      return {
+        badge: 'Awaiting approval',
+        tone: 'waiting',
+        detail: `An administrator will decide by ${formatDate(me.decideBy)} (${timeLeft(me.decideBy)}).`,
+        settled: false,
+      };
+    case 'active':
+      return { badge: 'Active', tone: 'good', detail: 'Your account is approved and ready to use.', settled: true };
+    case 'rejected':
+      return {
+        badge: 'Rejected',
+        tone: 'bad',
+        detail: me.reason ? `Your sign-up was not approved. Reason: ${me.reason}` : 'Your sign-up was not approved.',
+        settled: true,
+      };
+    case 'timeout':
+      return {
+        badge: 'Timed out',
+        tone: 'bad',
+        detail: `No decision was made ${me.decideBy ? `by ${formatDate(me.decideBy)}` : 'in time'}. Contact us and we can start again.`,
+        settled: true,
+      };
+    case 'failed':
+      return {
+        badge: 'Failed',
+        tone: 'bad',
+        detail: 'Setting up your account failed on our side. We have been told and can try again.',
+        settled: true,
+      };
+    case 'offboarding':
+      return { badge: 'Closing', tone: 'waiting', detail: 'Your account is being closed.', settled: false };
+    case 'offboarded':
+      return { badge: 'Closed', tone: 'neutral', detail: 'Your account is closed.', settled: true };
+    default:
+      return { badge: me.status || 'Unknown', tone: 'neutral', detail: '', settled: true };
+  }
+}
+
+// --- the status view ------------------------------------------------------------------
+
+function showStatus(me, fallbackName, fallbackEmail) {
+  const said = describe(me);
+  $('status-heading').textContent = (me && me.name) || fallbackName || 'Your account';
+  const badge = $('status-badge');
+  badge.textContent = said.badge;
+  badge.dataset.tone = said.tone;
+  badge.dataset.status = me ? me.status : 'setting-up';
+  $('status-detail').textContent = said.detail;
+  $('status-email').textContent = (me && me.email) || fallbackEmail || '—';
+  $('status-created').textContent = me && me.createdAt ? formatDate(me.createdAt) : '—';
+  $('status-checked').textContent = `Checked at ${new Date().toLocaleTimeString()}. This page updates by itself.`;
+  return said.settled;
+}
+
+function stopPolling() {
+  if (pollTimer) clearTimeout(pollTimer);
+  pollTimer = null;
+}
+
+let polling = false;
+
+async function poll() {
+  stopPolling();
+  if (polling) return; // the poll in flight schedules the next one
+  polling = true;
+  try {
+    await pollOnce();
+  } finally {
+    polling = false;
+  }
+}
+
+async function pollOnce() {
+  const current = await currentSession(pool);
+  if (!current) {
+    goToSignIn('Your session ended: sign in again.');
+    return;
+  }
+  const claims = current.session.getIdToken().decodePayload();
+  let settled = false;
+  try {
+    const me = await api(pool, 'me');
+    settled = showStatus(me, claims.name, claims.email);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) {
+      showStatus(null, claims.name, claims.email); // the record is being made
+    } else if (error instanceof ApiError && error.status === 401) {
+      signOut(pool);
+      goToSignIn('Your session ended: sign in again.');
+      return;
+    } else {
+      $('status-checked').textContent = error.message;
+    }
+  }
+  if (!views.status.hidden && document.visibilityState !== 'hidden') {
+    pollTimer = setTimeout(poll, settled ? POLL_SETTLED_MS : POLL_WAITING_MS);
+  }
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && !views.status.hidden) poll();
+});
+
+function enterStatus() {
+  showView(views, 'status');
+  poll();
+}
+
+function goToSignIn(message) {
+  stopPolling();
+  showView(views, 'signin');
+  const error = $('signin-form-error');
+  error.textContent = message || '';
+  error.hidden = !message;
+}
+
+// --- sign up ------------------------------------------------------------------------------
+
+const signupForm = new Form(
+  $('signup-form'),
+  { company: 'signup-company', email: 'signup-email', password: 'signup-password' },
+  $('signup-form-error'),
+);
+
+signupForm.onSubmit(async () => {
+  const ok = signupForm.requireFilled({
+    company: 'Enter your company name.',
+    email: 'Enter your email address.',
+    password: 'Choose a password.',
+  });
+  if (!ok) return;
+  if (signupForm.input('email').validity.typeMismatch) {
+    signupForm.showError('email', 'Enter an email address like name@example.com.');
+    return;
+  }
+  const company = signupForm.value('company').trim();
+  const email = signupForm.value('email').trim();
+  const password = signupForm.value('password');
+  const attributes = [
+    new CognitoUserAttribute({ Name: 'email', Value: email }),
+    new CognitoUserAttribute({ Name: 'name', Value: company }),
+  ];
+  try {
+    await new Promise((resolve, reject) => {
+      pool.signUp(email, password, attributes, null, (error, result) => (error ? reject(error) : resolve(result)));
+    });
+  } catch (error) {
+    const { field, message } = explainCognitoError(error, 'signup');
+    signupForm.showError(field, message);
+    return;
+  }
+  pending = { email, password };
+  enterConfirm(email);
+});
+
+// --- confirm ------------------------------------------------------------------------------
+
+const confirmForm = new Form($('confirm-form'), { code: 'confirm-code' }, $('confirm-form-error'));
+
+function enterConfirm(email, message) {
+  $('confirm-email').textContent = email;
+  $('resend-status').textContent = message || '';
+  confirmForm.clearErrors();
+  $('confirm-code').value = '';
+  showView(views, 'confirm');
+}
+
+confirmForm.onSubmit(async () => {
+  if (!confirmForm.requireFilled({ code: 'Enter the code from the email we sent.' })) return;
+  const code = confirmForm.value('code').replace(/\s+/g, '');
+  const user = cognitoUser(pool, pending.email);
+  try {
+    await new Promise((resolve, reject) => {
+      user.confirmRegistration(code, true, (error, result) => (error ? reject(error) : resolve(result)));
+    });
+  } catch (error) {
+    const { field, message } = explainCognitoError(error, 'confirm');
+    confirmForm.showError(field === 'email' ? null : field, message);
+    return;
+  }
+  if (!pending.password) {
+    goToSignIn('Your email is confirmed: sign in to see your status.');
+    $('signin-email').value = pending.email;
+    return;
+  }
+  try {
+    await signIn(cognitoUser(pool, pending.email), pending.email, pending.password);
+  } catch (error) {
+    goToSignIn(explainCognitoError(error, 'signin').message);
+    return;
+  } finally {
+    pending.password = '';
+  }
+  enterStatus();
+});
+
+$('resend-code').addEventListener('click', async () => {
+  const status = $('resend-status');
+  status.textContent = 'Sending…';
+  try {
+    await new Promise((resolve, reject) => {
+      cognitoUser(pool, pending.email).resendConfirmationCode((error, result) => (error ? reject(error) : resolve(result)));
+    });
+    status.textContent = `We sent a new code to ${pending.email}.`;
+  } catch (error) {
+    status.textContent = explainCognitoError(error, 'confirm').message;
+  }
+});
+
+// --- sign in -------------------------------------------------------------------------------
+
+const signinForm = new Form(
+  $('signin-form'),
+  { email: 'signin-email', password: 'signin-password' },
+  $('signin-form-error'),
+);
+
+signinForm.onSubmit(async () => {
+  const ok = signinForm.requireFilled({ email: 'Enter your email address.', password: 'Enter your password.' });
+  if (!ok) return;
+  const email = signinForm.value('email').trim();
+  const password = signinForm.value('password');
+  let result;
+  try {
+    result = await signIn(cognitoUser(pool, email), email, password);
+  } catch (error) {
+    if ((error.code || error.name) === 'UserNotConfirmedException') {
+      pending = { email, password };
+      enterConfirm(email, 'Your email is not confirmed yet: enter the code we sent, or ask for a new one.');
+      return;
+    }
+    const { field, message } = explainCognitoError(error, 'signin');
+    signinForm.showError(field, message);
+    return;
+  }
+  if (result.newPasswordRequired) {
+    signinForm.showError(null, 'This account must set a new password first. Ask us for help.');
+    return;
+  }
+  signinForm.form.reset();
+  enterStatus();
+});
+
+$('to-signin').addEventListener('click', () => goToSignIn());
+$('to-signup').addEventListener('click', () => showView(views, 'signup'));
+$('sign-out').addEventListener('click', () => {
+  signOut(pool);
+  goToSignIn('You are signed out.');
+});
+
+// --- start -----------------------------------------------------------------------------------
+
+async function start() {
+  pool = await openPool('tenant');
+  if (!pool) return;
+  if (await currentSession(pool)) enterStatus();
+  else showView(views, 'signup', { focus: false });
+}
+
+start();
