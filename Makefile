@@ -48,7 +48,7 @@ package: $(STAMP) assets
 	$(PY) -m scripts.deploy.package --stage $(STAGE)
 
 ## deploy: ship a stage to AWS (needs AWS credentials), e.g. make deploy STAGE=dev DEPLOY_ARGS=--dry-run
-deploy: $(STAMP)
+deploy: $(STAMP) assets
 	@test -n "$(STAGE)" || (echo "usage: make deploy STAGE=dev [DEPLOY_ARGS='--dry-run|--delete ...']" >&2; exit 2)
 	$(PY) -m scripts.deploy --stage $(STAGE) $(DEPLOY_ARGS)
 

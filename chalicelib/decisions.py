@@ -41,11 +41,15 @@ class Decision:
 LOCAL_CALLER = "local"
 
 
+def claims_of(request_context: Dict[str, Any]) -> Dict[str, Any]:
+    """The claims of the Cognito ID token API Gateway checked for this request."""
+    return ((request_context or {}).get("authorizer") or {}).get("claims") or {}
+
+
 def caller_of(request_context: Dict[str, Any]) -> str:
-    """Who acts: the admin's email from the Cognito ID token API Gateway
-    checked, or "local" where nothing checks (chalice.test)."""
-    claims = ((request_context or {}).get("authorizer") or {}).get("claims") or {}
-    return claims.get("email") or LOCAL_CALLER
+    """Who acts: the admin's email from the ID token, or "local" where nothing
+    checks tokens (chalice.test)."""
+    return claims_of(request_context).get("email") or LOCAL_CALLER
 
 
 def read_json_object(raw_body: Optional[bytes], fields: set, usage: str) -> Dict[str, Any]:

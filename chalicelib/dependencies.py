@@ -143,21 +143,14 @@ def billing():
 
 
 def reconciler():
-    from chalicelib.reconciler import (
-        DEFAULT_GRACE_SECONDS,
-        DEFAULT_REMINDER_SECONDS,
-        Reconciler,
-        seconds_setting,
-    )
+    from chalicelib.reconciler import Reconciler
 
     return _cached(
         "reconciler",
         lambda: Reconciler(
             tenants(), workflow(), publisher(), offboarding(),
-            reminder_seconds=seconds_setting(
-                os.environ, "APPROVAL_REMINDER_SECONDS", DEFAULT_REMINDER_SECONDS),
-            grace_seconds=seconds_setting(
-                os.environ, "RECONCILE_GRACE_SECONDS", DEFAULT_GRACE_SECONDS),
+            reminder_seconds=settings().approval_reminder_seconds,
+            grace_seconds=settings().reconcile_grace_seconds,
         ),
     )
 

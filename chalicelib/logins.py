@@ -5,7 +5,7 @@ in, and its record stays. A user deleted by hand counts as done: there is
 nothing left to disable. (Neither a rejected nor an offboarded tenant can be
 retried, so no retry has a disabled user to enable again.)
 """
-from typing import Any, Callable
+from typing import Any
 
 from chalicelib.errors import aws_call, aws_error_code
 from chalicelib.logs import get_logger
@@ -20,17 +20,13 @@ class TenantLogins:
 
     def disable(self, tenant_id: str) -> bool:
         """False when the user no longer exists (deleted by hand)."""
-        return self._set(tenant_id, "disabled", lambda: self._cognito.admin_disable_user(
-            UserPoolId=self._pool, Username=tenant_id))
-
-    def _set(self, tenant_id: str, what: str, call: Callable[[], Any]) -> bool:
         try:
             with aws_call("Cognito"):
-                call()
+                self._cognito.admin_disable_user(UserPoolId=self._pool, Username=tenant_id)
         except Exception as error:
             if aws_error_code(error) == "UserNotFoundException":
-                logger.info("no Cognito user to leave %s", what, extra={"tenantId": tenant_id})
+                logger.info("no Cognito user to disable", extra={"tenantId": tenant_id})
                 return False
             raise
-        logger.info("Cognito user %s", what, extra={"tenantId": tenant_id})
+        logger.info("Cognito user disabled", extra={"tenantId": tenant_id})
         return True

@@ -19,14 +19,14 @@ be about to do the same.
 """
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict
 
 from chalicelib.logs import get_logger
 from chalicelib.notifications import APPROVAL_REMINDER, DETAIL_TYPES, EventPublisher
 from chalicelib.steps import (
-    TIMEOUT_REASON,
     finish_offboarding,
     publish_outcome,
+    recorded_outcome,
     update_status_and_notify,
     utc_now,
 )
@@ -49,8 +49,6 @@ from chalicelib.workflow import (
 
 logger = get_logger(__name__)
 
-DEFAULT_REMINDER_SECONDS = 4 * 3600
-DEFAULT_GRACE_SECONDS = 600
 
 
 @dataclass
@@ -74,9 +72,9 @@ class Reconciler:
         tenants: TenantRepository,
         workflow: OnboardingWorkflow,
         publisher: EventPublisher,
-        offboarding: Optional[OffboardingWorkflow] = None,
-        reminder_seconds: int = DEFAULT_REMINDER_SECONDS,
-        grace_seconds: int = DEFAULT_GRACE_SECONDS,
+        offboarding: OffboardingWorkflow,
+        reminder_seconds: int,
+        grace_seconds: int,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self._tenants = tenants
@@ -90,16 +88,18 @@ class Reconciler:
     def run(self) -> Dict[str, int]:
         sweep = Sweep()
         now = self._clock()
-        for tenant_id in self._tenants.ids_in_index(STATUS_INDEX, "status", ONBOARDING):
-            self._check_onboarding(tenant_id, now, sweep)
-        for status in ("active", "rejected", "failed", "timeout"):
-            for tenant_id in self._tenants.ids_in_index(OUTCOME_DUE_INDEX, "outcomeDue", status):
-                self._publish_due_outcome(tenant_id, now, sweep)
-        if self._offboarding is not None:
-            for tenant_id in self._tenants.ids_in_index(STATUS_INDEX, "status", OFFBOARDING):
-                self._check_offboarding(tenant_id, now, sweep)
-        for tenant_id in self._tenants.ids_in_index(RELEASE_DUE_INDEX, "releaseDue", RELEASE_DUE):
-            self._report_release_failure(tenant_id, sweep)
+        sweeps = [(STATUS_INDEX, "status", ONBOARDING, self._check_onboarding)]
+        sweeps += [(OUTCOME_DUE_INDEX, "outcomeDue", status, self._publish_due_outcome)
+                   for status in DETAIL_TYPES]
+        sweeps += [(STATUS_INDEX, "status", OFFBOARDING, self._check_offboarding),
+                   (RELEASE_DUE_INDEX, "releaseDue", RELEASE_DUE, self._report_release_failure)]
+        for index, attribute, value, check in sweeps:
+            for tenant_id in self._tenants.ids_in_index(index, attribute, value):
+                try:
+                    check(tenant_id, now, sweep)
+                except Exception as error:  # one tenant must not stop the sweep
+                    logger.exception("could not reconcile: %s", error, extra={"tenantId": tenant_id})
+                    sweep.add("errors")
         logger.info("reconciled: %s", ", ".join(f"{k} {v}" for k, v in sorted(sweep.counts.items()))
                     or "nothing to do")
         return sweep.counts
@@ -167,15 +167,15 @@ class Reconciler:
         )
         sweep.add("offboarding ended (stuck)")
 
-    def _report_release_failure(self, tenant_id: str, sweep: Sweep) -> None:
+    def _report_release_failure(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
         record = self._tenants.get(tenant_id) or {}
         failure = record.get("releaseFailure")
         if not failure:
             return
         logger.warning(
-            "tenant %s still holds %s: the release failed for good (%s); offboard it to purge "
-            "what it holds", record.get("status"), ", ".join(failure.get("what", [])),
-            failure.get("reason"), extra={"tenantId": tenant_id},
+            "tenant %s (%s) may still hold %s: the release failed for good (%s); offboard it "
+            "to purge what it holds", tenant_id, record.get("status"),
+            ", ".join(failure.get("what", [])), failure.get("reason"), extra={"tenantId": tenant_id},
         )
         sweep.add("release failed")
 
@@ -186,12 +186,11 @@ class Reconciler:
             return
         if _age_seconds(record["updatedAt"], now) < self._grace:
             return  # the workflow's own last step may still publish it
-        status = record["status"]
-        decision = record.get("decision") or None
-        reason = (decision or {}).get("reason") or record.get("failureReason")
-        if status == "timeout":
-            reason = TIMEOUT_REASON
-        publish_outcome(self._publisher, _new_tenant(record), status, reason, decision,
+        recorded = recorded_outcome(record)
+        if recorded is None:
+            return
+        status, reason, decision = recorded
+        publish_outcome(self._publisher, _new_tenant(record), status, reason, decision or None,
                         int(record.get("attempts", 1)))
         self._tenants.mark_notified(tenant_id, DETAIL_TYPES[status], utc_now())
         logger.info("published the %s outcome that never went out", status,
@@ -205,9 +204,3 @@ def _new_tenant(record: Dict[str, Any]) -> NewTenant:
 
 def _tenant(record: Dict[str, Any]) -> Dict[str, str]:
     return _new_tenant(record).to_dict()
-
-
-def seconds_setting(environ: Mapping[str, str], name: str, default: int) -> int:
-    """APPROVAL_REMINDER_SECONDS (default 4 hours), RECONCILE_GRACE_SECONDS (10 minutes)."""
-    value = environ.get(name, "").strip()
-    return int(value) if value.isdigit() else default

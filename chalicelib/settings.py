@@ -35,6 +35,9 @@ class Settings:
     stripe_api_base: Optional[str] = None
     # Only set locally: Stripe's connect and read timeout, short for fault tests.
     stripe_timeout_seconds: Optional[float] = None
+    # reconcile: remind this long before decideBy; leave younger records alone
+    approval_reminder_seconds: int = 4 * 3600
+    reconcile_grace_seconds: int = 600
     # list-per-tenant (the seed's: one SES list each) or topic-per-tenant (one
     # topic each on the stage's shared list); see README "SES contact lists".
     contact_list_mode: str = LIST_PER_TENANT
@@ -89,6 +92,10 @@ class Settings:
             stripe_secret_id=optional("STRIPE_SECRET_ID"),
             stripe_api_base=optional("STRIPE_API_BASE"),
             stripe_timeout_seconds=_seconds(optional("STRIPE_TIMEOUT_SECONDS")),
+            approval_reminder_seconds=_whole_seconds(
+                optional("APPROVAL_REMINDER_SECONDS"), "APPROVAL_REMINDER_SECONDS", 4 * 3600),
+            reconcile_grace_seconds=_whole_seconds(
+                optional("RECONCILE_GRACE_SECONDS"), "RECONCILE_GRACE_SECONDS", 600),
         )
 
 
@@ -102,6 +109,14 @@ def _seconds(value: Optional[str]) -> Optional[float]:
     if seconds <= 0:
         raise SettingsError(f"STRIPE_TIMEOUT_SECONDS must be a positive number, not {value!r}")
     return seconds
+
+
+def _whole_seconds(value: Optional[str], name: str, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise SettingsError(f"{name} must be a whole number of seconds, not {value!r}")
+    return int(value)
 
 
 def _required_here(value: Optional[str], name: str) -> str:

@@ -5,7 +5,7 @@ it to a Lambda. Every step is idempotent: the state machine retries them.
 """
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from chalicelib.billing import StripeBilling
 from chalicelib.errors import InvalidTaskInput, TenantAlreadyFinal
@@ -17,7 +17,7 @@ from chalicelib.notifications import (
     EventPublisher,
 )
 from chalicelib.settings import Settings
-from chalicelib.tenants import NewTenant, TenantNotFound, TenantRepository
+from chalicelib.tenants import OFFBOARDED, NewTenant, TenantNotFound, TenantRepository
 from chalicelib.workflow import redact_token
 from chalicelib.logs import get_logger
 
@@ -188,7 +188,7 @@ def update_status_and_notify(
     reason, extra = _reason_and_attributes(status, outcome)
     now = utc_now()
     if outcome.get("releaseError"):
-        # the tenant still ends in its status; the reconciler redoes the release
+        # the tenant still ends in its status; the reconciler reports the release
         failure = {"what": list(RELEASED_ON.get(status, ())), "at": now,
                    "reason": failure_reason(outcome["releaseError"])}
         tenants.record_release_failure(tenant.tenant_id, failure)
@@ -210,11 +210,10 @@ def update_status_and_notify(
         # not published (e.g. EventBridge down past every retry): the record
         # is right, so publish ITS outcome rather than lose it.
         record = tenants.require(tenant.tenant_id)
-        status = record["status"]
-        decision = record.get("decision") or {}
-        reason = decision.get("reason") or record.get("failureReason")
-        if status == "timeout":
-            reason = TIMEOUT_REASON
+        recorded = recorded_outcome(record)
+        if recorded is None:  # offboarded meanwhile, its outcome long told
+            return {"status": record.get("status"), "published": False}
+        status, reason, decision = recorded
         extra = {"decision": decision} if decision else {}
         logger.warning(
             "tenant already %s when the failure path ran; publishing its own outcome",
@@ -234,6 +233,21 @@ def update_status_and_notify(
     if record is not None:
         tenants.mark_notified(tenant.tenant_id, detail_type, utc_now())
     return {"status": status, "published": True}
+
+
+def recorded_outcome(record: Dict[str, Any]) -> Optional[Tuple[str, Optional[str], Dict[str, Any]]]:
+    """The onboarding outcome a record holds: (status, reason, decision), or None.
+
+    ``outcomeDue`` names it while its event is unsent, also once the tenant
+    has moved on (offboarding); otherwise the status, when it is an outcome.
+    """
+    status = record.get("outcomeDue") or record.get("status")
+    if status not in DETAIL_TYPES:
+        return None
+    decision = record.get("decision") or {}
+    reason = TIMEOUT_REASON if status == "timeout" else (
+        decision.get("reason") or record.get("failureReason"))
+    return status, reason, decision
 
 
 def publish_outcome(
@@ -332,6 +346,10 @@ def finish_offboarding(
         reason = failure_reason(outcome.get("error"))
         record = tenants.fail_offboarding(tenant.tenant_id, reason, now)
         detail_type = OFFBOARDING_FAILED
+        if record.get("status") == OFFBOARDED:
+            # it was finished; only telling it failed: tell that it finished
+            detail_type, reason = OFFBOARDING_COMPLETE, record.get("offboardReason")
+            status = "offboarded"
     request = record.get("offboarding") or {}
     if request.get("notifiedEvent") == detail_type:
         return {"status": record.get("status"), "published": False}

@@ -15,7 +15,12 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from chalice import BadRequestError, ConflictError, NotFoundError, Response
 
-from chalicelib.decisions import MAX_REASON_LENGTH, read_json_object, read_status_and_reason
+from chalicelib.decisions import (
+    MAX_REASON_LENGTH,
+    claims_of,
+    read_json_object,
+    read_status_and_reason,
+)
 from chalicelib.errors import TenantNotFound
 from chalicelib.logs import get_logger
 from chalicelib.signup import TENANT_ID
@@ -78,8 +83,7 @@ def _plain(value: Any) -> Any:
 def tenant_view(tenants: TenantRepository, request_context: Dict[str, Any]) -> Dict[str, Any]:
     """The signed-in tenant's own record, as a tenant may see it: never the task
     token, the admin's identity or the Stripe id."""
-    claims = ((request_context or {}).get("authorizer") or {}).get("claims") or {}
-    tenant_id = claims.get("sub") or ""
+    tenant_id = claims_of(request_context).get("sub") or ""
     if not TENANT_ID.match(tenant_id):
         raise NotFoundError("no tenant for this sign-in")
     record = tenants.get(tenant_id)
@@ -209,6 +213,11 @@ class TenantAdmin:
         if record.get("status") not in RETRYABLE:
             raise ConflictError(str(NotRetryable(tenant_id, record.get("status"))))
         attempt = int(record.get("attempts", 1)) + 1
+        if self._workflow.execution_status(tenant_id, attempt - 1) == "RUNNING":
+            # its last step may still be retrying: a new attempt would race it
+            raise ConflictError(
+                f"tenant {tenant_id} is {record.get('status')}, but its attempt {attempt - 1} "
+                "is still finishing; try again in a minute")
         try:
             self._tenants.begin_retry(tenant_id, record, attempt, retried_by, now)
         except NotRetryable as refused:

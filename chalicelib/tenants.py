@@ -33,7 +33,7 @@ STATUS_INDEX = "byStatus"  # status (hash) + createdAt (range); see template.jso
 # Sparse: only records whose outcome event is due but not yet recorded as sent
 # carry outcomeDue, so the reconciler finds them without reading every tenant.
 OUTCOME_DUE_INDEX = "byOutcomeDue"  # outcomeDue (hash) + updatedAt (range)
-# Sparse too: records whose release failed for good, until the reconciler redoes it.
+# Sparse too: records whose release failed for good, which the reconciler reports.
 RELEASE_DUE_INDEX = "byReleaseDue"  # releaseDue (hash) + updatedAt (range)
 RELEASE_DUE = "due"
 RETRYABLE = ("failed", "timeout")
@@ -425,21 +425,14 @@ class TenantRepository:
 
     def record_release_failure(self, tenant_id: str, failure: Dict[str, Any]) -> None:
         """A release that failed for good: kept on the record (``releaseFailure``) and
-        listed by the sparse byReleaseDue index until the reconciler gets it done."""
+        listed by the sparse byReleaseDue index, which the reconciler reports from,
+        until the tenant is offboarded (which purges what it holds)."""
         with aws_call("DynamoDB"):
             self._ddb.update_item(
                 TableName=self._table_name, Key=_key(tenant_id),
                 UpdateExpression="SET releaseFailure = :f, releaseDue = :due",
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues=_to_ddb({":f": failure, ":due": RELEASE_DUE}),
-            )
-
-    def clear_release_failure(self, tenant_id: str) -> None:
-        with aws_call("DynamoDB"):
-            self._ddb.update_item(
-                TableName=self._table_name, Key=_key(tenant_id),
-                UpdateExpression="REMOVE releaseFailure, releaseDue",
-                ConditionExpression="attribute_exists(pk)",
             )
 
     # --- offboarding --------------------------------------------------------------
@@ -475,7 +468,8 @@ class TenantRepository:
             tenant_id,
             UpdateExpression=(
                 "SET #s = :offboarded, offboardedAt = :now, updatedAt = :now, "
-                "offboardedBy = offboarding.requestedBy, offboardReason = offboarding.reason"
+                "offboardedBy = offboarding.requestedBy, offboardReason = offboarding.reason "
+                "REMOVE releaseFailure, releaseDue"  # offboarding purged what was left
             ),
             ConditionExpression="#s = :offboarding",
             ExpressionAttributeNames={"#s": "status"},
@@ -545,15 +539,14 @@ class TenantRepository:
                 "outcomeDue, pendingDecision, decideBy, decisionClaim, released, "
                 "releaseFailure, releaseDue"
             ),
-            ConditionExpression=(
-                "#s = :previous AND (attempts = :prior OR "
-                "(attribute_not_exists(attempts) AND :prior = :one))"
-            ),
+            # the first attempt has no attempts attribute
+            ConditionExpression="#s = :previous AND " + (
+                "attempts = :prior" if prior > 1 else "attribute_not_exists(attempts)"),
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=_to_ddb({
                 ":onboarding": ONBOARDING, ":attempt": attempt, ":now": now,
                 ":none": [], ":audit": [audit], ":previous": previous,
-                ":prior": prior, ":one": 1,
+                **({":prior": prior} if prior > 1 else {}),
             }),
         )
         if updated is not None:
@@ -564,7 +557,8 @@ class TenantRepository:
     def undo_retry(self, tenant_id: str, record: Dict[str, Any], attempt: int) -> None:
         """Put back what begin_retry changed when its execution could not start."""
         restored = {k: record[k] for k in ("failureReason", "decision", "outcomeNotifiedAt",
-                                            "outcomeEvent", "released") if k in record}
+                                            "outcomeEvent", "outcomeDue", "released",
+                                            "releaseFailure", "releaseDue") if k in record}
         names = {"#s": "status"}
         values: Dict[str, Any] = {
             ":previous": record["status"], ":onboarding": ONBOARDING, ":attempt": attempt,

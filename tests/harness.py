@@ -210,6 +210,25 @@ class Stage:
                 return kinds
             time.sleep(0.05)
 
+    def offboarding_ended(self, tenant_id: str, attempt: int = 1, seconds: float = 60) -> List[str]:
+        """Once the offboarding run has ended: every event type the tenant got (so a
+        count is final: nothing more will be published)."""
+        from chalicelib.workflow import execution_arn, offboarding_name
+
+        arn = execution_arn(self.resources.ref("OffboardingStateMachine"),
+                            offboarding_name(tenant_id, attempt))
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                if self.sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+                    break
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"offboarding run {arn} still running after {seconds}s")
+            time.sleep(0.05)
+        return [e["detail-type"] for e in self.events() if e["detail"]["tenantId"] == tenant_id]
+
     def wait_until_asked(self, tenant_id: str, seconds: float = 30) -> Dict[str, Any]:
         """Until the wait task has kept its token and asked for approval; the record."""
         deadline = time.monotonic() + seconds

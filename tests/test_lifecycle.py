@@ -194,8 +194,8 @@ def test_offboarding_an_active_tenant_releases_everything_and_keeps_the_record(
     assert stage.login_enabled(t["tenantId"]) is False
     assert not customer_exists(localstripe, customer)
     assert not list_exists(stage, contact_list)
+    assert stage.offboarding_ended(t["tenantId"]).count(OFFBOARDED) == 1
     events = [e for e in stage.events() if e["detail"]["tenantId"] == t["tenantId"]]
-    assert [e["detail-type"] for e in events].count(OFFBOARDED) == 1
     assert events[-1]["detail"]["reason"] == "contract ended"
     listed = stage.client.http.get("/tenants?status=offboarded")
     assert t["tenantId"] in {x["tenantId"] for x in json.loads(listed.body)["tenants"]}
@@ -226,7 +226,7 @@ def test_offboarding_twice_at_once_resolves_once(stage, client):
 
     assert sorted(code for code, _ in answers) == [202, 409]
     stage.wait_for_status(t["tenantId"], "offboarded")
-    assert stage.wait_for_event(t["tenantId"], OFFBOARDED).count(OFFBOARDED) == 1
+    assert stage.offboarding_ended(t["tenantId"]).count(OFFBOARDED) == 1
     status, body = offboard(stage, client, t["tenantId"])
     assert status == 409 and "is already offboarded" in body["Message"]
 
@@ -254,7 +254,7 @@ def test_offboarding_completes_when_something_was_already_deleted_by_hand(
     key = {"stripe customer": "stripeCustomer", "contact list": "contactList",
            "cognito user": "user"}[gone]
     assert existed[key] is False and sum(existed.values()) == 2
-    assert stage.wait_for_event(t["tenantId"], OFFBOARDED).count(OFFBOARDED) == 1
+    assert stage.offboarding_ended(t["tenantId"]).count(OFFBOARDED) == 1
 
 
 def test_offboarding_rides_out_a_stripe_outage(monkeypatch, localstripe):
@@ -269,7 +269,7 @@ def test_offboarding_rides_out_a_stripe_outage(monkeypatch, localstripe):
 
             stage.wait_for_status(t["tenantId"], "offboarded", seconds=60)
             assert not customer_exists(localstripe, customer)
-            assert stage.wait_for_event(t["tenantId"], OFFBOARDED).count(OFFBOARDED) == 1
+            assert stage.offboarding_ended(t["tenantId"]).count(OFFBOARDED) == 1
 
 
 def test_a_crash_after_a_release_before_it_is_recorded_releases_once(
@@ -299,7 +299,7 @@ def test_a_crash_after_a_release_before_it_is_recorded_releases_once(
     assert not list_exists(stage, record["list"])
     assert done["released"]["contactList"]["list"] == record["list"]
     assert "list" not in done and "stripeCustomerId" not in done
-    assert stage.wait_for_event(t["tenantId"], OFFBOARDED).count(OFFBOARDED) == 1
+    assert stage.offboarding_ended(t["tenantId"]).count(OFFBOARDED) == 1
 
 
 def test_an_offboarding_that_fails_for_good_puts_the_tenant_back_with_why(stage, client):
@@ -319,3 +319,62 @@ def test_an_offboarding_that_fails_for_good_puts_the_tenant_back_with_why(stage,
     assert "AccessDenied" in events[-1]["detail"]["reason"]
     status, body = offboard(stage, client, t["tenantId"], "second try")
     assert status == 202 and body["attempt"] == 2
+
+
+def test_an_offboarding_finished_but_not_told_tells_it_finished_not_failed(stage, client):
+    t = stage.tenant_with_login(103)
+    decide(stage, client, t, "approved")
+    # EventBridge refuses the Complete event past every retry, then is back
+    refused = fail_first(deps._client("events").meta, "before-call.eventbridge.PutEvents", 10,
+                         aws_error("InternalFailure", "down", 500))
+
+    offboard(stage, client, t["tenantId"])
+
+    kinds_after = stage.offboarding_ended(t["tenantId"])
+    assert refused.remaining == 0 and stage.record(t["tenantId"])["status"] == "offboarded"
+    assert OFFBOARDING_FAILED not in kinds_after
+    assert kinds_after.count(OFFBOARDED) == 1
+
+
+def test_a_tenant_offboarded_with_an_outcome_still_due_is_told_and_swept(stage, client, monkeypatch):
+    monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "0")
+    t = stage.tenant_with_login(104)
+    fail_first(app_session(), "before-call.eventbridge.PutEvents", 1000,
+               aws_error("InternalFailure", "down", 500), skip=1)  # the outcome never goes out
+    execution = stage.start(t)
+    token = stage.wait_for_token(execution)
+    stage.wait_until_asked(t["tenantId"])
+    assert post(client, "/tenant/finalize", json.loads(finalize_body(token, "rejected", "spam")))[0] == 200
+    stage.wait_for_end(execution, seconds=90)
+    assert stage.record(t["tenantId"])["outcomeDue"] == "rejected"
+
+    deps._cache.pop("session")  # EventBridge is back: a new session without the fault
+    deps._cache.pop("client:events", None)
+    deps._cache.pop("publisher", None)
+    deps._cache.pop("reconciler", None)
+    offboard(stage, client, t["tenantId"], "duplicate")
+    stage.wait_for_status(t["tenantId"], "offboarded")
+    counts = stage.lambdas.invoke_json("reconcile", scheduled_event())
+
+    assert "errors" not in counts and counts.get("outcome republished") == 1
+    kinds_now = stage.offboarding_ended(t["tenantId"])
+    assert kinds_now.count("Tenant Onboarding Rejected") == 1 and kinds_now.count(OFFBOARDED) == 1
+    assert "outcomeDue" not in stage.record(t["tenantId"])
+
+
+def test_offboarding_ends_the_report_of_a_failed_release(stripe_stage, monkeypatch):
+    stage = stripe_stage
+    monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "0")
+    fault = fail_first(app_session(), "before-call.sesv2.DeleteContactList", 100,
+                       aws_error("AccessDeniedException", "not allowed", 400))
+    t = stage.tenant_with_login(105)
+    decide(stage, stage.client, t, "rejected", "spam")
+    assert stage.lambdas.invoke_json("reconcile", scheduled_event())["release failed"] == 1
+    fault.remaining = 0
+
+    offboard(stage, stage.client, t["tenantId"], "purge")
+    done = stage.wait_for_status(t["tenantId"], "offboarded")
+
+    assert "releaseFailure" not in done and "releaseDue" not in done
+    assert "contactList" in done["released"]
+    assert "release failed" not in stage.lambdas.invoke_json("reconcile", scheduled_event())

@@ -224,3 +224,21 @@ def test_the_reconciler_reminds_once_per_wait_before_the_deadline(monkeypatch, s
         assert len(reminders) == 1
         assert reminders[0]["detail"]["decideBy"] == stage.record(t["tenantId"])["decideBy"]
         assert 0 < reminders[0]["detail"]["secondsLeft"] <= 1800
+
+
+def test_a_retry_waits_for_the_last_attempt_to_finish(stage, client):
+    # the failure is recorded, but its event is still being retried: a new
+    # attempt now would race the old one's last step
+    t = tenant(79)
+    fail_first(app_session(), "before-call.sesv2.CreateContactList", 1,
+               aws_error("LimitExceededException", "quota", 400))
+    fail_first(app_session(), "before-call.eventbridge.PutEvents", 4,
+               aws_error("InternalFailure", "down", 500), skip=0)
+    execution = stage.start(t)
+    stage.wait_for_status(t["tenantId"], "failed")
+
+    status, body = post(client, f"/tenants/{t['tenantId']}/retry")
+
+    assert status == 409 and "attempt 1 is still finishing" in body["Message"]
+    assert stage.wait_for_end(execution, seconds=60)["status"] == "FAILED"
+    assert post(client, f"/tenants/{t['tenantId']}/retry")[0] == 200

@@ -52,6 +52,9 @@ def build(stage: str, out_dir: Optional[Path] = None, project_dir: Path = PROJEC
             f"packaging needs Python {'.'.join(map(str, LAMBDA_PYTHON))} (the Lambda runtime), "
             f"not {sys.version.split()[0]}: the bytecode it ships must match the runtime's"
         )
+    if not (project_dir / "chalicelib" / "assets" / "manifest.json").exists():
+        raise PackageError("the pages are not built (chalicelib/assets/): run make assets first "
+                           "(make package and make deploy do)")
     mode = stack_template.stage_contact_list_mode(stage, project_dir)
     out_dir = out_dir or build_dir(stage, project_dir)
     with tempfile.TemporaryDirectory(prefix="package-") as scratch:

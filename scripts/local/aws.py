@@ -1,9 +1,9 @@
 """The embedded local AWS: moto's server on 127.0.0.1, plus what AWS does
-that moto does not (see local_cognito.py), plus a tap on the event bus.
+that moto does not (see cognito.py), plus a tap on the event bus.
 
 moto's Step Functions engine executes state machines for real here
 (``execute_state_machine``); its Lambda calls are answered in process by
-local_lambda.LocalLambdas.
+lambdas.LocalLambdas.
 """
 import contextlib
 import io

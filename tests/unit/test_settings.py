@@ -100,3 +100,10 @@ def test_given_topic_per_tenant_without_a_shared_list_when_read_then_settings_er
 def test_given_an_unknown_contact_list_mode_when_read_then_settings_error_names_the_variable():
     with pytest.raises(SettingsError, match="CONTACT_LIST_MODE"):
         Settings.from_environ({**STAGE, "CONTACT_LIST_MODE": "one-big-list"})
+
+
+def test_given_reconcile_settings_when_read_then_whole_seconds_or_a_clear_error():
+    assert Settings.from_environ(STAGE).approval_reminder_seconds == 4 * 3600
+    assert Settings.from_environ({**STAGE, "RECONCILE_GRACE_SECONDS": "0"}).reconcile_grace_seconds == 0
+    with pytest.raises(SettingsError, match="APPROVAL_REMINDER_SECONDS must be a whole number"):
+        Settings.from_environ({**STAGE, "APPROVAL_REMINDER_SECONDS": "four hours"})
