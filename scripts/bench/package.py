@@ -1,161 +1,132 @@
-"""Deployment package and import cost of the app (for bench.py).
+"""The deployment package and the app's import cost (for report.py).
 
-``chalice package`` runs on a temporary copy of the project (app.py,
-chalicelib/, requirements.txt, .chalice/config.json): nothing is left in the
-repository. The unzipped result is also what the cold-start runs import, laid
-out as Lambda lays it out: the function zip first (/var/task), then the layer
-(/opt/python), then the runtime's own boto3/botocore and their dependencies,
-and no other site-packages.
+The package is what ``make package`` builds and a deploy submits:
+``scripts.deploy.package.build()`` into a temporary directory (nothing is
+left in the repository's build/), i.e. template.json, deployment.zip (app.py,
+chalicelib, Chalice's runtime) and layer-deployment.zip (requirements.txt's
+packages), both zips with compiled bytecode. The cold-start and import-cost
+runs import it unzipped and laid out as Lambda lays it out: the function zip
+first (/var/task), then the layer (/opt/python/lib/python3.11/site-packages,
+/opt/python), then the runtime's own boto3/botocore and their dependencies
+(precompiled, as in the runtime), and no other site-packages.
 """
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional
-
-from scripts.deploy.template import PROJECT_DIR
+from typing import Any, Dict, List
 
 MB = 1024 * 1024
+PACKAGE_STAGE = "dev"  # what `make package STAGE=dev` builds; the zips are the same for any stage
 # What the Lambda Python runtime already has: never shipped, imported from the venv.
 RUNTIME_PACKAGES = ("boto3", "botocore", "jmespath", "s3transfer", "dateutil", "six", "urllib3")
+_LAYER_PREFIX = re.compile(r"^python/(lib/python3\.\d+/site-packages/)?")
 
 
-def _project_copy(into: Path, automatic_layer: Optional[bool] = None) -> Path:
-    project = into / "project"
-    project.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copy2(PROJECT_DIR / "app.py", project / "app.py")
-    shutil.copy2(PROJECT_DIR / "requirements.txt", project / "requirements.txt")
-    shutil.copytree(PROJECT_DIR / "chalicelib", project / "chalicelib", ignore=ignore)
-    if (PROJECT_DIR / "vendor").is_dir():
-        shutil.copytree(PROJECT_DIR / "vendor", project / "vendor", ignore=ignore)
-    (project / ".chalice").mkdir()
-    for path in (PROJECT_DIR / ".chalice").glob("*.json"):  # config and policies only
-        shutil.copy2(path, project / ".chalice" / path.name)
-    if automatic_layer is not None:
-        config_path = project / ".chalice" / "config.json"
-        config = json.loads(config_path.read_text())
-        config["automatic_layer"] = automatic_layer
-        config_path.write_text(json.dumps(config, indent=2))
-    return project
+def build_package(workdir: Path) -> Dict[str, Any]:
+    """``scripts.deploy.package.build`` into ``workdir``; what it made, and its sizes."""
+    from scripts.deploy.package import build
 
-
-def automatic_layer_configured() -> bool:
-    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
-    stage = config.get("stages", {}).get("dev", {})
-    return bool(stage.get("automatic_layer", config.get("automatic_layer", False)))
-
-
-def chalice_package(workdir: Path, automatic_layer: Optional[bool] = None) -> Dict[str, Any]:
-    """Run ``chalice package --stage dev`` on a copy; sizes of what it made."""
-    project = _project_copy(workdir, automatic_layer)
-    out = workdir / "out"
-    env = {
-        **os.environ,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    template_path = build(PACKAGE_STAGE, out_dir=workdir)
+    template = json.loads(template_path.read_text())
+    function_zip = workdir / "deployment.zip"
+    layer_zip = workdir / "layer-deployment.zip"
+    functions = {
+        logical_id: spec["Properties"] for logical_id, spec in template["Resources"].items()
+        if spec.get("Type") == "AWS::Serverless::Function"
     }
-    chalice = Path(sys.executable).parent / "chalice"
-    done = subprocess.run(
-        [str(chalice), "package", "--stage", "dev", str(out)],
-        cwd=project, env=env, capture_output=True, text=True, timeout=240,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"chalice package failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    function_zip = out / "deployment.zip"
-    layer_zip = out / "layer-deployment.zip"
-    sam = json.loads((out / "sam.json").read_text())
-    memory = sorted({
-        r["Properties"].get("MemorySize") for r in sam["Resources"].values()
-        if r.get("Type") == "AWS::Serverless::Function"
-    } - {None})
-    with zipfile.ZipFile(function_zip) as archive:
-        names = archive.namelist()
-    shipped_runtime = sorted({
-        top for top in (n.split("/")[0] for n in names)
-        if top in ("boto3", "botocore")
-    })
+    zips = {"function": _zip_sizes(function_zip), "layer": _zip_sizes(layer_zip)}
     result = {
-        "automaticLayer": bool(automatic_layer) if automatic_layer is not None
-        else automatic_layer_configured(),
+        "stage": PACKAGE_STAGE,
+        "templatePath": template_path,
+        "template": template,
         "functionZip": function_zip,
-        "functionBytes": function_zip.stat().st_size,
-        "layerZip": layer_zip if layer_zip.exists() else None,
-        "layerBytes": layer_zip.stat().st_size if layer_zip.exists() else 0,
-        "functionFiles": len(names),
-        "shipsBoto": shipped_runtime,
-        "memoryMb": memory,
-        "biggest": _biggest_packages(function_zip, layer_zip if layer_zip.exists() else None),
+        "layerZip": layer_zip,
+        "function": zips["function"],
+        "layer": zips["layer"],
+        "zippedBytes": sum(z["bytes"] for z in zips.values()),
+        "unzippedBytes": sum(z["unzippedBytes"] for z in zips.values()),
+        "pycZippedBytes": sum(z["pycBytes"] for z in zips.values()),
+        "shipsBoto": sorted(set(zips["function"]["shipsBoto"]) | set(zips["layer"]["shipsBoto"])),
+        "shipsRuntime": sorted(set(zips["function"]["shipsRuntime"])
+                               | set(zips["layer"]["shipsRuntime"])),
+        "memoryMb": sorted({p.get("MemorySize") for p in functions.values()} - {None}),
+        "functions": len(functions),
+        "biggest": _biggest_packages(layer_zip),
     }
-    result["totalBytes"] = result["functionBytes"] + result["layerBytes"]
     return result
 
 
-def _biggest_packages(*zips: Optional[Path]) -> List[Dict[str, Any]]:
-    """Compressed bytes per top-level package across the zips, biggest first."""
+def _zip_sizes(path: Path) -> Dict[str, Any]:
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+    tops = {_LAYER_PREFIX.sub("", i.filename).split("/")[0] for i in infos}
+    return {
+        "bytes": path.stat().st_size,
+        "unzippedBytes": sum(i.file_size for i in infos),
+        "files": sum(not i.is_dir() for i in infos),
+        "pycFiles": sum(i.filename.endswith(".pyc") for i in infos),
+        "pycBytes": sum(i.compress_size for i in infos if i.filename.endswith(".pyc")),
+        "shipsBoto": sorted(tops & {"boto3", "botocore"}),
+        "shipsRuntime": sorted(tops & set(RUNTIME_PACKAGES)),
+    }
+
+
+def _biggest_packages(path: Path) -> List[Dict[str, Any]]:
+    """Compressed bytes per top-level package of a zip, biggest first."""
     sizes: Dict[str, int] = {}
-    for path in zips:
-        if path is None:
-            continue
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                name = re.sub(r"^python/lib/python3\.\d+/site-packages/", "", info.filename)
-                top = name.split("/")[0]
-                if top.endswith(".dist-info"):
-                    top = "*.dist-info"
-                sizes[top] = sizes.get(top, 0) + info.compress_size
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            top = _LAYER_PREFIX.sub("", info.filename).split("/")[0]
+            if top.endswith(".dist-info"):
+                top = "*.dist-info"
+            sizes[top] = sizes.get(top, 0) + info.compress_size
     ordered = sorted(sizes.items(), key=lambda kv: -kv[1])
     return [{"name": name, "bytes": size} for name, size in ordered[:6]]
 
 
 class LambdaLayout:
-    """A directory tree laid out as Lambda would, and how to run Python in it."""
+    """The built zips unzipped as Lambda lays them out, and how to run Python there.
 
-    def __init__(self, workdir: Path, package: Dict[str, Any], precompiled: bool = False) -> None:
-        self.precompiled = precompiled
+    ``without_pyc``: the same, with every __pycache__ the zips brought removed:
+    what a cold start pays when the package ships sources only (Lambda cannot
+    write .pyc files: /var/task and /opt are read-only).
+    """
+
+    def __init__(self, workdir: Path, package: Dict[str, Any], without_pyc: bool = False) -> None:
+        self.without_pyc = without_pyc
         self.task = workdir / "var-task"
         self.layer = workdir / "opt"
         self.runtime = workdir / "var-runtime"
-        with zipfile.ZipFile(package["functionZip"]) as archive:
-            archive.extractall(self.task)
-        if package["layerZip"]:
-            with zipfile.ZipFile(package["layerZip"]) as archive:
-                archive.extractall(self.layer)
+        for zip_path, tree in ((package["functionZip"], self.task),
+                               (package["layerZip"], self.layer)):
+            with zipfile.ZipFile(zip_path) as archive:
+                archive.extractall(tree, [
+                    name for name in archive.namelist()
+                    if not (without_pyc and "__pycache__/" in name)
+                ])
         self.runtime.mkdir()
         for name in RUNTIME_PACKAGES:
             module = __import__(name)
             source = Path(module.__file__)
             source = source.parent if source.name == "__init__.py" else source
             (self.runtime / source.name).symlink_to(source)
-        if precompiled:  # what shipping .pyc files in the zips would give
-            for tree in (self.task, self.layer):
-                if tree.exists():
-                    subprocess.run(
-                        [sys.executable, "-m", "compileall", "-q", "-j", "0",
-                         "--invalidation-mode", "unchecked-hash", str(tree)],
-                        check=True, capture_output=True,
-                    )
 
     @property
     def name(self) -> str:
-        return "package, precompiled" if self.precompiled else "package"
+        return "package without .pyc" if self.without_pyc else "package"
 
     @property
     def cwd(self) -> Path:
         return self.task
 
     def python(self) -> List[str]:
-        # -S: no site-packages but these; -B: /var/task is read-only, no .pyc
+        # -S: no site-packages but these; -B: /var/task is read-only, no .pyc written
         return [sys.executable, "-S", "-B"]
 
     @property
@@ -166,38 +137,28 @@ class LambdaLayout:
         """A function that ships nothing: boto3 and its dependencies from the runtime."""
         return {"PYTHONPATH": str(self.runtime)}
 
+    @property
+    def layer_site(self) -> Path:
+        return (self.layer / "python" / "lib"
+                / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages")
+
     def env(self) -> Dict[str, str]:
-        layer = self.layer / "python"
-        paths = [self.task, layer / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
-                 / "site-packages", layer, self.runtime]
+        paths = [self.task, self.layer_site, self.layer / "python", self.runtime]
         return {"PYTHONPATH": os.pathsep.join(str(p) for p in paths)}
 
 
-class VenvLayout:
-    """The project's own virtualenv (it also holds the dev tools, aiohttp included)."""
+def import_cost(layout: LambdaLayout, runs: int = 5, prelude: str = "") -> Dict[str, Any]:
+    """``python -X importtime -c 'import app'``: median per module over ``runs``.
 
-    name = "venv"
-    cwd = PROJECT_DIR
-    baseline_cwd = PROJECT_DIR
-
-    def baseline_env(self) -> Dict[str, str]:
-        return {}
-
-    def python(self) -> List[str]:
-        return [sys.executable]
-
-    def env(self) -> Dict[str, str]:
-        return {}
-
-
-def import_cost(layout: Any, runs: int = 5) -> Dict[str, Any]:
-    """``python -X importtime -c 'import app'``: median per module over ``runs``."""
+    ``prelude``: code run first, e.g. "import boto3": what it imports is then
+    not counted in app's.
+    """
     per_module: Dict[str, List[Dict[str, int]]] = {}
     stripe_seen = False
     totals: List[int] = []
     for _ in range(runs):
         done = subprocess.run(
-            layout.python() + ["-X", "importtime", "-c", "import app"],
+            layout.python() + ["-X", "importtime", "-c", f"{prelude}\nimport app"],
             cwd=layout.cwd, env={"PATH": os.environ.get("PATH", ""), **layout.env()},
             capture_output=True, text=True,
         )
@@ -232,49 +193,13 @@ def import_cost(layout: Any, runs: int = 5) -> Dict[str, Any]:
     by_self = sorted(rows, key=lambda r: -r["selfMs"])
     return {
         "layout": layout.name,
+        "runs": runs,
         "totalMs": statistics.median(totals) / 1000,
         "modules": len(per_module),
         "direct": direct[:6],
         "bySelf": by_self[:6],
         "stripeImported": stripe_seen,
     }
-
-
-def runtime_shadowing(layout: "LambdaLayout", runs: int = 9) -> Dict[str, Any]:
-    """What the package costs a process that only uses boto3: packages it ships
-    that the runtime also has come first on sys.path, without .pyc files."""
-    layer_site = layout.layer / "python" / "lib" / (
-        f"python{sys.version_info[0]}.{sys.version_info[1]}") / "site-packages"
-    shadowed = sorted(
-        name for name in RUNTIME_PACKAGES
-        for tree in (layout.task, layer_site)
-        if (tree / name).is_dir() or (tree / f"{name}.py").is_file()
-    )
-    code = ("import time; began = time.perf_counter()\n"
-            "import boto3; boto3.session.Session(region_name='us-east-1').client('dynamodb')\n"
-            "print(time.perf_counter() - began)")
-    timings: Dict[str, List[float]] = {"package": [], "runtime": []}
-    for _ in range(runs):
-        for kind, env, cwd in (("package", layout.env(), layout.cwd),
-                               ("runtime", layout.baseline_env(), layout.baseline_cwd)):
-            done = subprocess.run(layout.python() + ["-c", code], cwd=cwd,
-                                  env={"PATH": os.environ.get("PATH", ""), **env},
-                                  capture_output=True, text=True, check=True)
-            timings[kind].append(float(done.stdout.split()[-1]) * 1000)
-    return {
-        "shadowed": shadowed,
-        "withPackageMs": statistics.median(timings["package"]),
-        "runtimeOnlyMs": statistics.median(timings["runtime"]),
-    }
-
-
-def package_step(workdir: Path) -> Dict[str, Any]:
-    """The package as configured, and, when it is not on, with automatic_layer."""
-    configured = chalice_package(workdir / "configured")
-    result = {"configured": configured, "withLayer": None}
-    if not configured["automaticLayer"]:
-        result["withLayer"] = chalice_package(workdir / "with-layer", automatic_layer=True)
-    return result
 
 
 def new_workdir() -> Path:
