@@ -60,9 +60,18 @@ def _client(service: str) -> Any:
 
 def _session() -> Any:
     def build() -> Any:
+        import gc
+
         import boto3
 
-        return boto3.session.Session()
+        session = boto3.session.Session()
+        if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # in Lambda, not in tests
+            # What the container has loaded so far (Chalice, the app, boto3
+            # and botocore) lives as long as it does: out of every garbage
+            # collection from now on, so the first call does not pay a full
+            # collection that walks all of it (~30 ms an entry point, make bench).
+            gc.freeze()
+        return session
 
     return _cached("session", build)
 

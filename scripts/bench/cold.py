@@ -263,6 +263,9 @@ def child_environment(outputs: Dict[str, Any], layout: Any, variables: Dict[str,
         "AWS_ENDPOINT_URL": outputs["awsEndpoint"],
         **FAKE_AWS_ENVIRONMENT,
         "AWS_EC2_METADATA_DISABLED": "true",
+        # what the Lambda runtime sets in every container (the app reads the first)
+        "AWS_LAMBDA_FUNCTION_NAME": "tenant-onboarding-bench",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
         **variables,
         **(layout.baseline_env() if baseline else layout.env()),
     }

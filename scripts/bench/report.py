@@ -292,13 +292,9 @@ def notes(r: Dict[str, Any], args: argparse.Namespace) -> List[str]:
                    f"percent more that Chalice, chalicelib and the handler's own work allocate "
                    f"push the app's process over it, in its first call, when it has botocore's "
                    f"models to traverse."
-                   + (" While preparing this bench, `import boto3` then `gc.freeze()` at the end "
-                      "of app.py's module code (the Lambda init phase; frozen objects are left "
-                      "out of every later collection and the allocation count starts again) "
-                      "removed that collection from every entry point's first call, and every "
-                      "ratio came out under x1.00 over 4 runs on this machine: proposed, not "
-                      "applied (app.py is the app's, and it trades the convention of importing "
-                      "boto3 lazily for it)."
+                   + (" The app freezes its heap (`gc.freeze()`) once boto3's session is built "
+                      "in a Lambda container (chalicelib/dependencies.py), so a collection here "
+                      "walked only what the first call made after that."
                       if any(row["appFullGcMs"] > row["baselineFullGcMs"] + 5 for row in missed)
                       else "")
                    + f" Single runs vary by tens of ms on this machine (every "
