@@ -11,7 +11,7 @@ Two modes, set per stage (CONTACT_LIST_MODE):
   read-modify-write happens under a lease lock.
 """
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from chalicelib.errors import ContactListBusy, ContactListQuotaReached, aws_call, aws_error_code
 from chalicelib.logs import get_logger
@@ -68,7 +68,6 @@ class ContactLists:
                 raise
         return ContactListPlace(list=name)
 
-
     def release_for_tenant(self, tenant_id: str, place: ContactListPlace) -> bool:
         """Delete the tenant's list; False when it was already gone."""
         try:
@@ -113,13 +112,7 @@ class SharedListTopics:
                 "DefaultSubscriptionStatus": "OPT_OUT",
             }
             try:
-                with aws_call("SES"):
-                    self._ses.update_contact_list(
-                        ContactListName=self._list,
-                        Topics=[_writable(t) for t in topics] + [new_topic],
-                        **({"Description": current["Description"]}
-                           if current.get("Description") else {}),
-                    )
+                self._write_topics(current, [_writable(t) for t in topics] + [new_topic])
             except Exception as error:
                 if aws_error_code(error) == "LimitExceededException":
                     raise ContactListQuotaReached(
@@ -136,42 +129,48 @@ class SharedListTopics:
         logger.info("added topic %s to %s", topic, self._list, extra={"tenantId": tenant_id})
         return ContactListPlace(list=self._list, topic=topic)
 
-
     def release_for_tenant(self, tenant_id: str, place: ContactListPlace) -> bool:
         """Take the tenant's topic off the shared list, under the lock that adds
         topics; False when it was not there (any more)."""
         topic = place.topic or topic_name(tenant_id)
         with self._lock.held():
-            try:
-                with aws_call("SES"):
-                    current = self._ses.get_contact_list(ContactListName=self._list)
-            except Exception as error:
-                if aws_error_code(error) == "NotFoundException":
-                    return False
-                raise
+            current = self._existing_list()
+            if current is None:
+                return False
             topics = current.get("Topics") or []
             kept = [_writable(t) for t in topics if t.get("TopicName") != topic]
             if len(kept) == len(topics):
                 logger.info("topic %s was already off %s", topic, self._list,
                             extra={"tenantId": tenant_id})
                 return False
-            with aws_call("SES"):
-                self._ses.update_contact_list(
-                    ContactListName=self._list, Topics=kept,
-                    **({"Description": current["Description"]}
-                       if current.get("Description") else {}),
-                )
+            self._write_topics(current, kept)
         logger.info("removed topic %s from %s", topic, self._list, extra={"tenantId": tenant_id})
         return True
 
-    def _current_list(self, tenant_id: str) -> Dict[str, Any]:
-        """The shared list as it is, made first if this stage has none yet."""
+    def _existing_list(self) -> Optional[Dict[str, Any]]:
+        """The shared list as it is, or None when this stage has none (yet)."""
         try:
             with aws_call("SES"):
                 return self._ses.get_contact_list(ContactListName=self._list)
         except Exception as error:
             if aws_error_code(error) != "NotFoundException":
                 raise
+        return None
+
+    def _write_topics(self, current: Dict[str, Any], topics: List[Dict[str, Any]]) -> None:
+        """Write the list's whole topic array (UpdateContactList replaces it),
+        keeping the description of ``current``, the list as read under the lock."""
+        with aws_call("SES"):
+            self._ses.update_contact_list(
+                ContactListName=self._list, Topics=topics,
+                **({"Description": current["Description"]} if current.get("Description") else {}),
+            )
+
+    def _current_list(self, tenant_id: str) -> Dict[str, Any]:
+        """The shared list as it is, made first if this stage has none yet."""
+        current = self._existing_list()
+        if current is not None:
+            return current
         try:
             with aws_call("SES"):
                 self._ses.create_contact_list(

@@ -19,7 +19,7 @@ be about to do the same.
 """
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from chalicelib.logs import get_logger
 from chalicelib.notifications import APPROVAL_REMINDER, DETAIL_TYPES, EventPublisher
@@ -104,13 +104,21 @@ class Reconciler:
                     or "nothing to do")
         return sweep.counts
 
+    def _settled(self, tenant_id: str, status: str, now: datetime) -> Optional[Dict[str, Any]]:
+        """The record, if it is still in ``status`` and has not changed for the
+        grace period (a younger change is the workflow's, still at work)."""
+        record = self._tenants.get(tenant_id)
+        if record is None or record.get("status") != status:
+            return None
+        if _age_seconds(record["updatedAt"], now) < self._grace:
+            return None
+        return record
+
     # --- stuck onboardings and reminders ------------------------------------------------
     def _check_onboarding(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
         sweep.add("onboarding")
-        record = self._tenants.get(tenant_id)
-        if record is None or record.get("status") != ONBOARDING:
-            return
-        if _age_seconds(record["updatedAt"], now) < self._grace:
+        record = self._settled(tenant_id, ONBOARDING, now)
+        if record is None:
             return
         attempt = int(record.get("attempts", 1))
         status = self._workflow.execution_status(tenant_id, attempt)
@@ -148,10 +156,8 @@ class Reconciler:
 
     # --- offboarding and releases --------------------------------------------------------
     def _check_offboarding(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
-        record = self._tenants.get(tenant_id)
-        if record is None or record.get("status") != OFFBOARDING:
-            return
-        if _age_seconds(record["updatedAt"], now) < self._grace:
+        record = self._settled(tenant_id, OFFBOARDING, now)
+        if record is None:
             return
         attempt = int((record.get("offboarding") or {}).get("attempt", 1))
         status = self._offboarding.execution_status(tenant_id, attempt)

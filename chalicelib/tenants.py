@@ -106,6 +106,21 @@ def _is_condition_failure(error: ClientError) -> bool:
     return aws_error_code(error) == "ConditionalCheckFailedException"
 
 
+def _assignments(
+    values: Dict[str, Any], tag: str
+) -> Tuple[Dict[str, str], Dict[str, Any], List[str]]:
+    """``#<tag>N = :<tag>N`` for each attribute of ``values`` (any name, even a
+    reserved word): the names, the placeholder values and the SET clauses."""
+    names: Dict[str, str] = {}
+    placeholders: Dict[str, Any] = {}
+    sets: List[str] = []
+    for index, (attribute, value) in enumerate(values.items()):
+        names[f"#{tag}{index}"] = attribute
+        placeholders[f":{tag}{index}"] = value
+        sets.append(f"#{tag}{index} = :{tag}{index}")
+    return names, placeholders, sets
+
+
 class TenantRepository:
     """Reads and writes tenant records in one table.
 
@@ -192,31 +207,23 @@ class TenantRepository:
 
     def _set_once(self, tenant_id: str, values: Dict[str, str], now: str) -> None:
         """Set attributes that, once set, must never change to other values."""
-        names, placeholders, sets, conditions = {}, {":now": now}, [], []
-        for index, (attribute, value) in enumerate(values.items()):
-            names[f"#a{index}"] = attribute
-            placeholders[f":v{index}"] = value
-            sets.append(f"#a{index} = :v{index}")
-            conditions.append(f"(attribute_not_exists(#a{index}) OR #a{index} = :v{index})")
-        try:
-            with aws_call("DynamoDB"):
-                self._ddb.update_item(
-                    TableName=self._table_name,
-                    Key=_key(tenant_id),
-                    UpdateExpression="SET " + ", ".join(sets) + ", updatedAt = :now",
-                    ConditionExpression=" AND ".join(["attribute_exists(pk)"] + conditions),
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=_to_ddb(placeholders),
-                )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
+        names, placeholders, sets = _assignments(values, "a")
+        conditions = [f"(attribute_not_exists({name}) OR {clause})"
+                      for name, clause in zip(names, sets)]
+        written = self._update_if(
+            tenant_id,
+            UpdateExpression="SET " + ", ".join(sets) + ", updatedAt = :now",
+            ConditionExpression=" AND ".join(["attribute_exists(pk)"] + conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_to_ddb({**placeholders, ":now": now}),
+        )
+        if written is None:
             record = self.require(tenant_id)
             current = {attribute: record.get(attribute) for attribute in values}
             raise TenantConflict(
                 f"tenant {tenant_id} already has {current}, refusing to replace it "
                 f"with {values}"
-            ) from None
+            )
 
     def finish(
         self,
@@ -233,30 +240,23 @@ class TenantRepository:
         """
         if status not in FINAL_STATUSES:
             raise ValueError(f"not a final status: {status}")
-        names = {"#s": "status"}
-        values: Dict[str, Any] = {":s": status, ":now": now, ":onboarding": ONBOARDING}
-        assignments = ["#s = :s", "updatedAt = :now", "outcomeDue = :s"]
+        names, values, sets = _assignments(dict(sorted((extra or {}).items())), "x")
         # the task token is spent once a final status is set; keep no copy
         removals = " REMOVE pendingDecision, decisionClaim, decideBy"
-        for index, (attribute, value) in enumerate(sorted((extra or {}).items())):
-            names[f"#x{index}"] = attribute
-            values[f":x{index}"] = value
-            assignments.append(f"#x{index} = :x{index}")
-        try:
-            with aws_call("DynamoDB"):
-                response = self._ddb.update_item(
-                    TableName=self._table_name,
-                    Key=_key(tenant_id),
-                    UpdateExpression="SET " + ", ".join(assignments) + removals,
-                    ConditionExpression="attribute_exists(pk) AND #s = :onboarding",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=_to_ddb(values),
-                    ReturnValues="ALL_NEW",
-                )
-            return _from_ddb(response["Attributes"])
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
+        written = self._update_if(
+            tenant_id,
+            UpdateExpression=(
+                "SET " + ", ".join(["#s = :s", "updatedAt = :now", "outcomeDue = :s"] + sets)
+                + removals
+            ),
+            ConditionExpression="attribute_exists(pk) AND #s = :onboarding",
+            ExpressionAttributeNames={"#s": "status", **names},
+            ExpressionAttributeValues=_to_ddb(
+                {":s": status, ":now": now, ":onboarding": ONBOARDING, **values}
+            ),
+        )
+        if written is not None:
+            return written
         current = self.require(tenant_id)
         if current.get("status") == status:
             logger.info(
@@ -296,26 +296,21 @@ class TenantRepository:
             expected, values = "attribute_not_exists(pendingDecision)", {}
         else:
             expected, values = "pendingDecision.taskToken = :old", {":old": replaces}
-        try:
-            with aws_call("DynamoDB"):
-                self._ddb.update_item(
-                    TableName=self._table_name,
-                    Key=_key(tenant_id),
-                    UpdateExpression=(
-                        "SET pendingDecision = :p, decideBy = :d, updatedAt = :now "
-                        "REMOVE decisionClaim"
-                    ),
-                    ConditionExpression=f"attribute_exists(pk) AND #s = :onboarding AND {expected}",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues=_to_ddb({
-                        ":p": pending, ":d": pending["decideBy"], ":now": pending["requestedAt"],
-                        ":onboarding": ONBOARDING, **values,
-                    }),
-                )
+        written = self._update_if(
+            tenant_id,
+            UpdateExpression=(
+                "SET pendingDecision = :p, decideBy = :d, updatedAt = :now "
+                "REMOVE decisionClaim"
+            ),
+            ConditionExpression=f"attribute_exists(pk) AND #s = :onboarding AND {expected}",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_to_ddb({
+                ":p": pending, ":d": pending["decideBy"], ":now": pending["requestedAt"],
+                ":onboarding": ONBOARDING, **values,
+            }),
+        )
+        if written is not None:
             return True
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
         current = self.get(tenant_id)
         if current is None:
             raise TenantNotFound(f"tenant {tenant_id} has no record")
@@ -327,22 +322,15 @@ class TenantRepository:
 
     def mark_pending(self, tenant_id: str, task_token: str, flag: str, now: str) -> bool:
         """Remember on the pending decision that ``flag`` (requestNotifiedAt,
-        reminderSentAt) happened; False if that wait is over or was replaced."""
-        try:
-            with aws_call("DynamoDB"):
-                self._ddb.update_item(
-                    TableName=self._table_name,
-                    Key=_key(tenant_id),
-                    UpdateExpression="SET pendingDecision.#f = :now",
-                    ConditionExpression="pendingDecision.taskToken = :t",
-                    ExpressionAttributeNames={"#f": flag},
-                    ExpressionAttributeValues=_to_ddb({":now": now, ":t": task_token}),
-                )
-            return True
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return False  # decided, timed out or replaced meanwhile
+        reminderSentAt) happened; False if that wait is over or was replaced
+        (decided, timed out or repeated meanwhile)."""
+        return self._update_if(
+            tenant_id,
+            UpdateExpression="SET pendingDecision.#f = :now",
+            ConditionExpression="pendingDecision.taskToken = :t",
+            ExpressionAttributeNames={"#f": flag},
+            ExpressionAttributeValues=_to_ddb({":now": now, ":t": task_token}),
+        ) is not None
 
     def claim_decision(
         self, tenant_id: str, claim: Dict[str, Any], stale_before: str
@@ -352,27 +340,21 @@ class TenantRepository:
         ``claim["claimedAt"]`` dates the claim; one older than ``stale_before``
         (its holder died between claiming and delivering) may be taken over.
         """
-        try:
-            with aws_call("DynamoDB"):
-                response = self._ddb.update_item(
-                    TableName=self._table_name,
-                    Key=_key(tenant_id),
-                    UpdateExpression="SET decisionClaim = :c",
-                    ConditionExpression=(
-                        "attribute_exists(pk) AND #s = :onboarding AND "
-                        "attribute_exists(pendingDecision) AND "
-                        "(attribute_not_exists(decisionClaim) OR decisionClaim.claimedAt < :stale)"
-                    ),
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues=_to_ddb(
-                        {":c": claim, ":onboarding": ONBOARDING, ":stale": stale_before}
-                    ),
-                    ReturnValues="ALL_NEW",
-                )
-            return _from_ddb(response["Attributes"])["pendingDecision"]
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
+        claimed = self._update_if(
+            tenant_id,
+            UpdateExpression="SET decisionClaim = :c",
+            ConditionExpression=(
+                "attribute_exists(pk) AND #s = :onboarding AND "
+                "attribute_exists(pendingDecision) AND "
+                "(attribute_not_exists(decisionClaim) OR decisionClaim.claimedAt < :stale)"
+            ),
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_to_ddb(
+                {":c": claim, ":onboarding": ONBOARDING, ":stale": stale_before}
+            ),
+        )
+        if claimed is not None:
+            return claimed["pendingDecision"]
         current = self.get(tenant_id)
         if current is None:
             raise TenantNotFound(f"tenant {tenant_id} does not exist")
@@ -383,20 +365,12 @@ class TenantRepository:
     def release_claim(self, tenant_id: str, claim_id: str) -> bool:
         """Undo our claim whose decision could not be delivered, so it can be
         retried; another admin's claim (ours expired and was taken) stays."""
-        try:
-            with aws_call("DynamoDB"):
-                self._ddb.update_item(
-                    TableName=self._table_name,
-                    Key=_key(tenant_id),
-                    UpdateExpression="REMOVE decisionClaim",
-                    ConditionExpression="decisionClaim.claimId = :mine",
-                    ExpressionAttributeValues=_to_ddb({":mine": claim_id}),
-                )
-            return True
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise
-            return False
+        return self._update_if(
+            tenant_id,
+            UpdateExpression="REMOVE decisionClaim",
+            ConditionExpression="decisionClaim.claimId = :mine",
+            ExpressionAttributeValues=_to_ddb({":mine": claim_id}),
+        ) is not None
 
     # --- what a tenant gives back -----------------------------------------------------
     def mark_released(
@@ -559,15 +533,10 @@ class TenantRepository:
         restored = {k: record[k] for k in ("failureReason", "decision", "outcomeNotifiedAt",
                                             "outcomeEvent", "outcomeDue", "released",
                                             "releaseFailure", "releaseDue") if k in record}
-        names = {"#s": "status"}
-        values: Dict[str, Any] = {
-            ":previous": record["status"], ":onboarding": ONBOARDING, ":attempt": attempt,
-        }
-        sets = ["#s = :previous"]
-        for index, (attribute, value) in enumerate(sorted(restored.items())):
-            names[f"#r{index}"] = attribute
-            values[f":r{index}"] = value
-            sets.append(f"#r{index} = :r{index}")
+        names, values, sets = _assignments(dict(sorted(restored.items())), "r")
+        names["#s"] = "status"
+        values.update({":previous": record["status"], ":onboarding": ONBOARDING, ":attempt": attempt})
+        sets.insert(0, "#s = :previous")
         if "attempts" in record:
             values[":prior"] = record["attempts"]
             sets.append("attempts = :prior")

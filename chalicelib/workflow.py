@@ -28,6 +28,11 @@ def execution_input(tenant: NewTenant, attempt: int = 1) -> str:
     body: Dict[str, Any] = {"tenant": tenant.to_dict()}
     if attempt > 1:
         body["attempt"] = attempt
+    return _canonical_json(body)
+
+
+def _canonical_json(body: Dict[str, Any]) -> str:
+    """The same body always gives the same text (StartExecution compares inputs)."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
@@ -91,8 +96,7 @@ class OffboardingWorkflow(StateMachineRuns):
     """The offboarding state machine (offboarding.json): one run per request."""
 
     def start(self, tenant: NewTenant, attempt: int) -> str:
-        body = json.dumps({"tenant": tenant.to_dict(), "attempt": attempt},
-                          sort_keys=True, separators=(",", ":"))
+        body = _canonical_json({"tenant": tenant.to_dict(), "attempt": attempt})
         return self.run(offboarding_name(tenant.tenant_id, attempt), body, tenant.tenant_id)
 
     def execution_status(self, tenant_id: str, attempt: int) -> Optional[str]:
