@@ -39,7 +39,7 @@ load: $(STAMP)
 	$(PY) -m scripts.bench.load --stripe $(LOAD_ARGS)
 
 ## bench: cold starts, import cost, package size, trigger latency, throughput, cost -> docs/benchmarks.md
-bench: $(STAMP)
+bench: $(STAMP) assets
 	$(PY) -m scripts.bench $(BENCH_ARGS)
 
 ## package: what a deploy submits, built offline: build/$(STAGE)/template.json and its zips
