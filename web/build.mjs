@@ -49,9 +49,16 @@ async function main() {
     built[path.basename(meta.entryPoint)] = path.basename(output);
   }
 
+  // markup both pages share (web/src/*.part.html), inlined where a page names it
+  const parts = {};
+  for (const name of (await readdir(src)).filter((file) => file.endsWith('.part.html'))) {
+    parts[name] = (await readFile(path.join(src, name), 'utf8')).replace(/^<!--[\s\S]*?-->\s*/, '').trim();
+  }
+
   for (const page of PAGES) {
     const template = await readFile(path.join(src, `${page}.html`), 'utf8');
     const html = template.replace(/\{\{([\w.-]+)\}\}/g, (match, name) => {
+      if (name in parts) return parts[name];
       if (!built[name]) throw new Error(`${page}.html names {{${name}}}, which the build did not make`);
       return built[name];
     });

@@ -13,6 +13,7 @@ import {
   openPool,
   showView,
   signIn,
+  signInForm,
   signOut,
   timeElement,
   timeLeft,
@@ -42,7 +43,7 @@ const views = {
 let pool = null;
 let challengedUser = null; // the user asked for a new password
 let lists = {}; // status -> {tenants, nextToken, error}
-let failureReasons = {}; // tenantId -> failureReason (from the detail route)
+let failureReasons = {}; // reasonKey(tenant) -> failureReason (from the detail route)
 let selected = null; // the tenant whose details are open
 let refreshTimer = null;
 
@@ -58,20 +59,16 @@ function tone(status) {
 
 // --- signing in --------------------------------------------------------------------------
 
-const signinForm = new Form(
-  $('signin-form'),
-  { email: 'signin-email', password: 'signin-password' },
-  $('signin-form-error'),
-);
+const signinForm = signInForm();
 
 signinForm.onSubmit(async () => {
-  const ok = signinForm.requireFilled({ email: 'Enter your email address.', password: 'Enter your password.' });
-  if (!ok) return;
-  const email = signinForm.value('email').trim();
+  const credentials = signinForm.credentials();
+  if (!credentials) return;
+  const { email, password } = credentials;
   const user = cognitoUser(pool, email);
   let result;
   try {
-    result = await signIn(user, email, signinForm.value('password'));
+    result = await signIn(user, email, password);
   } catch (error) {
     const { field, message } = explainCognitoError(error, 'signin');
     signinForm.showError(field, message);
@@ -155,7 +152,29 @@ async function fetchSection(status, nextToken) {
   return call(`tenants?${query}`);
 }
 
-async function refreshLists() {
+let refreshing = null; // the refresh in flight
+let refreshAgain = false; // asked for meanwhile: the one in flight may answer from before
+
+/** Refresh the lists; one request set at a time, and none answers from before the ask. */
+function refreshLists() {
+  if (refreshing) {
+    refreshAgain = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    try {
+      do {
+        refreshAgain = false;
+        await loadLists();
+      } while (refreshAgain);
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+async function loadLists() {
   const status = $('console-status');
   const results = await Promise.all(
     SECTIONS.map(async (section) => {
@@ -174,16 +193,19 @@ async function refreshLists() {
   status.textContent = `Updated at ${new Date().toLocaleTimeString()}.`;
 }
 
+/** A failure is one version of the record: retried and failed again, it has a new reason. */
+const reasonKey = (tenant) => `${tenant.tenantId}@${tenant.updatedAt}`;
+
 /** The list route does not carry failureReason: ask the detail route for the first few. */
 async function lookUpFailureReasons() {
   const failed = (lists.failed ? lists.failed.tenants : [])
-    .filter((t) => !t.failureReason && !(t.tenantId in failureReasons))
+    .filter((t) => !(reasonKey(t) in failureReasons))
     .slice(0, FAILURE_LOOKUPS);
   await Promise.all(
     failed.map(async (tenant) => {
       try {
         const detail = await call(`tenants/${encodeURIComponent(tenant.tenantId)}`);
-        failureReasons[tenant.tenantId] = detail.failureReason || '';
+        failureReasons[reasonKey(tenant)] = detail.failureReason || '';
       } catch (error) {
         /* shown when the tenant is opened */
       }
@@ -223,7 +245,7 @@ function tenantRow(tenant) {
     meta.textContent = `Since ${formatDate(tenant.updatedAt || tenant.createdAt)}`;
   }
   row.append(meta);
-  const reason = tenant.failureReason || failureReasons[tenant.tenantId];
+  const reason = failureReasons[reasonKey(tenant)];
   if (tenant.status === 'failed' && reason) row.append(el('p', reason, { className: 'tenant-reason wrap' }));
   return row;
 }
@@ -293,7 +315,7 @@ async function openTenant(tenantId, button) {
   openedFrom = button;
   setResult('', null);
   $('action-reason').value = '';
-  clearReasonError();
+  actionForm.clearErrors();
   const loaded = await loadDetail(tenantId);
   if (loaded) {
     $('detail').hidden = false;
@@ -451,7 +473,7 @@ function renderDetail(tenant) {
   for (const button of document.querySelectorAll('#action-form [data-action]')) {
     button.hidden = !available.includes(button.dataset.action);
   }
-  $('reason-field').hidden = !available.some((a) => a === 'reject' || a === 'offboard' || a === 'approve');
+  $('reason-field').hidden = available.length === 0; // each set of actions has one taking a reason
   $('no-actions').hidden = available.length > 0;
 }
 
@@ -464,21 +486,7 @@ function setResult(message, kind) {
   else delete result.dataset.tone;
 }
 
-function clearReasonError() {
-  const error = $('action-reason-error');
-  error.textContent = '';
-  error.hidden = true;
-  $('action-reason').removeAttribute('aria-invalid');
-}
-
-function showReasonError(message) {
-  const error = $('action-reason-error');
-  error.textContent = message;
-  error.hidden = false;
-  const reason = $('action-reason');
-  reason.setAttribute('aria-invalid', 'true');
-  reason.focus();
-}
+const actionForm = new Form($('action-form'), { reason: 'action-reason' });
 
 let acting = false;
 
@@ -487,10 +495,10 @@ async function act(action) {
   const tenant = selected;
   const name = tenant.name || 'the tenant';
   const reason = $('action-reason').value.trim();
-  clearReasonError();
+  actionForm.clearErrors();
   setResult('', null);
   if ((action === 'reject' || action === 'offboard') && !reason) {
-    showReasonError(`Give a reason to ${action} this tenant.`);
+    actionForm.showError('reason', `Give a reason to ${action} this tenant.`);
     return;
   }
   const path = `tenants/${encodeURIComponent(tenant.tenantId)}`;
@@ -517,7 +525,7 @@ async function act(action) {
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return;
     if (error instanceof ApiError && error.status === 400 && /reason/i.test(error.message)) {
-      showReasonError(error.message);
+      actionForm.showError('reason', error.message);
       return;
     }
     setResult(error.status === 404 ? 'That tenant no longer exists.' : error.message, 'bad');

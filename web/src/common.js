@@ -59,6 +59,13 @@ export async function openPool(prefix) {
   }
 }
 
+/** A promise of what a Node-style callback API (error, result) answers. */
+export function promised(start) {
+  return new Promise((resolve, reject) => {
+    start((error, result) => (error ? reject(error) : resolve(result)));
+  });
+}
+
 export function cognitoUser(pool, email) {
   const user = new CognitoUser({ Username: email, Pool: pool });
   // The app clients allow it, and the local Cognito checks passwords only so.
@@ -302,6 +309,24 @@ export class Form {
       }
     });
   }
+}
+
+/**
+ * The sign-in form both pages include (web/src/partials/signin-form.html):
+ * `credentials()` is {email, password} once both are filled in, else null
+ * with the gap shown.
+ */
+export function signInForm() {
+  const form = new Form(
+    document.getElementById('signin-form'),
+    { email: 'signin-email', password: 'signin-password' },
+    document.getElementById('signin-form-error'),
+  );
+  form.credentials = () => {
+    const filled = form.requireFilled({ email: 'Enter your email address.', password: 'Enter your password.' });
+    return filled ? { email: form.value('email').trim(), password: form.value('password') } : null;
+  };
+  return form;
 }
 
 // --- views and text ---------------------------------------------------------------

@@ -10,8 +10,10 @@ import {
   explainCognitoError,
   formatDate,
   openPool,
+  promised,
   showView,
   signIn,
+  signInForm,
   signOut,
   timeLeft,
 } from './common.js';
@@ -188,9 +190,7 @@ signupForm.onSubmit(async () => {
     new CognitoUserAttribute({ Name: 'name', Value: company }),
   ];
   try {
-    await new Promise((resolve, reject) => {
-      pool.signUp(email, password, attributes, null, (error, result) => (error ? reject(error) : resolve(result)));
-    });
+    await promised((done) => pool.signUp(email, password, attributes, null, done));
   } catch (error) {
     const { field, message } = explainCognitoError(error, 'signup');
     signupForm.showError(field, message);
@@ -217,9 +217,7 @@ confirmForm.onSubmit(async () => {
   const code = confirmForm.value('code').replace(/\s+/g, '');
   const user = cognitoUser(pool, pending.email);
   try {
-    await new Promise((resolve, reject) => {
-      user.confirmRegistration(code, true, (error, result) => (error ? reject(error) : resolve(result)));
-    });
+    await promised((done) => user.confirmRegistration(code, true, done));
   } catch (error) {
     const { field, message } = explainCognitoError(error, 'confirm');
     confirmForm.showError(field === 'email' ? null : field, message);
@@ -245,9 +243,7 @@ $('resend-code').addEventListener('click', async () => {
   const status = $('resend-status');
   status.textContent = 'Sending…';
   try {
-    await new Promise((resolve, reject) => {
-      cognitoUser(pool, pending.email).resendConfirmationCode((error, result) => (error ? reject(error) : resolve(result)));
-    });
+    await promised((done) => cognitoUser(pool, pending.email).resendConfirmationCode(done));
     status.textContent = `We sent a new code to ${pending.email}.`;
   } catch (error) {
     status.textContent = explainCognitoError(error, 'confirm').message;
@@ -256,17 +252,12 @@ $('resend-code').addEventListener('click', async () => {
 
 // --- sign in -------------------------------------------------------------------------------
 
-const signinForm = new Form(
-  $('signin-form'),
-  { email: 'signin-email', password: 'signin-password' },
-  $('signin-form-error'),
-);
+const signinForm = signInForm();
 
 signinForm.onSubmit(async () => {
-  const ok = signinForm.requireFilled({ email: 'Enter your email address.', password: 'Enter your password.' });
-  if (!ok) return;
-  const email = signinForm.value('email').trim();
-  const password = signinForm.value('password');
+  const credentials = signinForm.credentials();
+  if (!credentials) return;
+  const { email, password } = credentials;
   let result;
   try {
     result = await signIn(cognitoUser(pool, email), email, password);
