@@ -3,7 +3,6 @@
 Each declaration parses its input in a line or two and hands it to
 ``chalicelib``; see README.md for the flow these functions make up.
 """
-import logging
 import os
 
 from chalice import Chalice, CognitoUserPoolAuthorizer, Rate

@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from scripts.admin.session import AdminSession, SignInError, token_file
+from scripts.admin.session import AdminSession, SignInError, local_session, token_file
 from scripts.deploy.template import PROJECT_DIR
 
 
@@ -41,16 +41,16 @@ class AdminError(RuntimeError):
 
 
 class AdminApi:
-    def __init__(self, base_url: str, sign: Optional[Callable[..., Dict[str, str]]] = None):
+    def __init__(self, base_url: str, id_token: Callable[[], str]):
+        """``id_token``: the signed-in admin's, sent as ``Authorization`` with every call."""
         self._base = base_url.rstrip("/")
-        self._sign = sign
+        self._id_token = id_token
 
     def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
         url = self._base + path
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
-        if self._sign:
-            headers = self._sign(method, url, data, headers)
+        headers["Authorization"] = self._id_token()
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -112,13 +112,13 @@ def api_for(stage: Optional[str], state_dir: Path, profile: Optional[str]) -> Ad
         raise AdminError(f"the {stage or 'local'} stage has no apiUrl")
     session = admin_session(stage, state_dir, profile, values)
 
-    def signed_in(method: str, url: str, data: Optional[bytes], headers: Dict[str, str]):
+    def id_token() -> str:
         try:
-            return {**headers, "Authorization": session.id_token()}
+            return session.id_token()
         except SignInError as error:
             raise AdminError(str(error)) from None
 
-    return AdminApi(values["apiUrl"], signed_in)
+    return AdminApi(values["apiUrl"], id_token)
 
 
 def admin_session(stage: Optional[str], state_dir: Path, profile: Optional[str],
@@ -162,10 +162,7 @@ def aws_session(stage: Optional[str], profile: Optional[str], values: Dict[str, 
 
     if stage:
         return boto3.session.Session(profile_name=profile, region_name=values["region"]), None
-    session = boto3.session.Session(
-        aws_access_key_id="local", aws_secret_access_key="local", region_name=values["region"]
-    )
-    return session, values["awsEndpoint"]
+    return local_session(values["region"]), values["awsEndpoint"]
 
 
 def resume(stage: Optional[str], state_dir: Path, profile: Optional[str], tenant_id: str) -> str:

@@ -113,11 +113,8 @@ def new_local_admin(outputs: Dict[str, Any], state_dir: Path, email: str,
     Made as an admin would be: AdminCreateUser, the temporary password read
     from the stack's outbox, a new password on first sign-in.
     """
-    import boto3
-
-    cognito = boto3.session.Session(
-        aws_access_key_id="local", aws_secret_access_key="local", region_name=outputs["region"]
-    ).client("cognito-idp", endpoint_url=outputs["awsEndpoint"])
+    cognito = local_session(outputs["region"]).client(
+        "cognito-idp", endpoint_url=outputs["awsEndpoint"])
     cognito.admin_create_user(UserPoolId=outputs["adminUserPoolId"], Username=email,
                               UserAttributes=[{"Name": "email", "Value": email}])
     temporary = last_mail(state_dir, email, "temporaryPassword")
@@ -140,3 +137,11 @@ def last_mail(state_dir: Path, to: str, field: str, seconds: float = 10) -> str:
         if time.monotonic() > deadline:
             raise SignInError(f"no {field} for {to} in {outbox}")
         time.sleep(0.05)
+
+
+def local_session(region: str) -> Any:
+    """A boto3 session for a local stack: fake credentials, which is all it checks."""
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id="local", aws_secret_access_key="local", region_name=region)

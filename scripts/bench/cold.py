@@ -570,17 +570,10 @@ class ColdStarts:
             raise RuntimeError(f"the API handler answered {app_out['result']}")
 
     def single(self, run: int, handler: str) -> None:
-        """One entry point alone: the Stripe task (its record made beforehand,
-        from this process) or the API."""
-        if handler == STRIPE_ENTRY:
-            self.stripe_only(run)
-        elif handler == API:
-            e = self.entries
-            token, base_token = e.tokens.pop(), e.tokens.pop()
-            self.pair(run, API, "app", e.api_event(token), e.baseline_calls(
-                API, {e.recorded[API]["subject"]["token"]: base_token}))
-        else:
+        """One entry point alone: the Stripe task, the only one compared so."""
+        if handler != STRIPE_ENTRY:
             raise ValueError(f"no single run for {handler}")
+        self.stripe_only(run)
 
     def stripe_only(self, run: int) -> None:
         """Only the Stripe task; its record made beforehand, from this process."""

@@ -6,7 +6,6 @@ Throughput reuses ``scripts.bench.load.LoadRun`` (latencies from the engine's
 own timestamps); the cost model counts what a real local execution did.
 """
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from scripts.deploy.template import PROJECT_DIR
+from scripts.local.stack import child_stack_environment
 
 # List prices, us-east-1, x86 Lambda; free tiers left out.
 PRICES = {
@@ -39,13 +39,7 @@ class Stack:
         self.outputs: Dict[str, Any] = {}
 
     def __enter__(self) -> "Stack":
-        env = {**os.environ, "LOCAL_AWS_PORT": "0", "LOCAL_API_PORT": "0",
-               "LOCAL_STRIPE_PORT": "0"}
-        for variable in ("STRIPE_API_KEY", "STRIPE_API_BASE", "APPROVAL_TIMEOUT_SECONDS",
-                         "CONTACT_LIST_MODE", "LOCAL_ENFORCE_SES_QUOTAS", "LOCAL_STATE_DIR"):
-            env.pop(variable, None)
-        if self.stripe:
-            env["STRIPE_API_KEY"] = "sk_test_local"
+        env = child_stack_environment(**({"STRIPE_API_KEY": "sk_test_local"} if self.stripe else {}))
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(self.state_dir)],

@@ -11,9 +11,7 @@ Exits 1 when a check fails.
 """
 import argparse
 import json
-import statistics
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request

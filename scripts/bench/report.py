@@ -297,9 +297,9 @@ def notes(r: Dict[str, Any], args: argparse.Namespace) -> List[str]:
                       "walked only what the first call made after that."
                       if any(row["appFullGcMs"] > row["baselineFullGcMs"] + 5 for row in missed)
                       else "")
-                   + f" Single runs vary by tens of ms on this machine (every "
-                   f"sample is in the JSON below): a ratio within about 0.05 of its target, or a "
-                   f"gap that changes sign from run to run, is noise.")
+                   + " Single runs vary by tens of ms on this machine (every "
+                   "sample is in the JSON below): a ratio within about 0.05 of its target, or a "
+                   "gap that changes sign from run to run, is noise.")
     if other:
         compared = "; ".join(
             f"{row['entry']}: {ms(row['appMs'])} {row['layout']} ({ratio(row)}) against "

@@ -56,17 +56,8 @@ STUCK = {
     "DEPLOY_ARGS=--delete again (its events say which resource held it)",
 }
 # Outputs -> the keys the admin CLI and the README use.
-OUTPUT_KEYS = {
-    "EndpointURL": "apiUrl",
-    "UserPoolId": "userPoolId",
-    "UserPoolClientId": "userPoolClientId",
-    "StateMachineArn": "stateMachineArn",
-    "TenantTableName": "tableName",
-    "EventBusName": "eventBusName",
-    "ReconcileFunctionName": "reconcileFunction",
-    "AdminUserPoolId": "adminUserPoolId",
-    "AdminUserPoolClientId": "adminUserPoolClientId",
-}
+# the stack's outputs: template.json's, and the API's URL chalice package adds
+OUTPUT_KEYS = {"EndpointURL": "apiUrl", **stack_template.OUTPUT_KEYS}
 
 
 class DeployError(RuntimeError):

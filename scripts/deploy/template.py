@@ -13,12 +13,11 @@ Not shipped to Lambda (Chalice packages only app.py and chalicelib/).
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set, Tuple
 
 APP_NAME = "tenant-onboarding"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = PROJECT_DIR / "template.json"
-DEFINITION_PATH = PROJECT_DIR / "statemachine.json"
 STATE_MACHINE = "StateMachine"  # logical id in template.json
 # Each state machine of the template and the file that defines it.
 DEFINITIONS = {STATE_MACHINE: "statemachine.json", "OffboardingStateMachine": "offboarding.json"}
@@ -108,18 +107,44 @@ def shorten_retries(definition: Dict[str, Any], seconds: int) -> Dict[str, Any]:
     return definition
 
 
+# template.json's Outputs -> the keys of .chalice/outputs-<stage>.json and .local/stack.json
+OUTPUT_KEYS = {
+    "UserPoolId": "userPoolId",
+    "UserPoolClientId": "userPoolClientId",
+    "StateMachineArn": "stateMachineArn",
+    "OffboardingStateMachineArn": "offboardingStateMachineArn",
+    "TenantTableName": "tableName",
+    "EventBusName": "eventBusName",
+    "ReconcileFunctionName": "reconcileFunction",
+    "AdminUserPoolId": "adminUserPoolId",
+    "AdminUserPoolClientId": "adminUserPoolClientId",
+}
+
+
 def stage_config(stage: str, project_dir: Path = PROJECT_DIR) -> Dict[str, Any]:
+    return _stage_and_app_config(stage, project_dir)[0]
+
+
+def stage_environment(stage: str, project_dir: Path = PROJECT_DIR) -> Dict[str, str]:
+    """The environment .chalice/config.json gives a stage's functions: the app's
+    variables, then the stage's over them (as chalice package writes them)."""
+    stage_values, config = _stage_and_app_config(stage, project_dir)
+    return {**(config.get("environment_variables") or {}),
+            **(stage_values.get("environment_variables") or {})}
+
+
+def _stage_and_app_config(stage: str, project_dir: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     config = json.loads((project_dir / ".chalice" / "config.json").read_text())
     if stage not in config.get("stages", {}):
         raise TemplateError(
             f'stage "{stage}" is not in .chalice/config.json; add it (copy the "dev" block)'
         )
-    return config["stages"][stage]
+    return config["stages"][stage], config
 
 
 def stage_contact_list_mode(stage: str, project_dir: Path = PROJECT_DIR) -> str:
     """CONTACT_LIST_MODE of a stage in .chalice/config.json (default list-per-tenant)."""
-    env = stage_config(stage, project_dir).get("environment_variables") or {}
+    env = stage_environment(stage, project_dir)
     mode = env.get("CONTACT_LIST_MODE") or CONTACT_LIST_MODES[0]
     if mode not in CONTACT_LIST_MODES:
         raise TemplateError(

@@ -191,6 +191,21 @@ def end_token_waits_like_aws() -> None:
     ExecutionState._token_waits_like_aws = True
 
 
+def behave_like_aws(enforce_ses_quotas: bool) -> None:
+    """Where moto is more permissive than AWS, answer as AWS does (README, "How
+    the local stack differs from AWS"): spent task tokens, SES contact lists and
+    their quotas, atomic conditional writes, StopExecution. The local stack and
+    the workflow tests both run on this; each patch is applied once."""
+    from scripts.local.dynamodb import make_conditional_writes_atomic
+    from scripts.local.executions import stop_executions_like_aws
+    from scripts.local.ses import reproduce_ses_contact_lists
+
+    answer_spent_task_tokens_like_aws()
+    reproduce_ses_contact_lists(enforce_quotas=enforce_ses_quotas)
+    make_conditional_writes_atomic()
+    stop_executions_like_aws()
+
+
 def answer_spent_task_tokens_like_aws() -> None:
     """AWS answers TaskTimedOut for a task token that was already answered or
     whose task timed out, also once its execution has ended. moto accepts the

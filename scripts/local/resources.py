@@ -28,21 +28,14 @@ class StageResources:
     attributes: Dict[str, Dict[str, str]] = field(default_factory=dict)
     environment: Dict[str, str] = field(default_factory=dict)
     function_names: Dict[str, str] = field(default_factory=dict)  # chalice name -> deployed name
+    # template.json's Outputs, resolved, under the keys a deploy writes them with
+    stack_outputs: Dict[str, str] = field(default_factory=dict)
 
     def ref(self, logical_id: str) -> str:
         return self.physical_ids[logical_id]
 
     def outputs(self) -> Dict[str, str]:
-        return {
-            "userPoolId": self.ref("UserPool"),
-            "userPoolClientId": self.ref("UserPoolClient"),
-            "adminUserPoolId": self.ref("AdminUserPool"),
-            "adminUserPoolClientId": self.ref("AdminUserPoolClient"),
-            "stateMachineArn": self.ref(stack_template.STATE_MACHINE),
-            "offboardingStateMachineArn": self.ref("OffboardingStateMachine"),
-            "tableName": self.ref("TenantTable"),
-            "eventBusName": self.ref("EventBus"),
-        }
+        return dict(self.stack_outputs)
 
 
 def _tags(tags: Any) -> list:
@@ -215,6 +208,10 @@ def provision_stage(
         resources.physical_ids[logical_id] = physical_id
         resources.attributes[logical_id] = attributes
     resources.environment = function_environment(template, resolver, stage)
+    resources.stack_outputs = {
+        stack_template.OUTPUT_KEYS[name]: str(resolver.resolve(output["Value"]))
+        for name, output in template.get("Outputs", {}).items()
+    }
     return resources
 
 
@@ -229,13 +226,5 @@ def function_environment(template: Dict[str, Any], resolver: Resolver, stage: st
     for logical_id in FUNCTIONS.values():
         own = template["Resources"][logical_id]["Properties"].get("Environment", {})
         env.update(resolver.resolve(own.get("Variables", {})))
-    env.update(_chalice_environment(stage))
+    env.update(stack_template.stage_environment(stage))
     return {key: str(value) for key, value in env.items()}
-
-
-def _chalice_environment(stage: str) -> Dict[str, str]:
-    config = json.loads((stack_template.PROJECT_DIR / ".chalice" / "config.json").read_text())
-    return {
-        **config.get("environment_variables", {}),
-        **(stack_template.stage_config(stage).get("environment_variables") or {}),
-    }

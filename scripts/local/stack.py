@@ -224,14 +224,9 @@ class LocalStack:
         os.environ.update(FAKE_AWS_ENVIRONMENT)
 
     def _start_aws(self) -> None:
-        from scripts.local.aws import AwsExtensions, LocalAwsServer
-        from scripts.local.dynamodb import make_conditional_writes_atomic
-        from scripts.local.executions import stop_executions_like_aws
-        from scripts.local.ses import reproduce_ses_contact_lists
+        from scripts.local.aws import AwsExtensions, LocalAwsServer, behave_like_aws
 
-        reproduce_ses_contact_lists(enforce_quotas=self._enforce_ses_quotas)
-        make_conditional_writes_atomic()
-        stop_executions_like_aws()
+        behave_like_aws(self._enforce_ses_quotas)
         events = self.state_dir / "events.jsonl"
         self._event_log = EventLog(events, self.bus_name)
         self._outbox = Outbox(self.state_dir / "outbox.jsonl")
@@ -344,7 +339,6 @@ class LocalStack:
             "contactListMode": self._contact_list_mode,
             "sesQuotasEnforced": self._enforce_ses_quotas,
             "functionEnvironment": self.resources.environment,
-            "reconcileFunction": self.resources.function_names["reconcile"],
         }
 
     def lambdas_invoke(self, function: str, payload: bytes):
@@ -492,6 +486,25 @@ def _contact_list_mode() -> str:
     if mode not in CONTACT_LIST_MODES:
         raise StackError(f"CONTACT_LIST_MODE must be one of {', '.join(CONTACT_LIST_MODES)}")
     return mode
+
+
+# What shapes a stack besides its ports (README, "Local settings").
+SETTINGS = (
+    "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_TIMEOUT_SECONDS", "APPROVAL_TIMEOUT_SECONDS",
+    "APPROVAL_REMINDER_SECONDS", "CONTACT_LIST_MODE", "LOCAL_ENFORCE_SES_QUOTAS",
+    "LOCAL_STATE_DIR", "LOCAL_RECONCILE_SECONDS", "RECONCILE_GRACE_SECONDS",
+    "LOCAL_RETRY_INTERVAL_SECONDS",
+)
+
+
+def child_stack_environment(**settings: str) -> Dict[str, str]:
+    """The environment of a stack started as a child process (tests, bench):
+    free ports and the default settings but ``settings``, whatever the
+    caller's shell set for a stack of its own."""
+    environment = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    environment.update(LOCAL_AWS_PORT="0", LOCAL_API_PORT="0", LOCAL_STRIPE_PORT="0")
+    environment.update(settings)
+    return environment
 
 
 def main(argv: Optional[List[str]] = None) -> int:
