@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, List, Optional
 
 from tests.conftest import free_port, wait_for_port
 
@@ -80,26 +80,12 @@ class Element:
         return self._call("GET", "/computedlabel")
 
     @property
-    def role(self) -> str:
-        return self._call("GET", "/computedrole")
-
-    @property
     def text(self) -> str:
         return self._call("GET", "/text")
 
     @property
     def displayed(self) -> bool:
         return bool(self._call("GET", "/displayed"))
-
-    @property
-    def rect(self) -> Dict[str, float]:
-        return self._call("GET", "/rect")
-
-    def attribute(self, name: str) -> Optional[str]:
-        return self._call("GET", f"/attribute/{name}")
-
-    def property(self, name: str) -> Any:
-        return self._call("GET", f"/property/{name}")
 
     def click(self) -> None:
         self._call("POST", "/click", {})
@@ -113,10 +99,6 @@ class Element:
     def fill(self, text: str) -> None:
         self.clear()
         self.type(text)
-
-    def find_all(self, css: str) -> List["Element"]:
-        found = self._call("POST", "/elements", {"using": "css selector", "value": css})
-        return [Element(self.browser, item[ELEMENT]) for item in found]
 
 
 class Browser:
@@ -217,10 +199,6 @@ class Browser:
     # --- pages ---------------------------------------------------------------------------
     def open(self, url: str) -> None:
         self.command("POST", "/url", {"url": url})
-
-    @property
-    def url(self) -> str:
-        return self.command("GET", "/url")
 
     def run(self, script: str, *args: Any) -> Any:
         wrapped = [{ELEMENT: a.id} if isinstance(a, Element) else a for a in args]

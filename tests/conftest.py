@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
 from chalicelib import dependencies as deps

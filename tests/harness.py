@@ -5,7 +5,6 @@ tasks run the app's own handlers (scripts/local/lambdas.py, the same runtime
 the local stack uses); events on the bus land in an SQS queue the test reads.
 """
 import json
-import os
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -15,9 +14,7 @@ from moto import mock_aws
 
 from chalicelib import dependencies as deps
 from scripts.deploy.template import stripe_secret_name
-from scripts.local.aws import answer_spent_task_tokens_like_aws
-from scripts.local.dynamodb import make_conditional_writes_atomic
-from scripts.local.executions import stop_executions_like_aws
+from scripts.local.aws import behave_like_aws
 from scripts.local.lambdas import LocalLambdas
 from scripts.local.resources import provision_stage
 from scripts.local.ses import reproduce_ses_contact_lists
@@ -50,10 +47,7 @@ class Stage:
     # --- lifecycle -------------------------------------------------------------
     def __enter__(self) -> "Stage":
         self._mock.start()
-        answer_spent_task_tokens_like_aws()
-        reproduce_ses_contact_lists(enforce_quotas=self._enforce_ses_quotas)
-        make_conditional_writes_atomic()
-        stop_executions_like_aws()
+        behave_like_aws(self._enforce_ses_quotas)
         session = boto3.session.Session(region_name=REGION)
         self.ddb = session.client("dynamodb")
         self.sfn = session.client("stepfunctions")
@@ -200,15 +194,12 @@ class Stage:
             time.sleep(0.05)
         raise AssertionError(f"tenant {tenant_id} never became {status}: {self.record(tenant_id)}")
 
+    def kinds(self, tenant_id: str) -> List[str]:
+        """The detail types of the tenant's events so far, in order."""
+        return event_kinds(self.events(), tenant_id)
+
     def wait_for_event(self, tenant_id: str, detail_type: str, seconds: float = 30) -> List[str]:
-        """The tenant's event types so far, once ``detail_type`` is among them (a
-        status is set a moment before its event goes out)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            kinds = [e["detail-type"] for e in self.events() if e["detail"]["tenantId"] == tenant_id]
-            if detail_type in kinds or time.monotonic() > deadline:
-                return kinds
-            time.sleep(0.05)
+        return wait_for_event(self.events, tenant_id, detail_type, seconds)
 
     def offboarding_ended(self, tenant_id: str, attempt: int = 1, seconds: float = 60) -> List[str]:
         """Once the offboarding run has ended: every event type the tenant got (so a
@@ -227,7 +218,7 @@ class Stage:
             if time.monotonic() > deadline:
                 raise AssertionError(f"offboarding run {arn} still running after {seconds}s")
             time.sleep(0.05)
-        return [e["detail-type"] for e in self.events() if e["detail"]["tenantId"] == tenant_id]
+        return self.kinds(tenant_id)
 
     def wait_until_asked(self, tenant_id: str, seconds: float = 30) -> Dict[str, Any]:
         """Until the wait task has kept its token and asked for approval; the record."""
@@ -305,3 +296,36 @@ def finalize_body(token: str, status: str, reason: Optional[str] = None) -> str:
     if reason is not None:
         body["reason"] = reason
     return json.dumps(body)
+
+
+def event_kinds(events: List[Dict[str, Any]], tenant_id: str) -> List[str]:
+    return [e["detail-type"] for e in events if e["detail"]["tenantId"] == tenant_id]
+
+
+def wait_for_event(
+    read_events: Callable[[], List[Dict[str, Any]]], tenant_id: str, detail_type: str,
+    seconds: float,
+) -> List[str]:
+    """The tenant's event types so far, once ``detail_type`` is among them (a
+    status is set a moment before its event goes out)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        kinds = event_kinds(read_events(), tenant_id)
+        if detail_type in kinds:
+            return kinds
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {detail_type!r} for {tenant_id} in {seconds}s: {kinds}")
+        time.sleep(0.05)
+
+
+def app_session() -> Any:
+    """The session every client of the app is built from (a new client copies its hooks)."""
+    if "session" not in deps._cache:
+        deps.override("session", boto3.session.Session(region_name=REGION))
+    return deps._cache["session"]
+
+
+def app_client(service: str) -> Any:
+    """The hooks of the app's own (cached) client of a service: register faults there."""
+    app_session()
+    return deps._client(service).meta

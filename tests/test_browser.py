@@ -16,17 +16,16 @@ README: `BROWSER_SCREENSHOT_DIR=docs make test PYTEST_ARGS=tests/test_browser.py
 else to the test's temporary directory. Waits are bounded by
 BROWSER_TIMEOUT_SECONDS (default 30).
 """
-import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
+from scripts.admin.session import last_mail
 from tests.browser import DESKTOP, PHONE, TIMEOUT, Browser, WebDriverError, missing_tools
 from tests.conftest import PROJECT_DIR
 from tests.test_local_stack import RunningStack
@@ -88,16 +87,7 @@ def unique(label: str) -> str:
 
 def mail(stack: RunningStack, to: str, field: str) -> str:
     """The latest ``field`` (code, temporaryPassword) the local Cognito mailed ``to``."""
-    outbox = stack.state_dir / "outbox.jsonl"
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        lines = outbox.read_text().splitlines() if outbox.exists() else []
-        found = [m[field] for m in map(json.loads, filter(None, lines))
-                 if m.get("to") == to and m.get(field)]
-        if found:
-            return found[-1]
-        assert time.monotonic() < deadline, f"no {field} for {to} in {outbox}"
-        time.sleep(0.1)
+    return last_mail(stack.state_dir, to, field, seconds=TIMEOUT)
 
 
 def add_admin(stack: RunningStack, email: str) -> str:

@@ -2,7 +2,6 @@
 tests): one list per account and Region, 20 topics per list."""
 import threading
 
-import pytest
 
 from tests.harness import Stage, tenant
 

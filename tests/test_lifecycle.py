@@ -15,17 +15,11 @@ from chalicelib import dependencies as deps
 from scripts.local.lambdas import scheduled_event
 from tests.conftest import localstripe_customers
 from tests.faults import FlakyProxy, aws_error, fail_first
-from tests.harness import REGION, STAGE, Stage, at_once, finalize_body
+from tests.harness import REGION, STAGE, Stage, app_session, at_once, finalize_body
 
 APPROVAL = "Tenant Onboarding Approval Requested"
 OFFBOARDED = "Tenant Offboarding Complete"
 OFFBOARDING_FAILED = "Tenant Offboarding Failed"
-
-
-def app_session():
-    if "session" not in deps._cache:
-        deps.override("session", boto3.session.Session(region_name=REGION))
-    return deps._cache["session"]
 
 
 def post(client, path, body):
@@ -51,10 +45,6 @@ def customer_exists(base, customer_id):
 def list_exists(stage, name):
     return any(c["ContactListName"] == name
                for c in stage.sesv2.list_contact_lists().get("ContactLists", []))
-
-
-def kinds(stage, tenant_id):
-    return [e["detail-type"] for e in stage.events() if e["detail"]["tenantId"] == tenant_id]
 
 
 @pytest.fixture
@@ -88,7 +78,7 @@ def test_a_rejected_tenant_gives_back_its_list_its_customer_and_its_login(stripe
     assert not customer_exists(localstripe, customer)
     assert not list_exists(stage, contact_list)
     assert stage.login_enabled(t["tenantId"]) is False
-    assert kinds(stage, t["tenantId"]) == [APPROVAL, "Tenant Onboarding Rejected"]
+    assert stage.kinds(t["tenantId"]) == [APPROVAL, "Tenant Onboarding Rejected"]
     assert "Release Rejected Tenant" in stage.states_visited(execution)
 
 
@@ -144,7 +134,7 @@ def test_a_release_that_fails_for_good_still_ends_the_tenant_and_is_reported(
     assert record["status"] == "rejected"
     assert record["releaseFailure"]["what"] == ["user", "stripeCustomer", "contactList"]
     assert "AccessDenied" in record["releaseFailure"]["reason"]
-    assert kinds(stage, t["tenantId"]) == [APPROVAL, "Tenant Onboarding Rejected"]
+    assert stage.kinds(t["tenantId"]) == [APPROVAL, "Tenant Onboarding Rejected"]
     counts = stage.lambdas.invoke_json("reconcile", scheduled_event())
     assert counts["release failed"] == 1
 

@@ -21,7 +21,7 @@ import pytest
 
 from scripts.local.aws import AwsExtensions
 from scripts.local.cognito import LocalCognito
-from scripts.local.stack import _port_free
+from scripts.local.stack import _port_free, child_stack_environment
 from tests.conftest import PROJECT_DIR
 from tests.test_local_stack import PASSWORD, RunningStack
 
@@ -128,13 +128,7 @@ def test_given_a_live_listener_when_its_port_is_checked_then_it_is_in_use(host, 
 def test_given_a_port_out_of_range_when_the_stack_starts_then_it_stops_with_one_line(
     tmp_path, variable, value
 ):
-    environment = {
-        **os.environ,
-        "LOCAL_AWS_PORT": "0",
-        "LOCAL_API_PORT": "0",
-        "LOCAL_STRIPE_PORT": "0",
-        variable: value,
-    }
+    environment = child_stack_environment(**{variable: value})
     result = subprocess.run(
         [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(tmp_path / "state")],
         cwd=PROJECT_DIR,

@@ -3,7 +3,6 @@
 sign up and confirm through the local Cognito API, find the task token in
 the execution history, approve with a POST, see the record and the event."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,8 +14,11 @@ from pathlib import Path
 import boto3
 import pytest
 
+from chalicelib.workflow import execution_arn
 from scripts.admin.session import last_mail, new_local_admin
+from scripts.local.stack import child_stack_environment
 from tests.conftest import PROJECT_DIR, localstripe_customers
+from tests.harness import wait_for_event
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "Correct-Horse-9"
@@ -25,13 +27,9 @@ PASSWORD = "Correct-Horse-9"
 class RunningStack:
     def __init__(self, state_dir: Path, **env: str) -> None:
         self.state_dir = state_dir
-        environment = {
-            **os.environ,
-            "LOCAL_AWS_PORT": "0",
-            "LOCAL_API_PORT": "0",
-            "LOCAL_STRIPE_PORT": "0",
-            **env,
-        }
+        # module-scoped stacks start before the tests' isolated_env: take
+        # nothing of a developer's own stack settings
+        environment = child_stack_environment(**env)
         self.log = open(state_dir.parent / f"{state_dir.name}.log", "w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(state_dir)],
@@ -106,8 +104,7 @@ class RunningStack:
         )
 
     def task_token(self, tenant_id: str, seconds: float = 20) -> str:
-        arn = self.outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
-        execution = f"{arn}:{tenant_id}"
+        execution = self.execution_arn(tenant_id)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
@@ -122,17 +119,7 @@ class RunningStack:
         raise AssertionError(f"no task token for {tenant_id}:\n{self.output()}")
 
     def finalize(self, body: dict):
-        request = urllib.request.Request(
-            self.outputs["apiUrl"] + "/tenant/finalize",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Authorization": self.admin_token},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
+        return call(self, "POST", "/tenant/finalize", self.admin_token, body)
 
     def record(self, tenant_id: str, status: str, seconds: float = 15) -> dict:
         deadline = time.monotonic() + seconds
@@ -152,13 +139,11 @@ class RunningStack:
         return [json.loads(line) for line in path.read_text().splitlines() if line]
 
     def wait_for_event(self, tenant_id: str, detail_type: str, seconds: float = 15) -> list:
-        """The status is set a moment before its event is published."""
-        deadline = time.monotonic() + seconds
-        while True:
-            kinds = [e["detail-type"] for e in self.events() if e["detail"]["tenantId"] == tenant_id]
-            if detail_type in kinds or time.monotonic() > deadline:
-                return kinds
-            time.sleep(0.1)
+        return wait_for_event(self.events, tenant_id, detail_type, seconds)
+
+    def execution_arn(self, name: str) -> str:
+        """The onboarding execution named ``name`` (the tenant id, or <id>-attempt-N)."""
+        return execution_arn(self.outputs["stateMachineArn"], name)
 
 
 @pytest.fixture(scope="module")
@@ -209,8 +194,7 @@ def test_the_trigger_sees_what_cognito_would_send(stack):
     assert attributes["email_verified"] == "true"
     assert user["Username"] == tenant_id == attributes["sub"]
     started = stack.sfn.describe_execution(
-        executionArn=stack.outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
-        + f":{tenant_id}"
+        executionArn=stack.execution_arn(tenant_id)
     )
     assert json.loads(started["input"]) == {
         "tenant": {"tenantId": tenant_id, "email": email, "name": "Grace Co"}
@@ -231,7 +215,7 @@ def test_a_second_stack_on_the_same_state_fails_with_a_clear_message(stack):
     second = subprocess.run(
         [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(stack.state_dir)],
         cwd=PROJECT_DIR,
-        env={**os.environ, "LOCAL_AWS_PORT": "0", "LOCAL_API_PORT": "0"},
+        env=child_stack_environment(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -265,8 +249,6 @@ def test_with_a_stripe_key_the_stack_runs_localstripe_and_stores_the_customer(tm
 
 
 def test_the_admin_cli_lists_shows_and_decides_against_the_local_stack(stack):
-    from scripts.admin import cli as admin
-
     ada = stack.sign_up_and_confirm("ada-cli@example.com", "Ada CLI Ltd")
     bob = stack.sign_up_and_confirm("bob-cli@example.com", "Bob CLI Ltd")
     for tenant_id in (ada, bob):  # approvals are requested once the wait began
@@ -429,12 +411,10 @@ def test_the_admin_cli_shows_control_characters_as_text(stack):
 def test_retry_and_reconcile_from_the_admin_cli(stack):
     tenant_id = stack.sign_up_and_confirm("retry-cli@example.com", "Retry CLI Ltd")
     stack.task_token(tenant_id)
-    execution = stack.outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
-
     run_admin = stack.run_admin
 
     assert run_admin("retry", tenant_id).returncode == 1  # still onboarding: 409
-    stack.sfn.stop_execution(executionArn=f"{execution}:{tenant_id}")
+    stack.sfn.stop_execution(executionArn=stack.execution_arn(tenant_id))
     # the stack's reconciler keeps a grace period of 10 minutes: a young record waits
     swept = run_admin("reconcile")
     assert swept.returncode == 0 and swept.stdout.startswith("Reconciled:")
@@ -447,8 +427,7 @@ def test_an_aborted_onboarding_is_failed_by_the_reconciler_then_retried_to_activ
     try:
         tenant_id = running.sign_up_and_confirm("aborted@example.com", "Aborted Ltd")
         running.task_token(tenant_id)
-        executions = running.outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
-        running.sfn.stop_execution(executionArn=f"{executions}:{tenant_id}")
+        running.sfn.stop_execution(executionArn=running.execution_arn(tenant_id))
 
         def run_admin(*args):
             result = running.run_admin(*args)
@@ -461,7 +440,7 @@ def test_an_aborted_onboarding_is_failed_by_the_reconciler_then_retried_to_activ
 
         assert f"Retrying onboarding of {tenant_id} as attempt 2" in run_admin("retry", tenant_id)
         running.record(tenant_id, "onboarding")
-        running.wait_for_event(tenant_id, "Tenant Onboarding Approval Requested")
+        # attempt 2's wait has begun once the record has its deadline
         deadline = time.monotonic() + 20
         while "decideBy" not in running.ddb.get_item(
                 TableName=running.outputs["tableName"],

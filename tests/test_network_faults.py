@@ -11,10 +11,9 @@ import json
 import pytest
 from chalice.test import Client
 
-from chalicelib import dependencies as deps
 from tests.conftest import localstripe_customers
 from tests.faults import NETWORK_FAULTS, FlakyProxy, unreachable
-from tests.harness import STAGE, Stage, finalize_body, tenant
+from tests.harness import STAGE, Stage, app_client, finalize_body, tenant
 
 APPROVAL = "Tenant Onboarding Approval Requested"
 COMPLETE = "Tenant Onboarding Complete"
@@ -30,11 +29,6 @@ TASK_CALLS = {
 }
 # More than botocore's own three tries: the state machine retries the task.
 FAILED_SENDS = 4
-
-
-def app_client(service):
-    """The app's own client of a service (its hooks are its own: register there)."""
-    return deps._client(service).meta
 
 
 def approve(stage, execution, before=lambda: None):

@@ -6,15 +6,14 @@ is the scheduled function itself, run on demand.
 """
 import json
 
-import boto3
 import pytest
 from chalice.test import Client
 
-from chalicelib import dependencies as deps
+from chalicelib.workflow import execution_arn
 from scripts.local.lambdas import scheduled_event
 from tests.conftest import localstripe_customers
 from tests.faults import aws_error, fail_first
-from tests.harness import REGION, STAGE, Stage, at_once, finalize_body, tenant
+from tests.harness import STAGE, Stage, app_client, app_session, at_once, finalize_body, tenant
 
 APPROVAL = "Tenant Onboarding Approval Requested"
 FAILED = "Tenant Onboarding Failed"
@@ -31,23 +30,6 @@ def post(client, path, body=None):
     response = client.http.post(path, headers={"Content-Type": "application/json"},
                                 body=json.dumps(body or {}))
     return response.status_code, json.loads(response.body)
-
-
-def kinds(stage, tenant_id):
-    return [e["detail-type"] for e in stage.events() if e["detail"]["tenantId"] == tenant_id]
-
-
-def app_session():
-    """The session every client of the app is built from (a new client copies its hooks)."""
-    if "session" not in deps._cache:
-        deps.override("session", boto3.session.Session(region_name=REGION))
-    return deps._cache["session"]
-
-
-def app_client_events(service):
-    """The hooks of the app's own (cached) client of a service."""
-    app_session()
-    return deps._client(service).meta
 
 
 def failed_tenant(stage, n):
@@ -77,11 +59,10 @@ def test_retry_of_a_failed_tenant_runs_a_new_attempt_that_can_end_active(monkeyp
         assert audit["attempt"] == 2 and audit["retriedBy"] == "local"
         assert audit["previousStatus"] == "failed" and "quota" in audit["previousReason"]
         assert "failureReason" not in retried
-        execution = stage.state_machine_arn.replace(":stateMachine:", ":execution:") + \
-            f":{t['tenantId']}-attempt-2"
+        execution = execution_arn(stage.state_machine_arn, f"{t['tenantId']}-attempt-2")
         token = stage.wait_for_token(execution)
         stage.wait_until_asked(t["tenantId"])
-        assert kinds(stage, t["tenantId"]) == [FAILED, APPROVAL]  # a fresh wait asks again
+        assert stage.kinds(t["tenantId"]) == [FAILED, APPROVAL]  # a fresh wait asks again
         assert post(client, "/tenant/finalize", json.loads(finalize_body(token, "approved")))[0] == 200
         assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
 
@@ -108,8 +89,7 @@ def test_retry_of_a_timed_out_tenant_works_the_same_way(monkeypatch):
         status, body = post(client, f"/tenants/{t['tenantId']}/retry")
 
         assert status == 200 and body["attempt"] == 2
-        execution = stage.state_machine_arn.replace(":stateMachine:", ":execution:") + \
-            f":{t['tenantId']}-attempt-2"
+        execution = execution_arn(stage.state_machine_arn, f"{t['tenantId']}-attempt-2")
         stage.wait_for_token(execution)
         assert stage.record(t["tenantId"])["retries"][0]["previousStatus"] == "timeout"
 
@@ -143,7 +123,7 @@ def test_two_retries_at_once_start_one_attempt(stage, client):
 
 def test_a_retry_whose_execution_cannot_start_puts_the_tenant_back(stage, client):
     t = failed_tenant(stage, 74)
-    fail_first(app_client_events("stepfunctions"), "before-call.sfn.StartExecution", 10,
+    fail_first(app_client("stepfunctions"), "before-call.sfn.StartExecution", 10,
                aws_error("ServiceUnavailable", "down", 503))
 
     status, body = post(client, f"/tenants/{t['tenantId']}/retry")
@@ -170,7 +150,7 @@ def test_the_reconciler_fails_a_tenant_whose_execution_was_aborted(stage, sweep_
     assert record["status"] == "failed"
     assert "ended ABORTED without setting a final status" in record["failureReason"]
     assert counts["failed (stuck)"] == 1
-    assert kinds(stage, t["tenantId"]) == [APPROVAL, FAILED]
+    assert stage.kinds(t["tenantId"]) == [APPROVAL, FAILED]
     assert stage.lambdas.invoke_json("reconcile", scheduled_event()).get("failed (stuck)") is None  # once
 
 
@@ -198,13 +178,13 @@ def test_the_reconciler_publishes_an_outcome_that_never_went_out(stage, sweep_no
     stage.wait_for_end(execution, seconds=60)
     record = stage.record(t["tenantId"])
     assert record["status"] == "active" and record["outcomeDue"] == "active"
-    assert kinds(stage, t["tenantId"]) == [APPROVAL]
+    assert stage.kinds(t["tenantId"]) == [APPROVAL]
     refused.remaining = 0  # EventBridge is back
 
     stage.lambdas.invoke_json("reconcile", scheduled_event())
     stage.lambdas.invoke_json("reconcile", scheduled_event())
 
-    assert kinds(stage, t["tenantId"]) == [APPROVAL, COMPLETE]
+    assert stage.kinds(t["tenantId"]) == [APPROVAL, COMPLETE]
     record = stage.record(t["tenantId"])
     assert "outcomeDue" not in record and record["outcomeEvent"] == COMPLETE
 

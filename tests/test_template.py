@@ -179,12 +179,16 @@ def test_no_policy_grants_every_action_or_a_needless_every_resource(sam, mode, s
             assert set(listify(statement["Action"])) <= RESOURCE_STAR_ALLOWED, statement
 
 
-def test_every_resource_star_has_its_reason_beside_it(sam):
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("stripe", ["on", "off"])
+def test_every_resource_star_has_its_reason_beside_it(sam, mode, stripe):
     for logical, resource in sam["Resources"].items():
         if resource["Type"] != "AWS::IAM::Role":
             continue
-        text = json.dumps(resource["Properties"]["Policies"])
-        if '"Resource": "*"' in text:
+        policies = resolved(sam, mode=mode, stripe=stripe).resolve(resource["Properties"]["Policies"])
+        statements = [statement for policy in policies
+                      for statement in policy["PolicyDocument"]["Statement"]]
+        if any("*" in listify(statement["Resource"]) for statement in statements):
             assert "Resource *" in resource.get("Metadata", {}).get("Comment", ""), logical
 
 

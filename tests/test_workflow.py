@@ -3,7 +3,6 @@ real handlers; one test per outcome. Each asserts the final record, the
 events published and the states visited."""
 import json
 
-import pytest
 from chalice.test import Client
 
 from chalicelib import dependencies as deps

@@ -59,6 +59,7 @@ def test_given_a_wrong_password_then_a_sentence_and_no_token(pool, tmp_path):
     with pytest.raises(SignInError, match="NotAuthorizedException"):
         AdminSession(cognito, client_id, tmp_path / "a.json").login(
             "ops@example.com", answers("Wrong-Pass-1!"))
+    assert not (tmp_path / "a.json").exists()
 
 
 def test_given_an_expired_id_token_then_it_is_refreshed_once(pool, tmp_path):
@@ -66,12 +67,19 @@ def test_given_an_expired_id_token_then_it_is_refreshed_once(pool, tmp_path):
     now = [1_000_000.0]
     session = AdminSession(cognito, client_id, tmp_path / "a.json", clock=lambda: now[0])
     session.login("ops@example.com", answers(TEMPORARY, NEW, NEW))
+    flows = []
+    cognito.meta.events.register(
+        "before-parameter-build.cognito-identity-provider.InitiateAuth",
+        lambda params, **_: flows.append(params["AuthFlow"]))
     first = session.id_token()
-    assert session.id_token() == first  # still valid: no call
+    assert session.id_token() == first
+    assert flows == []  # still valid: no call
 
     now[0] += 3600
     refreshed = session.id_token()
+    assert session.id_token() == refreshed
 
+    assert flows == ["REFRESH_TOKEN_AUTH"]
     assert refreshed.count(".") == 2
     assert '"refreshToken": null' not in (tmp_path / "a.json").read_text()
 

@@ -10,7 +10,6 @@ from chalicelib.decisions import (
     finalize,
     parse_finalize_body,
 )
-from chalicelib.errors import AwsServiceUnavailable
 from chalicelib.workflow import DecisionNotDelivered
 
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAfake-task-token"

@@ -262,7 +262,7 @@ def test_given_a_retry_that_failed_before_asking_then_it_asks_with_its_own_deadl
     onboarding, publisher, task_input, clock
 ):
     publisher.fail_next = True  # the first attempt's PutEvents fails
-    with pytest.raises(Exception):
+    with pytest.raises(EventPublishFailed):
         steps.await_decision(waiting(task_input, "first-attempt-123456"), onboarding, publisher)
     clock(240)
 
