@@ -149,10 +149,7 @@ class TenantAdmin:
 
     def show(self, tenant_id: str) -> Dict[str, Any]:
         _require_tenant_id(tenant_id)
-        record = self._tenants.get(tenant_id)
-        if record is None:
-            raise NotFoundError(f"no tenant {tenant_id}")
-        return tenant_detail(record)
+        return tenant_detail(self._existing(tenant_id))
 
     def decide(
         self, tenant_id: str, raw_body: Optional[bytes], decided_by: str, decided_at: str
@@ -207,9 +204,7 @@ class TenantAdmin:
         found and reused by the steps; a new wait asks for approval again.
         """
         _require_tenant_id(tenant_id)
-        record = self._tenants.get(tenant_id)
-        if record is None:
-            raise NotFoundError(f"no tenant {tenant_id}")
+        record = self._existing(tenant_id)
         if record.get("status") not in RETRYABLE:
             raise ConflictError(str(NotRetryable(tenant_id, record.get("status"))))
         attempt = int(record.get("attempts", 1)) + 1
@@ -247,9 +242,7 @@ class TenantAdmin:
             raise BadRequestError("reason is required: say why the tenant is offboarded")
         if len(reason) > MAX_REASON_LENGTH:
             raise BadRequestError(f"reason is longer than {MAX_REASON_LENGTH} characters")
-        record = self._tenants.get(tenant_id)
-        if record is None:
-            raise NotFoundError(f"no tenant {tenant_id}")
+        record = self._existing(tenant_id)
         attempt = int((record.get("offboarding") or {}).get("attempt", 0)) + 1
         request = {"requestedBy": requested_by, "requestedAt": now, "reason": reason.strip(),
                    "attempt": attempt}
@@ -265,6 +258,13 @@ class TenantAdmin:
         logger.info("offboarding requested by %s", requested_by, extra={"tenantId": tenant_id})
         return Response(status_code=202, body={"tenantId": tenant_id, "status": "offboarding",
                                                "attempt": attempt})
+
+    def _existing(self, tenant_id: str) -> Dict[str, Any]:
+        """The tenant's record; 404 when there is none."""
+        record = self._tenants.get(tenant_id)
+        if record is None:
+            raise NotFoundError(f"no tenant {tenant_id}")
+        return record
 
     def _release(self, tenant_id: str, claim_id: str) -> None:
         try:
