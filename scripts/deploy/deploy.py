@@ -181,14 +181,14 @@ class Deployer:
 
     def check_no_orphaned_data(self) -> None:
         """A new stack cannot create the table or pool that an earlier one left behind."""
-        names = self.data_names()
+        names = stack_template.retained_names(self.stage)
         ddb = self.client("dynamodb")
         try:
-            ddb.describe_table(TableName=names["table"])
-            found = f"table {names['table']}"
+            ddb.describe_table(TableName=names["TenantTable"])
+            found = f"table {names['TenantTable']}"
         except ddb.exceptions.ResourceNotFoundException:
             found = ""
-        for pool in ("user_pool", "admin_pool"):
+        for pool in ("UserPool", "AdminUserPool"):
             if not found and self.find_user_pool(names[pool]):
                 found = f"user pool {names[pool]}"
         if found:
@@ -199,10 +199,6 @@ class Deployer:
                 "--delete'), or remove it with DEPLOY_ARGS='--delete --delete-data'. "
                 "Nothing was changed."
             )
-
-    def data_names(self) -> Dict[str, str]:
-        return {"table": f"{self.stack}-tenants", "user_pool": f"{self.stack}-tenants",
-                "admin_pool": f"{self.stack}-admins"}
 
     def find_user_pool(self, name: str) -> Optional[str]:
         cognito = self.client("cognito-idp")
@@ -514,26 +510,27 @@ class Deployer:
     def retained_resources(self) -> Dict[str, str]:
         """Physical ids of the stack's retained resources, read before it goes."""
         cfn = self.client("cloudformation")
+        retained = stack_template.retained_names(self.stage)
         found = {}
         for page in cfn.get_paginator("list_stack_resources").paginate(StackName=self.stack):
             for resource in page["StackResourceSummaries"]:
-                if resource["LogicalResourceId"] in ("TenantTable", "UserPool", "AdminUserPool"):
+                if resource["LogicalResourceId"] in retained:
                     found[resource["LogicalResourceId"]] = resource.get("PhysicalResourceId", "")
         return found
 
     def leftover_data(self, retained: Dict[str, str]) -> List[Tuple[str, str]]:
         """What the stage keeps after its stack is gone: its data and its secret."""
-        names = self.data_names()
+        names = stack_template.retained_names(self.stage)
         found: List[Tuple[str, str]] = []
         ddb = self.client("dynamodb")
-        table = retained.get("TenantTable") or names["table"]
+        table = retained.get("TenantTable") or names["TenantTable"]
         try:
             ddb.describe_table(TableName=table)
             found.append(("DynamoDB table", table))
         except ddb.exceptions.ResourceNotFoundException:
             pass
-        for logical, name in (("UserPool", "user_pool"), ("AdminUserPool", "admin_pool")):
-            pool = retained.get(logical) or self.find_user_pool(names[name])
+        for logical in ("UserPool", "AdminUserPool"):
+            pool = retained.get(logical) or self.find_user_pool(names[logical])
             if pool:
                 found.append(("Cognito user pool", pool))
         secrets = self.client("secretsmanager")
@@ -543,7 +540,7 @@ class Deployer:
         except secrets.exceptions.ResourceNotFoundException:
             pass
         sesv2 = self.client("sesv2")
-        shared = f"tenants-{self.stage}"
+        shared = stack_template.shared_contact_list_name(self.stage)
         try:
             sesv2.get_contact_list(ContactListName=shared)
             found.append(("SES contact list", shared))

@@ -107,6 +107,37 @@ def shorten_retries(definition: Dict[str, Any], seconds: int) -> Dict[str, Any]:
     return definition
 
 
+# The property holding the name of each kind of resource the stack retains.
+_NAME_PROPERTY = {"AWS::DynamoDB::Table": "TableName", "AWS::Cognito::UserPool": "UserPoolName"}
+
+
+def retained_names(stage: str, project_dir: Path = PROJECT_DIR) -> Dict[str, str]:
+    """What template.json names the stage's retained resources (DeletionPolicy
+    Retain), by logical id: the data a stack deletion keeps."""
+    template = load_template(project_dir)
+    resolver = _stage_only_resolver(template, stage)
+    return {
+        logical_id: resolver.resolve(spec["Properties"][_NAME_PROPERTY[spec["Type"]]])
+        for logical_id, spec in template["Resources"].items()
+        if spec.get("DeletionPolicy") == "Retain"
+    }
+
+
+def shared_contact_list_name(stage: str, project_dir: Path = PROJECT_DIR) -> str:
+    """The stage's shared SES list (topic-per-tenant), as template.json names it."""
+    template = load_template(project_dir)
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    return _stage_only_resolver(template, stage).resolve(variables["SHARED_CONTACT_LIST_NAME"])
+
+
+def _stage_only_resolver(template: Dict[str, Any], stage: str) -> "Resolver":
+    """For values that depend on the stage alone (names): no resource, region or account."""
+    def no_resource(logical_id: str, attribute: Optional[str]) -> str:
+        raise TemplateError(f"{logical_id} is a resource: its value is known only once made")
+
+    return Resolver(template, {"Stage": stage}, "", "", no_resource)
+
+
 # template.json's Outputs -> the keys of .chalice/outputs-<stage>.json and .local/stack.json
 OUTPUT_KEYS = {
     "UserPoolId": "userPoolId",

@@ -177,7 +177,7 @@ class LocalStack:
         self._reconcile_seconds = reconcile_seconds
         self._retry_interval = retry_interval_seconds
         self._stopping = threading.Event()
-        self.bus_name = f"{stack_name(STAGE)}"  # the template's EventBus name
+        self.bus_name = stack_name(STAGE)  # the template's EventBus name
         self.resources: Any = None
         self._contact_list_mode = contact_list_mode
         self._enforce_ses_quotas = enforce_ses_quotas
