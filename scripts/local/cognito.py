@@ -129,24 +129,35 @@ class LocalCognito:
         attributes = {a["Name"]: a.get("Value", "") for a in request.get("UserAttributes") or []}
         if "email" in pool.get("UsernameAttributes", []):
             attributes.setdefault("email", request["Username"])
+        self._run_trigger(
+            "PreSignUp", trigger, pool["Id"], request["Username"], request, f"PreSignUp_{operation}",
+            {"userAttributes": attributes,
+             "validationData": _as_map(request.get("ValidationData"))},
+            {"autoConfirmUser": False, "autoVerifyEmail": False, "autoVerifyPhone": False},
+        )
+
+    def _run_trigger(
+        self, kind: str, trigger: str, pool_id: str, user_name: str, call: Dict[str, Any],
+        source: str, event_request: Dict[str, Any], event_response: Dict[str, Any],
+    ) -> None:
+        """Invoke a trigger with the event Cognito sends it; the trigger's error
+        refuses ``call`` with its message, as Cognito does."""
         event = {
             "version": "1",
             "region": self._cognito.meta.region_name,
-            "userPoolId": pool["Id"],
-            "userName": request["Username"],
+            "userPoolId": pool_id,
+            "userName": user_name,
             "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown",
-                              "clientId": request.get("ClientId", "CLIENT_ID_NOT_APPLICABLE")},
-            "triggerSource": f"PreSignUp_{operation}",
-            "request": {"userAttributes": attributes,
-                        "validationData": _as_map(request.get("ValidationData"))},
-            "response": {"autoConfirmUser": False, "autoVerifyEmail": False,
-                         "autoVerifyPhone": False},
+                              "clientId": call.get("ClientId", "CLIENT_ID_NOT_APPLICABLE")},
+            "triggerSource": source,
+            "request": event_request,
+            "response": event_response,
         }
         error, payload = self._invoke(trigger, json.dumps(event).encode())
         if error:
             raise CognitoError(
                 "UserLambdaValidationException",
-                f"PreSignUp failed with error {_error_message(payload)}.",
+                f"{kind} failed with error {_error_message(payload)}.",
             )
 
     def answer(self, operation: str, request: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -282,27 +293,9 @@ class LocalCognito:
         user = self._cognito.admin_get_user(UserPoolId=pool_id, Username=username)
         attributes = {a["Name"]: a["Value"] for a in user.get("UserAttributes", [])}
         attributes["cognito:user_status"] = "CONFIRMED"
-        event = {
-            "version": "1",
-            "region": self._cognito.meta.region_name,
-            "userPoolId": pool_id,
-            "userName": user["Username"],
-            "callerContext": {
-                "awsSdkVersion": "aws-sdk-unknown-unknown",
-                "clientId": request.get("ClientId", "CLIENT_ID_NOT_APPLICABLE"),
-            },
-            "triggerSource": CONFIRM_SIGN_UP,
-            "request": {"userAttributes": attributes},
-            "response": {},
-        }
         logger.info("PostConfirmation trigger for user %s", user["Username"])
-        error, payload = self._invoke(trigger, json.dumps(event).encode())
-        if error:
-            message = _error_message(payload)
-            raise CognitoError(
-                "UserLambdaValidationException",
-                f"PostConfirmation failed with error {message}.",
-            )
+        self._run_trigger("PostConfirmation", trigger, pool_id, user["Username"], request,
+                          CONFIRM_SIGN_UP, {"userAttributes": attributes}, {})
 
     def _pool_of_client(self, client_id: str) -> Optional[str]:
         if client_id in self._pool_ids:
