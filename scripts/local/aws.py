@@ -345,11 +345,11 @@ class AwsExtensions:
     def _invoke_lambda(self, function: str, environ: Dict[str, Any], start_response: Callable):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         payload = environ["wsgi.input"].read(length) if length else b""
-        if environ.get("HTTP_X_AMZ_INVOCATION_TYPE") == "Event":
-            threading.Thread(target=self._lambdas.invoke, args=(function, payload), daemon=True).start()
+        answer = self._lambdas.dispatch(function, payload, environ.get("HTTP_X_AMZ_INVOCATION_TYPE"))
+        if answer is None:
             start_response("202 Accepted", [("Content-Length", "0")])
             return [b""]
-        error, body = self._lambdas.invoke(function, payload)
+        error, body = answer
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                    ("X-Amz-Executed-Version", "$LATEST")]
         if error:

@@ -108,17 +108,24 @@ class LocalLambdas:
     def uninstall(self, session: Any) -> None:
         session.events.unregister("before-call.lambda.Invoke", self._on_invoke)
 
+    def dispatch(self, function: str, payload: bytes, invocation_type: Optional[str]):
+        """Invoke as Lambda does for the invocation type: an ``Event`` runs on a
+        thread of its own (None: accepted); otherwise (function error, payload)."""
+        if invocation_type == "Event":
+            threading.Thread(target=self.invoke, args=(function, payload), daemon=True).start()
+            return None
+        return self.invoke(function, payload)
+
     def _on_invoke(self, params: Dict[str, Any], **_: Any):
         # params is the serialized request: /2015-03-31/functions/{name}/invocations
         function = unquote(params["url_path"].split("/")[3])
         body = params.get("body") or b""
         if isinstance(body, str):
             body = body.encode()
-        invocation_type = (params.get("headers") or {}).get("X-Amz-Invocation-Type")
-        if invocation_type == "Event":
-            threading.Thread(target=self.invoke, args=(function, body), daemon=True).start()
+        answer = self.dispatch(function, body, (params.get("headers") or {}).get("X-Amz-Invocation-Type"))
+        if answer is None:
             return AWSResponse("", 202, {}, None), {"StatusCode": 202, "Payload": _stream(b"")}
-        error, payload = self.invoke(function, body)
+        error, payload = answer
         parsed = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": _stream(payload)}
         if error:
             parsed["FunctionError"] = error

@@ -83,17 +83,30 @@ class StackLock:
             self._file = None
 
 
-class EventLog:
-    """Appends each event accepted on the stage's bus to events.jsonl."""
+class JsonLines:
+    """A file of one JSON object a line, emptied when the stack starts, appended
+    to from any thread."""
 
-    def __init__(self, path: Path, bus_name: str) -> None:
+    def __init__(self, path: Path) -> None:
         self._path = path
-        self._bus_name = bus_name
         self._lock = threading.Lock()
         path.write_text("")
 
+    def append(self, objects: List[Dict[str, Any]]) -> None:
+        if objects:
+            with self._lock, open(self._path, "a") as out:
+                out.write("".join(json.dumps(o) + "\n" for o in objects))
+
+
+class EventLog(JsonLines):
+    """Appends each event accepted on the stage's bus to events.jsonl."""
+
+    def __init__(self, path: Path, bus_name: str) -> None:
+        super().__init__(path)
+        self._bus_name = bus_name
+
     def __call__(self, entries: List[Dict[str, Any]]) -> None:
-        lines = []
+        events = []
         for entry in entries:
             bus = entry.get("EventBusName") or "default"
             if bus.rsplit("/", 1)[-1] != self._bus_name:
@@ -102,38 +115,26 @@ class EventLog:
                 detail = json.loads(entry.get("Detail") or "{}")
             except ValueError:
                 detail = entry.get("Detail")
-            lines.append(
-                json.dumps(
-                    {
-                        "version": "0",
-                        "id": entry["EventId"],
-                        "detail-type": entry.get("DetailType"),
-                        "source": entry.get("Source"),
-                        "account": ACCOUNT,
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        "region": REGION,
-                        "resources": entry.get("Resources", []),
-                        "eventBusName": self._bus_name,
-                        "detail": detail,
-                    }
-                )
-            )
-        if lines:
-            with self._lock, open(self._path, "a") as out:
-                out.write("\n".join(lines) + "\n")
+            events.append({
+                "version": "0",
+                "id": entry["EventId"],
+                "detail-type": entry.get("DetailType"),
+                "source": entry.get("Source"),
+                "account": ACCOUNT,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "region": REGION,
+                "resources": entry.get("Resources", []),
+                "eventBusName": self._bus_name,
+                "detail": detail,
+            })
+        self.append(events)
 
 
-class Outbox:
+class Outbox(JsonLines):
     """Every message the local Cognito would mail, one JSON object a line."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        path.write_text("")
-
     def __call__(self, message: Dict[str, Any]) -> None:
-        with self._lock, open(self._path, "a") as out:
-            out.write(json.dumps(message) + "\n")
+        self.append([message])
 
 
 def _port_free(port: int) -> bool:
