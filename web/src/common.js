@@ -96,8 +96,21 @@ export function completeNewPassword(user, newPassword) {
   });
 }
 
-/** The signed-in user's valid session (refreshed when it expired), or null. */
+const sessionLookups = new Map(); // pool -> the lookup in flight
+
+/**
+ * The signed-in user's valid session (refreshed when it expired), or null.
+ * Calls made while one lookup is in flight share it: an expired token is
+ * refreshed once, not once per request of a page that sends several at once.
+ */
 export function currentSession(pool) {
+  if (!sessionLookups.has(pool)) {
+    sessionLookups.set(pool, lookUpSession(pool).finally(() => sessionLookups.delete(pool)));
+  }
+  return sessionLookups.get(pool);
+}
+
+function lookUpSession(pool) {
   const user = pool.getCurrentUser();
   if (!user) return Promise.resolve(null);
   return new Promise((resolve) => {
