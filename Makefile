@@ -9,7 +9,7 @@ NODE_STAMP := web/node_modules/.installed
 ASSETS := chalicelib/assets/manifest.json
 WEB_SOURCES := $(wildcard web/src/*) web/build.mjs
 
-.PHONY: run test load package deploy admin bench clean assets
+.PHONY: run test test-fast lint load package deploy admin bench clean assets
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,14 @@ $(ASSETS): $(NODE_STAMP) $(WEB_SOURCES)
 run: $(STAMP) assets
 	$(PY) -m scripts.local
 
-## test: every test tier; fails when a test fails or when none ran
+## test: every test tier, on every core; fails when a test fails or when none ran
 test: $(STAMP) assets
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@start=$$(date +%s); $(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s of tests"; exit $$status
+
+## test-fast: the inner loop: the unit tier and the handler tests (no local stack, no browser)
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit tests/functional/handlers $(PYTEST_ARGS)
 
 ## load: N concurrent onboardings against a fresh local stack (N=200; LOAD_ARGS to change)
 load: $(STAMP)

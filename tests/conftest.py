@@ -1,29 +1,24 @@
-"""Fixtures shared by every tier: an isolated environment, moto, a stage.
+"""Fixtures every tier shares: an isolated environment and localstripe.
 
 Nothing here can reach AWS or Stripe: credentials are fake, the endpoint is
 moto (in process) or the local stack, and every cached client of the app is
 dropped between tests.
 """
-import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
+from typing import Iterator, List
 
 import pytest
 
 from chalicelib import dependencies as deps
+from tests.support import PROJECT_DIR, free_port, wait_for_port
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-EVENTS_DIR = Path(__file__).resolve().parent / "events"
 REGION = "us-east-1"
-ACCOUNT = "123456789012"
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(monkeypatch):
+def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for variable in (
         "AWS_PROFILE",
         "AWS_ENDPOINT_URL",
@@ -46,30 +41,8 @@ def isolated_env(monkeypatch):
     deps.reset()
 
 
-def load_event(name: str) -> dict:
-    return json.loads((EVENTS_DIR / name).read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} while starting")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} within {seconds}s")
-
-
 @pytest.fixture(scope="session")
-def localstripe():
+def localstripe() -> Iterator[str]:
     """A localstripe server of our own (127.0.0.1, in-memory), for the session."""
     port = free_port()
     process = subprocess.Popen(
@@ -86,37 +59,10 @@ def localstripe():
         process.wait(timeout=10)
 
 
-def localstripe_customers(base: str, key: str = "sk_test_local") -> list:
-    """Every customer localstripe holds (it is shared by the whole session)."""
-    import requests
-
-    customers, after = [], None
-    while True:
-        params = {"limit": 100, **({"starting_after": after} if after else {})}
-        response = requests.get(f"{base}/v1/customers", params=params, auth=(key, ""))
-        response.raise_for_status()
-        page = response.json()
-        customers += page["data"]
-        if not page.get("has_more") or not page["data"]:
-            return customers
-        after = page["data"][-1]["id"]
-
-
-@pytest.fixture
-def stage(monkeypatch):
-    """A stage of the app inside moto (tests/harness.py)."""
-    from tests.harness import Stage
-
-    with Stage(monkeypatch) as stage:
-        yield stage
-
-
-@pytest.fixture
-def client(stage):
-    """chalice.test.Client on that stage."""
-    from chalice.test import Client
-
-    from tests.harness import STAGE
-
-    with Client(stage.app, stage_name=STAGE) as client:
-        yield client
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    """A file's tests run on one worker, in order (--dist=loadgroup): a module's
+    tests share a stage or a local stack. A test that names a group of its own
+    (xdist_group("timing")) runs with that group instead."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

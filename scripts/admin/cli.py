@@ -32,7 +32,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from scripts.admin.session import AdminSession, SignInError, local_session, token_file
+from scripts.admin.session import AdminSession, SignInError, token_file
+from scripts.local.client import local_session
 from scripts.deploy.template import PROJECT_DIR
 
 

@@ -5,19 +5,14 @@ subprocess on free ports with its own state directory, stopped with SIGINT.
 Throughput reuses ``scripts.bench.load.LoadRun`` (latencies from the engine's
 own timestamps); the cost model counts what a real local execution did.
 """
-import json
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
-from scripts.deploy.template import PROJECT_DIR
-from scripts.local.stack import child_stack_environment
+from scripts.local.child import ChildStack
 
 # List prices, us-east-1, x86 Lambda; free tiers left out.
 PRICES = {
@@ -28,46 +23,13 @@ PRICES = {
 ASSUMED_DURATION_S = 0.100  # per invocation, billed; an assumption, see the notes
 
 
-class Stack:
-    """``python -m scripts.local`` in a subprocess, for a ``with`` block."""
-
-    def __init__(self, workdir: Path, stripe: bool = False, name: str = "stack") -> None:
-        self.state_dir = workdir / name
-        self.log_path = workdir / f"{name}.log"
-        self.stripe = stripe
-        self.process: Optional[subprocess.Popen] = None
-        self.outputs: Dict[str, Any] = {}
-
-    def __enter__(self) -> "Stack":
-        env = child_stack_environment(**({"STRIPE_API_KEY": "sk_test_local"} if self.stripe else {}))
-        self._log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(self.state_dir)],
-            cwd=PROJECT_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 90
-        stack_json = self.state_dir / "stack.json"
-        while not stack_json.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError(f"the local stack did not start; see {self.log_path}")
-            time.sleep(0.1)
-        self.outputs = json.loads(stack_json.read_text())
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+def bench_stack(workdir: Path, stripe: bool = False, name: str = "stack") -> ChildStack:
+    """A stack for a ``with`` block: ``make run``'s, Stripe on when asked."""
+    return ChildStack(workdir / name, **({"STRIPE_API_KEY": "sk_test_local"} if stripe else {}))
 
 
 # --- throughput ----------------------------------------------------------------------
-def throughput(stack: Stack, concurrency: int, signups: int, attempts: int = 2) -> Dict[str, Any]:
+def throughput(stack: ChildStack, concurrency: int, signups: int, attempts: int = 2) -> Dict[str, Any]:
     """``signups`` sign-ups by ``concurrency`` clients at once, each approved.
 
     LoadRun stops at the first sign-up refused outright (a Cognito confirm
@@ -91,7 +53,7 @@ def throughput(stack: Stack, concurrency: int, signups: int, attempts: int = 2) 
 
 
 # --- the cost model --------------------------------------------------------------------
-def one_onboarding(stack: Stack) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+def one_onboarding(stack: ChildStack) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """A real happy-path onboarding on the stack: its counts, and its execution history."""
     from scripts.bench.load import LoadRun
 

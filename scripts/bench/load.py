@@ -66,7 +66,7 @@ class LoadRun:
 
     def confirmation_code(self, email: str) -> str:
         """The code the local Cognito mailed ``email`` (the stack's outbox.jsonl)."""
-        from scripts.admin.session import last_mail
+        from scripts.local.client import last_mail
 
         return last_mail(self.state_dir, email, "code")
 
@@ -74,7 +74,7 @@ class LoadRun:
     def admin_token(self) -> str:
         """An admin's ID token: the decisions go through the admin authorizer."""
         if not getattr(self, "_admin_token", None):
-            from scripts.admin.session import new_local_admin
+            from scripts.local.client import new_local_admin
 
             self._admin_token = new_local_admin(self.outputs, self.state_dir,
                                                 f"load-admin-{uuid.uuid4().hex[:8]}@example.com")
@@ -296,38 +296,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 1 if report["problems"] else 0
 
 
-def run_with_own_stack(signups: int, reject_every: int, stripe: bool, seconds: float, workers: int = 32):
-    import os
-    import signal
-    import subprocess
+def run_with_own_stack(signups: int, reject_every: int, stripe: bool, seconds: float,
+                       workers: int = 32) -> Dict[str, Any]:
     import tempfile
 
-    from scripts.deploy.template import PROJECT_DIR
+    from scripts.local.child import ChildStack
 
     state_dir = Path(tempfile.mkdtemp(prefix="tenant-onboarding-load-")) / "state"
-    env = {**os.environ, "LOCAL_AWS_PORT": "0", "LOCAL_API_PORT": "0", "LOCAL_STRIPE_PORT": "0"}
-    if stripe:
-        env["STRIPE_API_KEY"] = "sk_test_local"
-    log = open(state_dir.parent / "stack.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(state_dir)],
-        cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (state_dir / "stack.json").exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the local stack did not start; see {log.name}")
-            time.sleep(0.1)
-        outputs = json.loads((state_dir / "stack.json").read_text())
-        return LoadRun(outputs, state_dir, workers).run(signups, reject_every, seconds)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with ChildStack(state_dir, ready_seconds=60,
+                    **({"STRIPE_API_KEY": "sk_test_local"} if stripe else {})) as stack:
+        return LoadRun(stack.outputs, state_dir, workers).run(signups, reject_every, seconds)
 
 
 if __name__ == "__main__":

@@ -551,7 +551,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 layout, args.import_runs, prelude="import boto3")
 
             progress("local stack, Stripe on: throughput")
-            with bench_flow.Stack(workdir, stripe=True, name="stack-throughput") as flow_stack:
+            with bench_flow.bench_stack(workdir, stripe=True, name="stack-throughput") as flow_stack:
                 results["throughput"] = []
                 for concurrency in args.concurrency:
                     progress(f"throughput: {concurrency} concurrent sign-ups")
@@ -581,7 +581,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _stripe_off_cost(workdir: Path) -> Dict[str, Any]:
-    with bench_flow.Stack(workdir, stripe=False, name="stack-stripe-off") as stack:
+    with bench_flow.bench_stack(workdir, stripe=False, name="stack-stripe-off") as stack:
         counts, _ = bench_flow.one_onboarding(stack)
     return counts
 
@@ -592,7 +592,7 @@ def _cold_stack(workdir: Path, stacks: contextlib.ExitStack, tokens: int):
     executions waiting for the API's runs."""
     from scripts.bench.load import LoadRun
 
-    stack = stacks.enter_context(bench_flow.Stack(workdir, stripe=True, name="stack-cold"))
+    stack = stacks.enter_context(bench_flow.bench_stack(workdir, stripe=True, name="stack-cold"))
     counts, history = bench_flow.one_onboarding(stack)
     waiting = bench_cold.waiting_executions(LoadRun(stack.outputs, stack.state_dir, 8), tokens)
     return stack, counts, history, waiting

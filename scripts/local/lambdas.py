@@ -49,15 +49,22 @@ class LocalLambdas:
     ) -> None:
         """``function_names``: Chalice function name -> the stage's deployed name."""
         self._names = dict(function_names)
-        handlers = {fn.name: fn for fn in chalice_app.pure_lambda_functions}
-        handlers.update(_event_source_handlers(chalice_app))
+        # Chalice's own map of every handler it declares (chalice.test finds
+        # them there too): the Lambda functions and the scheduled ones
         self._handlers = {
-            function_names[name]: handler
-            for name, handler in handlers.items()
-            if name in function_names
+            deployed: chalice_app.handler_map[name]
+            for name, deployed in function_names.items()
+            if name in chalice_app.handler_map
         }
         self._timeout_ms = timeout_ms
         self.invocations: Dict[str, int] = {}
+        self._running = 0  # invocations under way, in any thread
+        self._idle = threading.Condition()
+
+    def wait_until_idle(self, seconds: float) -> bool:
+        """Until no invocation is under way (False if one still is after ``seconds``)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running == 0, timeout=seconds)
 
     @property
     def function_names(self):
@@ -73,7 +80,17 @@ class LocalLambdas:
                 "errorMessage": f"Function not found: {function}",
             }
             return "Unhandled", json.dumps(body).encode()
-        self.invocations[name] = self.invocations.get(name, 0) + 1
+        with self._idle:
+            self.invocations[name] = self.invocations.get(name, 0) + 1
+            self._running += 1
+        try:
+            return self._run(handler, name, function, payload)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def _run(self, handler: Any, name: str, function: str, payload: bytes) -> Tuple[Optional[str], bytes]:
         context = LocalContext(name, function, self._timeout_ms)
         try:
             event = json.loads(payload or b"{}")
@@ -133,7 +150,7 @@ class LocalLambdas:
 
 
 def scheduled_event(region: str = "us-east-1", account: str = "123456789012") -> Dict[str, Any]:
-    """What EventBridge Scheduler hands a function on a schedule (aws.events)."""
+    """What an EventBridge schedule rule hands the function it targets (aws.events)."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -145,19 +162,6 @@ def scheduled_event(region: str = "us-east-1", account: str = "123456789012") ->
         "resources": [f"arn:aws:events:{region}:{account}:rule/local-schedule"],
         "detail": {},
     }
-
-
-def _event_source_handlers(chalice_app: Any) -> Dict[str, Any]:
-    """@app.schedule and the like: Chalice keeps their handlers on the app's module."""
-    import sys
-
-    found = {}
-    for source in getattr(chalice_app, "event_sources", []):
-        module_name, _, attribute = source.handler_string.rpartition(".")
-        module = sys.modules.get(module_name)
-        if module is not None and hasattr(module, attribute):
-            found[source.name] = getattr(module, attribute)
-    return found
 
 
 def _stream(data: bytes) -> StreamingBody:

@@ -30,9 +30,25 @@ class StageResources:
     function_names: Dict[str, str] = field(default_factory=dict)  # chalice name -> deployed name
     # template.json's Outputs, resolved, under the keys a deploy writes them with
     stack_outputs: Dict[str, str] = field(default_factory=dict)
+    # each state machine's properties, resolved: to make it again (replace_state_machines)
+    state_machines: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     def ref(self, logical_id: str) -> str:
         return self.physical_ids[logical_id]
+
+    def physical(self, logical_id: str, attribute: Optional[str]) -> str:
+        """Ref (attribute None) and Fn::GetAtt of a resource this stage made."""
+        if attribute is None:
+            return self.physical_ids[logical_id]
+        return self.attributes[logical_id][attribute]
+
+    def environment_for(self, contact_list_mode: str, stripe: bool) -> Dict[str, str]:
+        """The functions' environment had the stack these parameters (they
+        change settings only, not what the stage is made of)."""
+        template = stack_template.load_template()
+        resolver = Resolver(template, stage_parameters(self.stage, contact_list_mode, stripe),
+                            self.region, self.account, self.physical)
+        return function_environment(template, resolver, self.stage)
 
     def outputs(self) -> Dict[str, str]:
         return dict(self.stack_outputs)
@@ -105,6 +121,7 @@ class _Creator:
         return name, {"Arn": arn}
 
     def state_machine(self, p: Dict[str, Any], logical_id: str):
+        self._resources.state_machines[logical_id] = json.loads(json.dumps(p))
         definition = stack_template.substitute(
             self._definitions[logical_id], p["DefinitionSubstitutions"])
         arn = self.client("stepfunctions").create_state_machine(
@@ -151,37 +168,14 @@ def provision_stage(
     approval_timeout_seconds: Optional[int] = None,
     retry_interval_seconds: Optional[int] = None,
 ) -> StageResources:
-    """Create every resource template.json declares, as CloudFormation would.
-
-    ``approval_timeout_seconds`` shortens the 24-hour wait and
-    ``retry_interval_seconds`` the waits between retries (tests, trying
-    timeouts and faults locally).
-    """
+    """Create every resource template.json declares, as CloudFormation would,
+    with the waits ``_definitions`` describes."""
     template = stack_template.load_template()
     resources = StageResources(stage=stage, region=session.region_name, account=account)
-    definitions = {
-        logical_id: stack_template.load_definition(logical_id=logical_id)
-        for logical_id in stack_template.DEFINITIONS
-    }
-    if approval_timeout_seconds:
-        stack_template.shorten_wait(definitions[stack_template.STATE_MACHINE],
-                                    approval_timeout_seconds)
-    if retry_interval_seconds:
-        for definition in definitions.values():
-            stack_template.shorten_retries(definition, retry_interval_seconds)
+    definitions = _definitions(approval_timeout_seconds, retry_interval_seconds)
     creator = _Creator(session, resources, definitions)
-
-    def physical(logical_id: str, attribute: Optional[str]) -> str:
-        if attribute is None:
-            return resources.physical_ids[logical_id]
-        return resources.attributes[logical_id][attribute]
-
-    parameters = {
-        "Stage": stage,
-        "ContactListMode": contact_list_mode,
-        "Stripe": "on" if stripe else "off",
-    }
-    resolver = Resolver(template, parameters, resources.region, account, physical)
+    resolver = Resolver(template, stage_parameters(stage, contact_list_mode, stripe),
+                        resources.region, account, resources.physical)
     declared = template["Resources"]
     for chalice_name, logical_id in FUNCTIONS.items():
         name = resolver.resolve(declared[logical_id]["Properties"]["FunctionName"])
@@ -213,6 +207,49 @@ def provision_stage(
         for name, output in template.get("Outputs", {}).items()
     }
     return resources
+
+
+def replace_state_machines(
+    session: Any,
+    resources: StageResources,
+    approval_timeout_seconds: Optional[int] = None,
+    retry_interval_seconds: Optional[int] = None,
+) -> None:
+    """Delete the stage's state machines, and with them every execution they
+    ran, and make them again as the template declares them, with these waits.
+    Under the same names, so with the same ARNs: nothing else changes."""
+    sfn = session.client("stepfunctions")
+    creator = _Creator(session, resources,
+                       _definitions(approval_timeout_seconds, retry_interval_seconds))
+    for logical_id, properties in list(resources.state_machines.items()):
+        sfn.delete_state_machine(stateMachineArn=resources.ref(logical_id))
+        arn, attributes = creator.state_machine(json.loads(json.dumps(properties)), logical_id)
+        resources.physical_ids[logical_id] = arn
+        resources.attributes[logical_id] = attributes
+
+
+def stage_parameters(stage: str, contact_list_mode: str, stripe: bool) -> Dict[str, str]:
+    """The stack's parameters, as make package sets them for a stage."""
+    return {"Stage": stage, "ContactListMode": contact_list_mode, "Stripe": "on" if stripe else "off"}
+
+
+def _definitions(
+    approval_timeout_seconds: Optional[int], retry_interval_seconds: Optional[int]
+) -> Dict[str, Dict[str, Any]]:
+    """Each state machine's definition by logical id. ``approval_timeout_seconds``
+    shortens the 24-hour wait and ``retry_interval_seconds`` the waits between
+    retries (tests, trying timeouts and faults locally)."""
+    definitions = {
+        logical_id: stack_template.load_definition(logical_id=logical_id)
+        for logical_id in stack_template.DEFINITIONS
+    }
+    if approval_timeout_seconds:
+        stack_template.shorten_wait(definitions[stack_template.STATE_MACHINE],
+                                    approval_timeout_seconds)
+    if retry_interval_seconds:
+        for definition in definitions.values():
+            stack_template.shorten_retries(definition, retry_interval_seconds)
+    return definitions
 
 
 def function_environment(template: Dict[str, Any], resolver: Resolver, stage: str) -> Dict[str, str]:

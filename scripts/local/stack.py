@@ -287,7 +287,7 @@ class LocalStack:
         self._aws.extensions.attach_lambdas(self.lambdas)
 
     def _start_reconciling(self) -> None:
-        """What EventBridge Scheduler does in AWS every 15 minutes, here every
+        """What the EventBridge schedule rule does in AWS every 15 minutes, here every
         LOCAL_RECONCILE_SECONDS (0: only on demand, make admin ARGS=reconcile)."""
         if not self._reconcile_seconds:
             return
@@ -383,7 +383,6 @@ class LocalStack:
 
     def _write_state_files(self) -> None:
         out = self.outputs
-        (self.state_dir / "stack.json").write_text(json.dumps(out, indent=2) + "\n")
         env = {
             "AWS_ENDPOINT_URL": out["awsEndpoint"],
             "AWS_ACCESS_KEY_ID": "local",
@@ -397,9 +396,10 @@ class LocalStack:
             "TABLE_NAME": out["tableName"],
             "STATE_MACHINE_ARN": out["stateMachineArn"],
         }
-        (self.state_dir / "env").write_text(
-            "".join(f"export {key}={value}\n" for key, value in env.items())
-        )
+        _write_atomically(self.state_dir / "env",
+                          "".join(f"export {key}={value}\n" for key, value in env.items()))
+        # last, and whole: its presence means "ready" (scripts/local/child.py)
+        _write_atomically(self.state_dir / "stack.json", json.dumps(out, indent=2) + "\n")
 
     # --- stop ------------------------------------------------------------------
     def stop(self) -> None:
@@ -417,6 +417,13 @@ class LocalStack:
                 self._stripe_process.kill()
         for name in ("stack.json", "env"):
             (self.state_dir / name).unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A reader sees the file whole or not at all: written aside, then renamed."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def how_to_try_it(out: Dict[str, Any], state_dir: Path) -> str:
@@ -487,25 +494,6 @@ def _contact_list_mode() -> str:
     if mode not in CONTACT_LIST_MODES:
         raise StackError(f"CONTACT_LIST_MODE must be one of {', '.join(CONTACT_LIST_MODES)}")
     return mode
-
-
-# What shapes a stack besides its ports (README, "Local settings").
-SETTINGS = (
-    "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_TIMEOUT_SECONDS", "APPROVAL_TIMEOUT_SECONDS",
-    "APPROVAL_REMINDER_SECONDS", "CONTACT_LIST_MODE", "LOCAL_ENFORCE_SES_QUOTAS",
-    "LOCAL_STATE_DIR", "LOCAL_RECONCILE_SECONDS", "RECONCILE_GRACE_SECONDS",
-    "LOCAL_RETRY_INTERVAL_SECONDS",
-)
-
-
-def child_stack_environment(**settings: str) -> Dict[str, str]:
-    """The environment of a stack started as a child process (tests, bench):
-    free ports and the default settings but ``settings``, whatever the
-    caller's shell set for a stack of its own."""
-    environment = {k: v for k, v in os.environ.items() if k not in SETTINGS}
-    environment.update(LOCAL_AWS_PORT="0", LOCAL_API_PORT="0", LOCAL_STRIPE_PORT="0")
-    environment.update(settings)
-    return environment
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -14,7 +14,7 @@ from chalicelib.errors import (
     StripeUnavailable,
 )
 from chalicelib.tenants import NewTenant
-from tests.conftest import PROJECT_DIR
+from tests.support import PROJECT_DIR
 from tests.unit.conftest import REGION, FailingClient
 
 LOCAL_KEY = "sk_test_local"

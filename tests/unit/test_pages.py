@@ -10,7 +10,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import pages
-from tests.conftest import PROJECT_DIR
+from tests.support import PROJECT_DIR
 
 
 @pytest.fixture

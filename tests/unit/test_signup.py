@@ -4,7 +4,7 @@ import pytest
 
 from chalicelib.signup import InvalidSignupEvent, tenant_from_confirmation
 from chalicelib.tenants import NewTenant
-from tests.conftest import load_event
+from tests.support import load_event
 
 SUB = "5f3a1c2e-8b9d-4e7f-a123-4b5c6d7e8f90"
 

@@ -14,7 +14,7 @@ from chalicelib.errors import (
     TenantNotFound,
 )
 from chalicelib.settings import Settings
-from tests.conftest import load_event
+from tests.support import load_event
 from tests.unit.conftest import TENANT_ID, raw_item
 
 T0 = "2026-11-26T13:51:53.123Z"

@@ -7,7 +7,8 @@ import pytest
 
 from scripts.bench.load import print_report, run_with_own_stack
 
-pytestmark = pytest.mark.e2e
+# timing-sensitive: not beside the decision race
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("timing")]
 SIGNUPS = int(os.environ.get("LOAD_TEST_SIGNUPS", "24"))
 
 

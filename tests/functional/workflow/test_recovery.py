@@ -11,9 +11,9 @@ from chalice.test import Client
 
 from chalicelib.workflow import execution_arn
 from scripts.local.lambdas import scheduled_event
-from tests.conftest import localstripe_customers
-from tests.faults import aws_error, fail_first
-from tests.harness import STAGE, Stage, app_client, app_session, at_once, finalize_body, tenant
+from tests.support import localstripe_customers
+from tests.support.faults import aws_error, fail_first
+from tests.support.stage import STAGE, Stage, app_client, app_session, at_once, finalize_body, tenant
 
 APPROVAL = "Tenant Onboarding Approval Requested"
 FAILED = "Tenant Onboarding Failed"

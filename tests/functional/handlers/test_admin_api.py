@@ -6,7 +6,7 @@ import threading
 import pytest
 from chalice.test import Client
 
-from tests.harness import STAGE, finalize_body, tenant
+from tests.support.stage import STAGE, finalize_body, tenant
 
 APPROVAL = "Tenant Onboarding Approval Requested"
 

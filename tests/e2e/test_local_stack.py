@@ -3,147 +3,18 @@
 sign up and confirm through the local Cognito API, find the task token in
 the execution history, approve with a POST, see the record and the event."""
 import json
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
-import boto3
 import pytest
 
-from chalicelib.workflow import execution_arn
-from scripts.admin.session import last_mail, new_local_admin
-from scripts.local.stack import child_stack_environment
-from tests.conftest import PROJECT_DIR, localstripe_customers
-from tests.harness import wait_for_event
+from scripts.local.child import child_stack_environment
+from scripts.local.client import last_mail
+from tests.support import PROJECT_DIR, localstripe_customers
+from tests.support.stacks import PASSWORD, RunningStack, call
 
 pytestmark = pytest.mark.e2e
-PASSWORD = "Correct-Horse-9"
-
-
-class RunningStack:
-    def __init__(self, state_dir: Path, **env: str) -> None:
-        self.state_dir = state_dir
-        # module-scoped stacks start before the tests' isolated_env: take
-        # nothing of a developer's own stack settings
-        environment = child_stack_environment(**env)
-        self.log = open(state_dir.parent / f"{state_dir.name}.log", "w+")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(state_dir)],
-            cwd=PROJECT_DIR,
-            env=environment,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.outputs = self._wait_until_ready()
-        session = boto3.session.Session(
-            aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1"
-        )
-        endpoint = self.outputs["awsEndpoint"]
-        self.cognito = session.client("cognito-idp", endpoint_url=endpoint)
-        self.sfn = session.client("stepfunctions", endpoint_url=endpoint)
-        self.ddb = session.client("dynamodb", endpoint_url=endpoint)
-
-    def _wait_until_ready(self, seconds: float = 60) -> dict:
-        stack_json = self.state_dir / "stack.json"
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"local stack exited early:\n{self.output()}")
-            if stack_json.exists():
-                return json.loads(stack_json.read_text())
-            time.sleep(0.1)
-        raise AssertionError(f"local stack not ready in {seconds}s:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-        return self.process.returncode
-
-    # --- what a user does --------------------------------------------------------
-    def sign_up_and_confirm(self, email: str, name: str) -> str:
-        client_id = self.outputs["userPoolClientId"]
-        sub = self.cognito.sign_up(
-            ClientId=client_id,
-            Username=email,
-            Password=PASSWORD,
-            UserAttributes=[{"Name": "email", "Value": email}, {"Name": "name", "Value": name}],
-        )["UserSub"]
-        code = last_mail(self.state_dir, email, "code")
-        self.cognito.confirm_sign_up(ClientId=client_id, Username=email, ConfirmationCode=code)
-        return sub
-
-    @property
-    def admin_token(self) -> str:
-        """An admin's ID token, for the admin routes (made once a stack)."""
-        if not getattr(self, "_admin_token", None):
-            self._admin_token = new_local_admin(self.outputs, self.state_dir, "e2e-admin@example.com")
-        return self._admin_token
-
-    def run_admin(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        """The admin CLI against this stack, signed in as the e2e admin."""
-        self.admin_token  # made, and its session saved where the CLI finds it
-        session = self.state_dir / "admin-session-e2e-admin@example.com.json"
-        (self.state_dir / "admin-session.json").write_bytes(session.read_bytes())
-        return subprocess.run(
-            [sys.executable, "-m", "scripts.admin", "--state-dir", str(self.state_dir), *args],
-            cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, input=stdin,
-        )
-
-    def task_token(self, tenant_id: str, seconds: float = 20) -> str:
-        execution = self.execution_arn(tenant_id)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                history = self.sfn.get_execution_history(executionArn=execution)["events"]
-            except self.sfn.exceptions.ExecutionDoesNotExist:
-                history = []
-            for event in history:
-                if event["type"] == "TaskScheduled":
-                    details = json.loads(event["taskScheduledEventDetails"]["parameters"])
-                    return details["Payload"]["taskToken"]
-            time.sleep(0.1)
-        raise AssertionError(f"no task token for {tenant_id}:\n{self.output()}")
-
-    def finalize(self, body: dict):
-        return call(self, "POST", "/tenant/finalize", self.admin_token, body)
-
-    def record(self, tenant_id: str, status: str, seconds: float = 15) -> dict:
-        deadline = time.monotonic() + seconds
-        item = {}
-        while time.monotonic() < deadline:
-            item = self.ddb.get_item(
-                TableName=self.outputs["tableName"],
-                Key={"pk": {"S": tenant_id}, "sk": {"S": "tenant"}},
-            ).get("Item", {})
-            if item.get("status", {}).get("S") == status:
-                return item
-            time.sleep(0.1)
-        raise AssertionError(f"record never reached {status}: {item}\n{self.output()}")
-
-    def events(self) -> list:
-        path = self.state_dir / "events.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines() if line]
-
-    def wait_for_event(self, tenant_id: str, detail_type: str, seconds: float = 15) -> list:
-        return wait_for_event(self.events, tenant_id, detail_type, seconds)
-
-    def execution_arn(self, name: str) -> str:
-        """The onboarding execution named ``name`` (the tenant id, or <id>-attempt-N)."""
-        return execution_arn(self.outputs["stateMachineArn"], name)
 
 
 @pytest.fixture(scope="module")
@@ -458,19 +329,6 @@ def test_an_aborted_onboarding_is_failed_by_the_reconciler_then_retried_to_activ
 
 
 # --- authorization, as API Gateway does it ---------------------------------------------
-def call(stack, method, path, token=None, body=None):
-    request = urllib.request.Request(
-        stack.outputs["apiUrl"] + path, method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json", **({"Authorization": token} if token else {})},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 @pytest.mark.parametrize("method, path", [
     ("GET", "/tenants"), ("GET", "/tenants/00000000-0000-4000-8000-000000000001"),
     ("POST", "/tenant/finalize"), ("POST", "/tenants/00000000-0000-4000-8000-000000000001/retry"),

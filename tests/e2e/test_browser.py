@@ -25,10 +25,10 @@ from typing import Callable
 
 import pytest
 
-from scripts.admin.session import last_mail
-from tests.browser import DESKTOP, PHONE, TIMEOUT, Browser, WebDriverError, missing_tools
-from tests.conftest import PROJECT_DIR
-from tests.test_local_stack import RunningStack
+from scripts.local.client import last_mail
+from tests.support.browser import DESKTOP, PHONE, TIMEOUT, Browser, WebDriverError, missing_tools
+from tests.support import PROJECT_DIR
+from tests.support.stacks import RunningStack
 
 pytestmark = pytest.mark.e2e
 

@@ -6,8 +6,8 @@ import json
 import pytest
 from chalice.test import Client
 
-from tests.conftest import load_event
-from tests.harness import STAGE, Stage
+from tests.support import load_event
+from tests.support.stage import STAGE, Stage
 
 SUB = "5f3a1c2e-8b9d-4e7f-a123-4b5c6d7e8f90"
 
@@ -189,7 +189,7 @@ def test_the_trigger_never_imports_stripe(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import EVENTS_DIR, PROJECT_DIR
+    from tests.support import EVENTS_DIR, PROJECT_DIR
 
     script = f"""
 import json, sys

@@ -12,9 +12,13 @@ import threading
 import time
 from datetime import datetime
 
+import pytest
 from chalice.test import Client
 
-from tests.harness import STAGE, Stage, finalize_body, tenant
+from tests.support.stage import STAGE, Stage, finalize_body, tenant
+
+# timing-sensitive: run on one worker with the other such tests, one at a time
+pytestmark = pytest.mark.xdist_group("timing")
 
 WINDOW_SECONDS = 2
 EXECUTIONS = 20

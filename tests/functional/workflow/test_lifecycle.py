@@ -13,9 +13,9 @@ from chalice.test import Client
 
 from chalicelib import dependencies as deps
 from scripts.local.lambdas import scheduled_event
-from tests.conftest import localstripe_customers
-from tests.faults import FlakyProxy, aws_error, fail_first
-from tests.harness import REGION, STAGE, Stage, app_session, at_once, finalize_body
+from tests.support import localstripe_customers
+from tests.support.faults import FlakyProxy, aws_error, fail_first
+from tests.support.stage import REGION, STAGE, Stage, app_session, at_once, finalize_body
 
 APPROVAL = "Tenant Onboarding Approval Requested"
 OFFBOARDED = "Tenant Offboarding Complete"

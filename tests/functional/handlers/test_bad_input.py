@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.signup import InvalidSignupEvent
-from tests.conftest import load_event
-from tests.harness import STAGE, Stage
+from tests.support import load_event
+from tests.support.stage import STAGE, Stage
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import json
 import pytest
 from chalice.test import Client
 
-from tests.conftest import localstripe_customers
-from tests.faults import NETWORK_FAULTS, FlakyProxy, unreachable
-from tests.harness import STAGE, Stage, app_client, finalize_body, tenant
+from tests.support import localstripe_customers
+from tests.support.faults import NETWORK_FAULTS, FlakyProxy, unreachable
+from tests.support.stage import STAGE, Stage, app_client, finalize_body, tenant
 
 APPROVAL = "Tenant Onboarding Approval Requested"
 COMPLETE = "Tenant Onboarding Complete"

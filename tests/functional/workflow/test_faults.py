@@ -7,9 +7,9 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import dependencies as deps
-from tests.conftest import localstripe_customers
-from tests.faults import FlakyProxy, aws_error, fail_first
-from tests.harness import REGION, STAGE, Stage, finalize_body, tenant
+from tests.support import localstripe_customers
+from tests.support.faults import FlakyProxy, aws_error, fail_first
+from tests.support.stage import REGION, STAGE, Stage, finalize_body, tenant
 
 
 def app_session():

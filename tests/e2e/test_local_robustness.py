@@ -21,9 +21,10 @@ import pytest
 
 from scripts.local.aws import AwsExtensions
 from scripts.local.cognito import LocalCognito
-from scripts.local.stack import _port_free, child_stack_environment
-from tests.conftest import PROJECT_DIR
-from tests.test_local_stack import PASSWORD, RunningStack
+from scripts.local.child import child_stack_environment
+from scripts.local.stack import _port_free
+from tests.support import PROJECT_DIR
+from tests.support.stacks import PASSWORD, RunningStack
 
 TRIGGER = "arn:aws:lambda:us-east-1:123456789012:function:tenant-onboarding-test-post_confirmation"
 ON_LINUX = Path("/proc/self/stat").exists()

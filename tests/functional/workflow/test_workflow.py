@@ -6,8 +6,8 @@ import json
 from chalice.test import Client
 
 from chalicelib import dependencies as deps
-from tests.conftest import localstripe_customers
-from tests.harness import STAGE, Stage, finalize_body, tenant
+from tests.support import localstripe_customers
+from tests.support.stage import STAGE, Stage, finalize_body, tenant
 
 APPROVAL = "Tenant Onboarding Approval Requested"
 

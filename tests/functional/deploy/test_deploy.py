@@ -20,7 +20,7 @@ from moto.server import ThreadedMotoServer
 
 from scripts.deploy import deploy
 from scripts.deploy.template import PROJECT_DIR, stripe_secret_name
-from tests.conftest import free_port
+from tests.support import free_port
 
 REGION = "us-east-1"
 STRIPE_KEY = "sk_test_do_not_print_me_123"

@@ -3,7 +3,7 @@ tests): one list per account and Region, 20 topics per list."""
 import threading
 
 
-from tests.harness import Stage, tenant
+from tests.support.stage import Stage, tenant
 
 
 def test_list_per_tenant_onboards_the_first_tenant_only(monkeypatch):

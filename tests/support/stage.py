@@ -1,0 +1,412 @@
+"""A stage of the app inside moto, in process: the functional tier.
+
+The real statemachine.json runs in moto's Step Functions engine; its Lambda
+tasks run the app's own handlers (scripts/local/lambdas.py, the same runtime
+the local stack uses); events on the bus land in an SQS queue the test reads.
+
+Provisioning the template takes a second or more, so a test module's tests
+share one provisioned stage, a ``StageWorld``: ``Stage(monkeypatch, ...)``
+configures it for one test (the settings it takes change the functions'
+environment and the state machines' waits, not the resources) and, when the
+test ends, resets it: running executions stopped and waited for, the state
+machines made again (which forgets their executions), the table, the user
+pools, SES and the captured events emptied. tests/functional/conftest.py
+closes the world when its module ends, so no mock outlives a module.
+"""
+import json
+import threading
+from typing import Any, Callable, Dict, List, Optional
+
+import boto3
+from moto import mock_aws
+
+from chalicelib import dependencies as deps
+from scripts.local.aws import behave_like_aws
+from scripts.local.lambdas import LocalLambdas
+from scripts.local.resources import provision_stage, replace_state_machines
+from scripts.local.ses import reproduce_ses_contact_lists
+from scripts.shared import LOCAL_ACCOUNT as ACCOUNT
+from scripts.shared import LOCAL_REGION as REGION
+from scripts.shared import eventually, stripe_secret_name
+
+STAGE = "local"  # .chalice/config.json's stage for chalice.test.Client
+DEFAULT_CONTACT_LIST_MODE = "list-per-tenant"
+STATE_MACHINES = ("StateMachine", "OffboardingStateMachine")
+
+
+class StageWorld:
+    """One moto mock holding one provisioned stage, reused test after test."""
+
+    _current: Optional["StageWorld"] = None
+
+    @classmethod
+    def current(cls) -> "StageWorld":
+        if cls._current is None:
+            cls._current = cls()
+        return cls._current
+
+    @classmethod
+    def close(cls) -> None:
+        """The end of a module: the mock stops and its data goes."""
+        world, cls._current = cls._current, None
+        if world is not None:
+            world._stop()
+
+    def __init__(self) -> None:
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        behave_like_aws(enforce_ses_quotas=False)
+        self.session = boto3.session.Session(region_name=REGION)
+        self.ddb = self.session.client("dynamodb")
+        self.sfn = self.session.client("stepfunctions")
+        self.sqs = self.session.client("sqs")
+        self.sesv2 = self.session.client("sesv2")
+        self.cognito = self.session.client("cognito-idp")
+        self.secrets = self.session.client("secretsmanager")
+        self.resources = provision_stage(self.session, STAGE, ACCOUNT)
+        self._queue = self._capture_events(self.session.client("events"))
+        self.events: List[Dict[str, Any]] = []
+
+        import app
+
+        self.app = app.app
+        self.lambdas = LocalLambdas(app.app, self.resources.function_names)
+        boto3.setup_default_session(region_name=REGION)
+        self.lambdas.install(boto3.DEFAULT_SESSION)
+
+    def _stop(self) -> None:
+        try:
+            self.reset()
+        finally:
+            reproduce_ses_contact_lists(enforce_quotas=False)
+            self.lambdas.uninstall(boto3.DEFAULT_SESSION)
+            self._mock.stop()
+
+    def _capture_events(self, events: Any) -> str:
+        queue = self.sqs.create_queue(QueueName="captured-events")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(
+            QueueUrl=queue, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        bus = self.resources.ref("EventBus")
+        events.put_rule(Name="capture-all", EventBusName=bus,
+                        EventPattern=json.dumps({"source": ["tenant-onboarding"]}))
+        events.put_targets(Rule="capture-all", EventBusName=bus,
+                           Targets=[{"Id": "queue", "Arn": queue_arn}])
+        return queue
+
+    # --- one test's configuration ----------------------------------------------
+    def configure(
+        self,
+        approval_timeout_seconds: Optional[int],
+        retry_interval_seconds: Optional[int],
+        stripe_api_key: Optional[str],
+        enforce_ses_quotas: bool,
+    ) -> None:
+        """The state machines with this test's waits; the Stripe secret it reads."""
+        replace_state_machines(self.session, self.resources, approval_timeout_seconds,
+                               retry_interval_seconds)
+        reproduce_ses_contact_lists(enforce_quotas=enforce_ses_quotas)
+        if stripe_api_key is not None:
+            self.secrets.create_secret(Name=stripe_secret_name(STAGE), SecretString=stripe_api_key)
+
+    # --- between tests ---------------------------------------------------------
+    def reset(self) -> None:
+        """Back to a stage nothing has happened on."""
+        self.stop_running_executions()
+        self.lambdas.invocations.clear()
+        self._empty_table()
+        self._delete_users()
+        self._delete_contact_lists()
+        self._delete_secrets()
+        self._drain_events()
+        self.events.clear()
+        reproduce_ses_contact_lists(enforce_quotas=False)
+
+    def stop_running_executions(self, seconds: float = 10) -> None:
+        """No execution may outlive its test: each is stopped (a task waiting for
+        its token is woken), then the Lambda invocations under way are waited for,
+        so nothing writes into the next test's stage."""
+        def stopped() -> bool:
+            running = [execution["executionArn"]
+                       for logical_id in STATE_MACHINES
+                       for page in self.sfn.get_paginator("list_executions").paginate(
+                           stateMachineArn=self.resources.ref(logical_id), statusFilter="RUNNING")
+                       for execution in page["executions"]]
+            for arn in running:
+                self._stop_execution(arn)
+            return not running
+
+        eventually(stopped, seconds, "executions would not stop")
+        if not self.lambdas.wait_until_idle(seconds):
+            raise AssertionError(f"a Lambda invocation still ran {seconds}s after its test")
+
+    def _stop_execution(self, arn: str) -> None:
+        try:
+            self.sfn.stop_execution(executionArn=arn)
+            # an execution parked on a task token only notices once woken
+            for event in history(self.sfn, arn):
+                if event["type"] == "TaskScheduled":
+                    token = json.loads(event["taskScheduledEventDetails"]["parameters"])
+                    self.sfn.send_task_failure(
+                        taskToken=token["Payload"]["taskToken"], error="TestTeardown")
+        except Exception:  # its worker may not have started yet, or just ended
+            pass
+
+    def _empty_table(self) -> None:
+        table = self.resources.ref("TenantTable")
+        for page in self.ddb.get_paginator("scan").paginate(
+                TableName=table, ProjectionExpression="pk, sk"):
+            for key in page["Items"]:
+                self.ddb.delete_item(TableName=table, Key=key)
+
+    def _delete_users(self) -> None:
+        for pool in ("UserPool", "AdminUserPool"):
+            pool_id = self.resources.ref(pool)
+            for page in self.cognito.get_paginator("list_users").paginate(UserPoolId=pool_id):
+                for user in page["Users"]:
+                    self.cognito.admin_delete_user(UserPoolId=pool_id, Username=user["Username"])
+
+    def _delete_contact_lists(self) -> None:
+        for contact_list in self.sesv2.list_contact_lists().get("ContactLists", []):
+            self.sesv2.delete_contact_list(ContactListName=contact_list["ContactListName"])
+
+    def _delete_secrets(self) -> None:
+        for secret in self.secrets.list_secrets().get("SecretList", []):
+            self.secrets.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
+
+    def _drain_events(self) -> None:
+        while self._receive():
+            pass
+
+    def _receive(self) -> List[Dict[str, Any]]:
+        messages = self.sqs.receive_message(
+            QueueUrl=self._queue, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            self.sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
+        return [json.loads(message["Body"]) for message in messages]
+
+    def read_events(self) -> List[Dict[str, Any]]:
+        """Every event put on the bus since the test began, in order received."""
+        while True:
+            received = self._receive()
+            if not received:
+                return list(self.events)
+            self.events.extend(received)
+
+
+class Stage:
+    """One test's stage: ``with Stage(monkeypatch, ...) as stage``."""
+
+    def __init__(
+        self,
+        monkeypatch: Any,
+        approval_timeout_seconds: Optional[int] = None,
+        stripe_api_base: Optional[str] = None,
+        stripe_api_key: str = "sk_test_local",
+        contact_list_mode: str = DEFAULT_CONTACT_LIST_MODE,
+        enforce_ses_quotas: bool = False,
+        retry_interval_seconds: Optional[int] = 1,
+    ) -> None:
+        self._monkeypatch = monkeypatch
+        self._approval_timeout = approval_timeout_seconds
+        self._retry_interval = retry_interval_seconds
+        self._stripe_base = stripe_api_base
+        self._stripe_key = stripe_api_key
+        self._contact_list_mode = contact_list_mode
+        self._enforce_ses_quotas = enforce_ses_quotas
+
+    # --- lifecycle -------------------------------------------------------------
+    def __enter__(self) -> "Stage":
+        self.world = world = StageWorld.current()
+        world.configure(self._approval_timeout, self._retry_interval,
+                        self._stripe_key if self._stripe_base else None,
+                        self._enforce_ses_quotas)
+        self.resources = world.resources
+        self.environment = self.resources.environment_for(
+            self._contact_list_mode, stripe=bool(self._stripe_base))
+        self.apply_environment(self._monkeypatch)
+        self.ddb, self.sfn, self.sqs, self.sesv2 = world.ddb, world.sfn, world.sqs, world.sesv2
+        self.app, self.lambdas = world.app, world.lambdas
+        self.state_machine_arn = self.resources.ref("StateMachine")
+        self.table_name = self.resources.ref("TenantTable")
+        self.event_bus = self.resources.ref("EventBus")
+        self.shared_contact_list = self.environment["SHARED_CONTACT_LIST_NAME"]
+        deps.reset()
+        return self
+
+    def apply_environment(self, monkeypatch: Any) -> None:
+        """The functions' environment, as the template gives it to them."""
+        for key, value in self.environment.items():
+            monkeypatch.setenv(key, value)
+        if self._stripe_base:
+            monkeypatch.setenv("STRIPE_API_BASE", self._stripe_base)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.world.reset()
+        deps.reset()
+
+    # --- driving ---------------------------------------------------------------
+    def start(self, tenant: Dict[str, str]) -> str:
+        """Start onboarding the way the trigger does."""
+        from chalicelib.tenants import NewTenant
+
+        return deps.workflow().start(
+            NewTenant(tenant["tenantId"], tenant["email"], tenant["name"])
+        )
+
+    def wait_for_token(self, execution_arn: str, seconds: float = 15) -> str:
+        def token() -> Optional[str]:
+            for event in self.history(execution_arn):
+                if event["type"] == "TaskScheduled":
+                    parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
+                    return str(parameters["Payload"]["taskToken"])
+            status = self.sfn.describe_execution(executionArn=execution_arn)["status"]
+            if status != "RUNNING":
+                raise AssertionError(f"execution ended ({status}) before waiting for a decision")
+            return None
+
+        return eventually(token, seconds, "the execution never reached Wait For Callback")
+
+    def tenant_with_login(self, n: int) -> Dict[str, str]:
+        """A tenant whose id is the sub of a real user of the stage's pool."""
+        t = tenant(n)
+        user = self.world.cognito.admin_create_user(
+            UserPoolId=self.resources.ref("UserPool"), Username=t["email"],
+            MessageAction="SUPPRESS",
+            UserAttributes=[{"Name": "email", "Value": t["email"]},
+                            {"Name": "name", "Value": t["name"]}],
+        )["User"]
+        sub = {a["Name"]: a["Value"] for a in user["Attributes"]}["sub"]
+        return {**t, "tenantId": sub}
+
+    def login_enabled(self, tenant_id: str) -> bool:
+        return bool(self.world.cognito.admin_get_user(
+            UserPoolId=self.resources.ref("UserPool"), Username=tenant_id)["Enabled"])
+
+    def wait_for_status(self, tenant_id: str, status: str, seconds: float = 30) -> Dict[str, Any]:
+        def in_status() -> Optional[Dict[str, Any]]:
+            record = self.record(tenant_id) or {}
+            return record if record.get("status") == status else None
+
+        return eventually(in_status, seconds,
+                          lambda: f"tenant {tenant_id} never became {status}: {self.record(tenant_id)}")
+
+    def kinds(self, tenant_id: str) -> List[str]:
+        """The detail types of the tenant's events so far, in order."""
+        return event_kinds(self.events(), tenant_id)
+
+    def wait_for_event(self, tenant_id: str, detail_type: str, seconds: float = 30) -> List[str]:
+        return wait_for_event(self.events, tenant_id, detail_type, seconds)
+
+    def offboarding_ended(self, tenant_id: str, attempt: int = 1, seconds: float = 60) -> List[str]:
+        """Once the offboarding run has ended: every event type the tenant got (so a
+        count is final: nothing more will be published)."""
+        from chalicelib.workflow import execution_arn, offboarding_name
+
+        arn = execution_arn(self.resources.ref("OffboardingStateMachine"),
+                            offboarding_name(tenant_id, attempt))
+
+        def ended() -> bool:
+            try:
+                return bool(self.sfn.describe_execution(executionArn=arn)["status"] != "RUNNING")
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                return False
+
+        eventually(ended, seconds, f"offboarding run {arn} still running")
+        return self.kinds(tenant_id)
+
+    def wait_until_asked(self, tenant_id: str, seconds: float = 30) -> Dict[str, Any]:
+        """Until the wait task has kept its token and asked for approval; the record."""
+        def asked() -> Optional[Dict[str, Any]]:
+            record = self.record(tenant_id) or {}
+            return record if (record.get("pendingDecision") or {}).get("requestNotifiedAt") else None
+
+        return eventually(asked, seconds, f"tenant {tenant_id} was never asked about")
+
+    def wait_for_end(self, execution_arn: str, seconds: float = 30) -> Dict[str, Any]:
+        def ended() -> Optional[Dict[str, Any]]:
+            description = self.sfn.describe_execution(executionArn=execution_arn)
+            return description if description["status"] != "RUNNING" else None
+
+        return eventually(ended, seconds, f"execution {execution_arn} still running")
+
+    def history(self, execution_arn: str) -> List[Dict[str, Any]]:
+        return history(self.sfn, execution_arn)
+
+    def states_visited(self, execution_arn: str) -> List[str]:
+        return [
+            event["stateEnteredEventDetails"]["name"]
+            for event in self.history(execution_arn)
+            if event["type"].endswith("StateEntered")
+        ]
+
+    def record(self, tenant_id: str) -> Optional[Dict[str, Any]]:
+        return deps.tenants().get(tenant_id)
+
+    def events(self) -> List[Dict[str, Any]]:
+        """Every event put on the bus so far, in order received."""
+        return self.world.read_events()
+
+
+def history(sfn: Any, execution_arn: str) -> List[Dict[str, Any]]:
+    events: List[Dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events.extend(page["events"])
+    return events
+
+
+def at_once(call: Callable[[], Any], times: int = 2) -> List[Any]:
+    """What ``call`` returns, run ``times`` times at once in threads (races)."""
+    results: List[Any] = []
+    threads = [threading.Thread(target=lambda: results.append(call())) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def tenant(n: int = 1) -> Dict[str, str]:
+    return {
+        "tenantId": f"00000000-0000-4000-8000-{n:012d}",
+        "email": f"tenant{n}@example.com",
+        "name": f"Tenant {n} Ltd",
+    }
+
+
+def finalize_body(token: str, status: str, reason: Optional[str] = None) -> str:
+    body: Dict[str, Any] = {"taskToken": token, "status": status}
+    if reason is not None:
+        body["reason"] = reason
+    return json.dumps(body)
+
+
+def event_kinds(events: List[Dict[str, Any]], tenant_id: str) -> List[str]:
+    return [e["detail-type"] for e in events if e["detail"]["tenantId"] == tenant_id]
+
+
+def wait_for_event(
+    read_events: Callable[[], List[Dict[str, Any]]], tenant_id: str, detail_type: str,
+    seconds: float,
+) -> List[str]:
+    """The tenant's event types so far, once ``detail_type`` is among them (a
+    status is set a moment before its event goes out)."""
+    def published() -> Optional[List[str]]:
+        kinds = event_kinds(read_events(), tenant_id)
+        return kinds if detail_type in kinds else None
+
+    return eventually(published, seconds, lambda: (
+        f"no {detail_type!r} for {tenant_id}: {event_kinds(read_events(), tenant_id)}"))
+
+
+def app_session() -> Any:
+    """The session every client of the app is built from (a new client copies its hooks)."""
+    if "session" not in deps._cache:
+        deps.override("session", boto3.session.Session(region_name=REGION))
+    return deps._cache["session"]
+
+
+def app_client(service: str) -> Any:
+    """The hooks of the app's own (cached) client of a service: register faults there."""
+    app_session()
+    return deps._client(service).meta
