@@ -18,20 +18,13 @@ from urllib.parse import unquote
 
 from werkzeug.serving import make_server
 
+from scripts.local.patching import check_moto_version, replace
+
 logger = logging.getLogger("local.aws")
 
 COGNITO = "AWSCognitoIdentityProviderService."
 _INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 PUT_EVENTS = "AWSEvents.PutEvents"
-
-
-def enable_state_machine_execution() -> None:
-    """Make moto's Step Functions run definitions, answering tokens as AWS does."""
-    from moto.core.config import default_user_config
-
-    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
-    answer_spent_task_tokens_like_aws()
-    reuse_lambda_clients_of_the_engine()
 
 
 def reuse_lambda_clients_of_the_engine() -> None:
@@ -43,22 +36,40 @@ def reuse_lambda_clients_of_the_engine() -> None:
         lambda_eval_utils,
     )
 
-    if getattr(lambda_eval_utils, "_clients_reused", False):
-        return
-    build = lambda_eval_utils.boto_client_for
-    cache: Dict[Any, Any] = {}
+    def build(moto_own: Callable[..., Any]) -> Callable[..., Any]:
+        cache: Dict[Any, Any] = {}
 
-    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        key = (id(boto3.DEFAULT_SESSION), region, service)
-        with _client_lock:
-            entry = cache.get(key)
-            if entry is None or entry[0] is not boto3.DEFAULT_SESSION:
-                entry = (boto3.DEFAULT_SESSION, build(region, service, state_credentials))
-                cache[key] = entry
-        return entry[1]
+        def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            key = (id(boto3.DEFAULT_SESSION), region, service)
+            with _client_lock:
+                entry = cache.get(key)
+                if entry is None or entry[0] is not boto3.DEFAULT_SESSION:
+                    entry = (boto3.DEFAULT_SESSION, moto_own(region, service, state_credentials))
+                    cache[key] = entry
+            return entry[1]
 
-    lambda_eval_utils.boto_client_for = boto_client_for
-    lambda_eval_utils._clients_reused = True
+        return boto_client_for
+
+    replace(lambda_eval_utils, "boto_client_for", build)
+
+
+def remember_backends_by_host() -> None:
+    """moto's server lists its package directory on disk for every request, to
+    find the backend of the request's host, under a lock all requests share;
+    with a few concurrent executions that lock, not the work, sets the pace.
+    The answer for a host never changes, so keep it."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    def build(moto_own: Callable[..., Any]) -> Callable[..., Any]:
+        def get_backend_for_host(dispatcher: Any, host: Optional[str]) -> Any:
+            known = dispatcher.__dict__.setdefault("_backend_of_host", {})
+            if host not in known:
+                known[host] = moto_own(dispatcher, host)
+            return known[host]
+
+        return get_backend_for_host
+
+    replace(DomainDispatcherApplication, "get_backend_for_host", build)
 
 
 _token_lock = threading.Lock()  # every answer to a token, and every token's timeout
@@ -145,10 +156,6 @@ def end_token_waits_like_aws() -> None:
         StateTaskServiceCallback,
     )
 
-    if getattr(ExecutionState, "_token_waits_like_aws", False):
-        return
-    run_attempt = ExecutionState._evaluate_with_timeout
-    wait_for_token = StateTaskServiceCallback._wait_for_task_token_timeout
     never = TimeoutSeconds(timeout_seconds=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
 
     def token_of_attempt(state: Any, env: Any) -> Any:
@@ -164,31 +171,36 @@ def end_token_waits_like_aws() -> None:
         task = env.states.context_object.context_object_data.get("Task") or {}
         return env.callback_pool_manager.get(task.get("Token"))
 
-    def evaluate_with_timeout(state: Any, env: Any) -> None:
-        endpoint = token_of_attempt(state, env)
-        if endpoint is None:
-            return run_attempt(state, env)
-        state.timeout.eval(env=env)
-        deadline = _Deadline(time.monotonic() + env.stack.pop())
-        with _token_lock:
-            _deadlines[endpoint] = deadline  # a retried attempt gets a new one
-        return run_attempt(_OuterTimerOff(state, never), env)
+    def one_deadline_an_attempt(run_attempt: Callable[..., Any]) -> Callable[..., Any]:
+        def evaluate_with_timeout(state: Any, env: Any) -> None:
+            endpoint = token_of_attempt(state, env)
+            if endpoint is None:
+                return run_attempt(state, env)
+            state.timeout.eval(env=env)
+            deadline = _Deadline(time.monotonic() + env.stack.pop())
+            with _token_lock:
+                _deadlines[endpoint] = deadline  # a retried attempt gets a new one
+            return run_attempt(_OuterTimerOff(state, never), env)
 
-    def wait_for_token_until_deadline(state: Any, timeout_seconds: int, endpoint: Any) -> Any:
-        with _token_lock:
-            deadline = _deadlines.get(endpoint)
-        if deadline is None:
-            return wait_for_token(state, timeout_seconds, endpoint)
-        endpoint.wait(timeout=max(0.0, deadline.at - time.monotonic()))
-        with _token_lock:
-            outcome = endpoint.get_outcome()
-            if outcome is None:
-                deadline.passed = True  # from now on every answer is TaskTimedOut
-        return outcome  # None: moto raises States.Timeout for the task
+        return evaluate_with_timeout
 
-    ExecutionState._evaluate_with_timeout = evaluate_with_timeout
-    StateTaskServiceCallback._wait_for_task_token_timeout = wait_for_token_until_deadline
-    ExecutionState._token_waits_like_aws = True
+    def wait_until_the_deadline(wait_for_token: Callable[..., Any]) -> Callable[..., Any]:
+        def wait_for_token_until_deadline(state: Any, timeout_seconds: int, endpoint: Any) -> Any:
+            with _token_lock:
+                deadline = _deadlines.get(endpoint)
+            if deadline is None:
+                return wait_for_token(state, timeout_seconds, endpoint)
+            endpoint.wait(timeout=max(0.0, deadline.at - time.monotonic()))
+            with _token_lock:
+                outcome = endpoint.get_outcome()
+                if outcome is None:
+                    deadline.passed = True  # from now on every answer is TaskTimedOut
+            return outcome  # None: moto raises States.Timeout for the task
+
+        return wait_for_token_until_deadline
+
+    replace(ExecutionState, "_evaluate_with_timeout", one_deadline_an_attempt)
+    replace(StateTaskServiceCallback, "_wait_for_task_token_timeout", wait_until_the_deadline)
 
 
 def behave_like_aws(enforce_ses_quotas: bool) -> None:
@@ -200,6 +212,8 @@ def behave_like_aws(enforce_ses_quotas: bool) -> None:
     from scripts.local.executions import stop_executions_like_aws
     from scripts.local.ses import reproduce_ses_contact_lists
 
+    check_moto_version()
+    reuse_lambda_clients_of_the_engine()
     answer_spent_task_tokens_like_aws()
     reproduce_ses_contact_lists(enforce_quotas=enforce_ses_quotas)
     make_conditional_writes_atomic()
@@ -218,8 +232,6 @@ def answer_spent_task_tokens_like_aws() -> None:
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     end_token_waits_like_aws()
-    if getattr(StepFunctionsParserBackend, "_tokens_like_aws", False):
-        return
 
     def spent(backend: Any, token: str) -> bool:
         for execution in backend._get_executions():
@@ -246,13 +258,8 @@ def answer_spent_task_tokens_like_aws() -> None:
 
         return answer
 
-    StepFunctionsParserBackend.send_task_success = guarded(
-        StepFunctionsParserBackend.send_task_success
-    )
-    StepFunctionsParserBackend.send_task_failure = guarded(
-        StepFunctionsParserBackend.send_task_failure
-    )
-    StepFunctionsParserBackend._tokens_like_aws = True
+    replace(StepFunctionsParserBackend, "send_task_success", guarded)
+    replace(StepFunctionsParserBackend, "send_task_failure", guarded)
 
 
 class AwsExtensions:
@@ -410,36 +417,23 @@ def _json_error(code: str, message: str):
     return "400 Bad Request", headers, body
 
 
-def _dispatcher(create_backend_app: Callable) -> Callable:
-    """moto's request dispatcher, remembering which backend serves which host.
-
-    moto lists its package directory on disk for every request, under a lock
-    all requests share; with a few concurrent executions that lock, not the
-    work, set the pace. The answer for a host never changes, so keep it.
-    """
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    class RememberingDispatcher(DomainDispatcherApplication):
-        def __init__(self, create_app: Callable) -> None:
-            super().__init__(create_app)
-            self._backend_of_host: Dict[Optional[str], Any] = {}
-
-        def get_backend_for_host(self, host: Optional[str]) -> Any:
-            if host not in self._backend_of_host:
-                self._backend_of_host[host] = super().get_backend_for_host(host)
-            return self._backend_of_host[host]
-
-    return RememberingDispatcher(create_backend_app)
-
-
 class LocalAwsServer:
-    """moto's server app, extended, on 127.0.0.1 in a background thread."""
+    """moto's server app, extended, on 127.0.0.1 in a background thread.
+
+    moto's ThreadedMotoServer serves moto's app as it is; this one serves it
+    behind AwsExtensions (Cognito, Lambda invocations, the event tap), so it
+    builds the same werkzeug server around that middleware.
+    """
 
     def __init__(self, port: int, extensions_factory: Callable[[Callable], AwsExtensions]):
-        from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
 
-        enable_state_machine_execution()
-        self.extensions = extensions_factory(_dispatcher(create_backend_app))
+        remember_backends_by_host()
+        self.extensions = extensions_factory(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             "127.0.0.1",
             port,
@@ -461,6 +455,11 @@ class LocalAwsServer:
 
     def start(self) -> "LocalAwsServer":
         self._thread.start()
+        # moto's public configuration: its Step Functions engine runs definitions
+        import requests
+
+        requests.post(f"{self.endpoint}/moto-api/config", timeout=10,
+                      json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
         return self
 
     def stop(self) -> None:

@@ -1,4 +1,4 @@
-"""DynamoDB's conditional writes, atomic as in AWS, on moto (which is pinned).
+"""DynamoDB's conditional writes, atomic as in AWS, on moto (scripts/local/patching.py).
 
 AWS checks a write's condition and applies the write as one step: of two
 conditional writes racing on an item, exactly one can win. moto's backend
@@ -10,6 +10,8 @@ import functools
 import threading
 from typing import Any, Callable
 
+from scripts.local.patching import replace
+
 _lock = threading.RLock()
 WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 
@@ -17,11 +19,8 @@ WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 def make_conditional_writes_atomic() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
-    if getattr(DynamoDBBackend, "_writes_atomic", False):
-        return
     for name in WRITES:
-        setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name)))
-    DynamoDBBackend._writes_atomic = True
+        replace(DynamoDBBackend, name, _serialized)
 
 
 def _serialized(write: Callable[..., Any]) -> Callable[..., Any]:

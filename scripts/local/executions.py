@@ -7,7 +7,9 @@ here), so the execution stays RUNNING. Stopping here also wakes the
 execution's waiting tasks; the error a woken task raises does not turn the
 stopped execution into a failed one (AWS reports it ABORTED).
 """
-from typing import Any
+from typing import Any, Callable
+
+from scripts.local.patching import replace
 
 
 def stop_executions_like_aws() -> None:
@@ -15,24 +17,24 @@ def stop_executions_like_aws() -> None:
     from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
     from moto.stepfunctions.parser.backend.execution import Execution
 
-    if getattr(Execution, "_stops_like_aws", False):
-        return
-    original = Execution.stop
-    set_error = Environment.set_error
+    def keep_stopped(set_error: Callable[..., Any]) -> Callable[..., Any]:
+        def stays_stopped(env: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(env._program_state, ProgramStopped):
+                return None
+            return set_error(env, *args, **kwargs)
 
-    def stays_stopped(env: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(env._program_state, ProgramStopped):
-            return None
-        return set_error(env, *args, **kwargs)
+        return stays_stopped
 
-    def stop(execution: Any, *args: Any, **kwargs: Any) -> Any:
-        result = original(execution, *args, **kwargs)
-        worker = execution.exec_worker
-        pool = getattr(worker.env, "callback_pool_manager", None) if worker else None
-        for endpoint in list(getattr(pool, "_pool", {}).values()):
-            endpoint.interrupt_all()
-        return result
+    def wake_waiting_tasks(moto_stop: Callable[..., Any]) -> Callable[..., Any]:
+        def stop(execution: Any, *args: Any, **kwargs: Any) -> Any:
+            result = moto_stop(execution, *args, **kwargs)
+            worker = execution.exec_worker
+            pool = getattr(worker.env, "callback_pool_manager", None) if worker else None
+            for endpoint in list(getattr(pool, "_pool", {}).values()):
+                endpoint.interrupt_all()
+            return result
 
-    Execution.stop = stop
-    Environment.set_error = stays_stopped
-    Execution._stops_like_aws = True
+        return stop
+
+    replace(Execution, "stop", wake_waiting_tasks)
+    replace(Environment, "set_error", keep_stopped)

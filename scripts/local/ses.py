@@ -8,7 +8,9 @@ at most 20 topics per list, answering LimitExceededException beyond them.
 asked (LOCAL_ENFORCE_SES_QUOTAS=1 for the local stack), since the seed's
 list-per-tenant mode cannot onboard a second tenant under them.
 """
-from typing import Any, Dict
+from typing import Any, Callable, Dict
+
+from scripts.local.patching import replace
 
 MAX_CONTACT_LISTS = 1
 MAX_TOPICS_PER_LIST = 20
@@ -20,39 +22,39 @@ def reproduce_ses_contact_lists(enforce_quotas: bool) -> None:
     from moto.sesv2.models import SESV2Backend
 
     _state["quotas"] = enforce_quotas
-    if getattr(SESV2Backend, "_contact_lists_like_aws", False):
-        return
 
     class SesError(JsonRESTError):
         def __init__(self, code: str, message: str, status: int) -> None:
             super().__init__(code, message)
             self.code = status
 
-    original_create = SESV2Backend.create_contact_list
-    original_update = SESV2Backend.update_contact_list
+    def refuse_existing_and_beyond_quota(moto_create: Callable[..., Any]) -> Callable[..., Any]:
+        def create_contact_list(backend: Any, params: Dict[str, Any]) -> None:
+            existing = backend.core_backend.contacts_lists
+            if params["ContactListName"] in existing:
+                raise SesError("AlreadyExistsException", "List already exists.", 400)
+            if _state["quotas"]:
+                if len(existing) >= MAX_CONTACT_LISTS:
+                    raise SesError(
+                        "LimitExceededException",
+                        "Maximum number of contact lists per account reached.",
+                        400,
+                    )
+                _check_topics(params.get("Topics") or [], SesError)
+            return moto_create(backend, params)
 
-    def create_contact_list(backend: Any, params: Dict[str, Any]) -> None:
-        existing = backend.core_backend.contacts_lists
-        if params["ContactListName"] in existing:
-            raise SesError("AlreadyExistsException", "List already exists.", 400)
-        if _state["quotas"]:
-            if len(existing) >= MAX_CONTACT_LISTS:
-                raise SesError(
-                    "LimitExceededException",
-                    "Maximum number of contact lists per account reached.",
-                    400,
-                )
-            _check_topics(params.get("Topics") or [], SesError)
-        return original_create(backend, params)
+        return create_contact_list
 
-    def update_contact_list(backend: Any, name: str, params: Dict[str, Any]) -> None:
-        if _state["quotas"]:
-            _check_topics(params.get("Topics") or [], SesError)
-        return original_update(backend, name, params)
+    def refuse_beyond_quota(moto_update: Callable[..., Any]) -> Callable[..., Any]:
+        def update_contact_list(backend: Any, name: str, params: Dict[str, Any]) -> None:
+            if _state["quotas"]:
+                _check_topics(params.get("Topics") or [], SesError)
+            return moto_update(backend, name, params)
 
-    SESV2Backend.create_contact_list = create_contact_list
-    SESV2Backend.update_contact_list = update_contact_list
-    SESV2Backend._contact_lists_like_aws = True
+        return update_contact_list
+
+    replace(SESV2Backend, "create_contact_list", refuse_existing_and_beyond_quota)
+    replace(SESV2Backend, "update_contact_list", refuse_beyond_quota)
 
 
 def _check_topics(topics: Any, error: Any) -> None:

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from scripts.deploy.template import PROJECT_DIR, stack_name, stripe_secret_name
+from scripts.local.patching import MotoVersionError, check_moto_version
+from scripts.shared import PROJECT_DIR, stack_name, stripe_secret_name
 
 STAGE = "local"
 REGION = "us-east-1"
@@ -512,6 +513,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     stack: Optional[LocalStack] = None
     stopping = threading.Event()
     try:
+        check_moto_version()  # before anything: the patches fit one moto only
         lock.acquire()
         stack = LocalStack(
             aws_port=_env_port("LOCAL_AWS_PORT", 4566),
@@ -535,7 +537,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         stopping.wait()
         print("\nStopping the local stack.", flush=True)
         return 0
-    except StackError as error:
+    except (StackError, MotoVersionError) as error:
         print(f"make run: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C before the stack was ready

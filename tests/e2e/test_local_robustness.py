@@ -146,6 +146,24 @@ def test_given_a_port_out_of_range_when_the_stack_starts_then_it_stops_with_one_
     ]
 
 
+def test_given_another_moto_when_the_stack_starts_then_it_stops_with_one_line(tmp_path):
+    # a moto other than the one the patches were written for, as pip would leave it
+    (tmp_path / "sitecustomize.py").write_text(
+        "import importlib.metadata as m\n"
+        "real = m.version\n"
+        "m.version = lambda name: '5.2.1' if name == 'moto' else real(name)\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(tmp_path / "state")],
+        cwd=PROJECT_DIR, env=child_stack_environment(PYTHONPATH=f"{tmp_path}:{PROJECT_DIR}"),
+        capture_output=True, text=True, timeout=30,
+    )
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("make run: the local AWS patches moto 5.2.5, but moto 5.2.1 is installed")
+
+
 # --- 4-6. Cognito, through the local AWS's middleware -------------------------
 class RecordedTrigger:
     """Stands in for the PostConfirmation Lambda: records each event."""

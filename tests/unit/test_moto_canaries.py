@@ -1,0 +1,301 @@
+"""Canaries: each patch of moto (scripts/local/patching.py) against moto as released.
+
+Each test runs moto without our patches and asserts that it still behaves
+unlike AWS, the way its patch says. When one fails, moto has started to
+behave like AWS by itself (or differently): read the patch's docstring, and
+remove the patch if moto now does what it did. ``test_every_patch_has_a_canary``
+keeps the list honest.
+"""
+import json
+import threading
+import time
+from typing import Any, Dict, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from scripts.local.aws import behave_like_aws, remember_backends_by_host
+from scripts.local.ses import reproduce_ses_contact_lists
+from scripts.local.patching import MOTO_VERSION, MotoVersionError, as_released, check_moto_version, replaced
+from tests.support import eventually
+
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::123456789012:role/canary"
+CANARIES: Dict[str, str] = {}  # patched member -> the canary that covers it
+
+
+def covers(*members: str) -> Any:
+    def register(test: Any) -> Any:
+        for member in members:
+            CANARIES[member] = test.__name__
+        return test
+
+    return register
+
+
+SFN = "moto.stepfunctions.parser"
+BACKEND = f"{SFN}.models.StepFunctionsParserBackend"
+DYNAMODB = "moto.dynamodb.models.DynamoDBBackend"
+SES = "moto.sesv2.models.SESV2Backend"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def patched() -> None:
+    behave_like_aws(enforce_ses_quotas=False)
+    remember_backends_by_host()
+
+
+@pytest.fixture
+def moto() -> Iterator[boto3.session.Session]:
+    """moto as released, with its Step Functions engine running definitions."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), as_released():
+        yield boto3.session.Session(region_name=REGION)
+
+
+class TokenWait:
+    """A state machine whose first task waits for its token (sent to an SQS queue)."""
+
+    def __init__(self, session: boto3.session.Session, timeout_seconds: int = 30,
+                 then: Dict[str, Any] = None) -> None:
+        self.sqs = session.client("sqs")
+        self.sfn = session.client("stepfunctions")
+        self.queue = self.sqs.create_queue(QueueName="tokens")["QueueUrl"]
+        wait: Dict[str, Any] = {
+            "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "TimeoutSeconds": timeout_seconds,
+            "Parameters": {"QueueUrl": self.queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+        }
+        states: Dict[str, Any] = {"Wait for token": wait}
+        if then:
+            wait["Next"] = "Then"
+            states["Then"] = then
+        else:
+            wait["End"] = True
+        machine = self.sfn.create_state_machine(
+            name="canary", roleArn=ROLE,
+            definition=json.dumps({"StartAt": "Wait for token", "States": states}))
+        self.execution = self.sfn.start_execution(stateMachineArn=machine["stateMachineArn"])[
+            "executionArn"]
+
+    def token(self) -> str:
+        def sent() -> Any:
+            return self.sqs.receive_message(QueueUrl=self.queue).get("Messages")
+
+        return str(json.loads(eventually(sent, 10, "no task token was sent")[0]["Body"])["token"])
+
+    def status(self) -> str:
+        return str(self.sfn.describe_execution(executionArn=self.execution)["status"])
+
+    def ended(self, seconds: float = 10) -> str:
+        return eventually(lambda: self.status() != "RUNNING" and self.status(), seconds,
+                          "the execution never ended")
+
+
+# --- Step Functions --------------------------------------------------------------------
+@covers(f"{BACKEND}.send_task_success", f"{BACKEND}.send_task_failure")
+def test_moto_accepts_a_second_answer_to_a_task_token(moto):
+    # AWS: TaskTimedOut for a token already answered (scripts/local/aws.py)
+    wait = TokenWait(moto, then={"Type": "Wait", "Seconds": 2, "End": True})
+    token = wait.token()
+    wait.sfn.send_task_success(taskToken=token, output="{}")
+
+    wait.sfn.send_task_success(taskToken=token, output="{}")
+    wait.sfn.send_task_failure(taskToken=token, error="Late")
+
+
+@covers(f"{SFN}.asl.component.state.exec.execute_state.ExecutionState._evaluate_with_timeout",
+        f"{SFN}.asl.component.state.exec.state_task.service.state_task_service_callback."
+        "StateTaskServiceCallback._wait_for_task_token_timeout")
+def test_moto_times_out_a_task_whose_accepted_answer_is_still_being_handed_on(moto, monkeypatch):
+    # AWS: an accepted answer is the task's result, whenever its timer runs out
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
+        StateTaskServiceCallback,
+    )
+
+    moto_wait = StateTaskServiceCallback._wait_for_task_token_timeout
+
+    def slow_hand_on(state: Any, timeout_seconds: int, endpoint: Any) -> Any:
+        outcome = moto_wait(state, timeout_seconds, endpoint)
+        time.sleep(2)  # the answer is in; handing it on takes longer than the timer has left
+        return outcome
+
+    monkeypatch.setattr(StateTaskServiceCallback, "_wait_for_task_token_timeout", slow_hand_on)
+    wait = TokenWait(moto, timeout_seconds=1)
+    wait.sfn.send_task_success(taskToken=wait.token(), output="{}")  # accepted, in time
+
+    assert wait.ended() == "FAILED"
+    failure = wait.sfn.describe_execution(executionArn=wait.execution)
+    assert failure.get("error") == "States.Timeout"
+
+
+@covers(f"{SFN}.backend.execution.Execution.stop")
+def test_moto_keeps_a_stopped_execution_running_while_it_waits_for_a_token(moto):
+    # AWS: StopExecution aborts it at once (scripts/local/executions.py)
+    wait = TokenWait(moto)
+    wait.token()
+
+    wait.sfn.stop_execution(executionArn=wait.execution)
+
+    time.sleep(0.5)
+    assert wait.status() == "RUNNING"
+
+
+@covers(f"{SFN}.asl.eval.environment.Environment.set_error")
+def test_moto_turns_a_stopped_execution_failed_when_its_waiting_task_fails(moto):
+    # AWS: a stopped execution is ABORTED, whatever its tasks do afterwards
+    wait = TokenWait(moto)
+    token = wait.token()
+    wait.sfn.stop_execution(executionArn=wait.execution)
+
+    wait.sfn.send_task_failure(taskToken=token, error="Woken")
+
+    assert wait.ended() == "FAILED"
+
+
+@covers(f"{SFN}.asl.component.state.exec.state_task.lambda_eval_utils.boto_client_for")
+def test_moto_builds_a_new_client_for_every_lambda_task(moto):
+    # not a difference from AWS: a cost (scripts/local/aws.py, reuse_lambda_clients_of_the_engine)
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    boto3.setup_default_session(region_name=REGION)  # as the local stack has one
+    first = lambda_eval_utils.boto_client_for(region=REGION, service="lambda")
+    second = lambda_eval_utils.boto_client_for(region=REGION, service="lambda")
+
+    assert first is not second
+
+
+@covers("moto.moto_server.werkzeug_app.DomainDispatcherApplication.get_backend_for_host")
+def test_moto_server_looks_up_the_backend_of_a_host_on_every_request(monkeypatch):
+    # not a difference from AWS: a lock every request queues on (remember_backends_by_host)
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    looked_up = []
+    listing = backends.list_of_moto_modules
+
+    def counted() -> Any:
+        looked_up.append(1)
+        return listing()
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", counted)
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+    with as_released():
+        dispatcher.get_backend_for_host("dynamodb")
+        dispatcher.get_backend_for_host("dynamodb")
+
+    assert len(looked_up) == 2
+
+
+# --- SES ----------------------------------------------------------------------------------
+@pytest.fixture
+def quotas_enforced() -> Iterator[None]:
+    """What the SES patches do with LOCAL_ENFORCE_SES_QUOTAS=1 (as released, nothing)."""
+    reproduce_ses_contact_lists(enforce_quotas=True)
+    yield
+    reproduce_ses_contact_lists(enforce_quotas=False)
+
+
+@covers(f"{SES}.create_contact_list")
+def test_moto_creates_a_contact_list_twice_and_beyond_the_quota(moto, quotas_enforced):
+    # AWS: AlreadyExistsException, and LimitExceededException past one list (scripts/local/ses.py)
+    ses = moto.client("sesv2")
+    ses.create_contact_list(ContactListName="first")
+    ses.create_contact_list(ContactListName="first")
+    ses.create_contact_list(ContactListName="second")
+
+    assert len(ses.list_contact_lists()["ContactLists"]) == 2
+
+
+@covers(f"{SES}.update_contact_list")
+def test_moto_takes_more_than_twenty_topics_on_a_list(moto, quotas_enforced):
+    # AWS: LimitExceededException past 20 topics
+    ses = moto.client("sesv2")
+    ses.create_contact_list(ContactListName="shared")
+    topics = [{"TopicName": f"t{n}", "DisplayName": f"t{n}", "DefaultSubscriptionStatus": "OPT_OUT"}
+              for n in range(21)]
+
+    ses.update_contact_list(ContactListName="shared", Topics=topics)
+
+    assert len(ses.get_contact_list(ContactListName="shared")["Topics"]) == 21
+
+
+# --- DynamoDB -------------------------------------------------------------------------------
+KEY = {"pk": {"S": "item"}, "sk": {"S": "one"}}
+WRITES = {
+    "put_item": lambda ddb: ddb.put_item(
+        TableName="t", Item={**KEY, "v": {"S": "x"}}, ConditionExpression="attribute_not_exists(pk)"),
+    "update_item": lambda ddb: ddb.update_item(
+        TableName="t", Key=KEY, UpdateExpression="SET v = :v",
+        ConditionExpression="attribute_not_exists(v)", ExpressionAttributeValues={":v": {"S": "x"}}),
+    "delete_item": lambda ddb: ddb.delete_item(
+        TableName="t", Key=KEY, ConditionExpression="attribute_exists(pk)"),
+    "transact_write_items": lambda ddb: ddb.transact_write_items(TransactItems=[{"Update": {
+        "TableName": "t", "Key": KEY, "UpdateExpression": "SET v = :v",
+        "ConditionExpression": "attribute_not_exists(v)",
+        "ExpressionAttributeValues": {":v": {"S": "x"}}}}]),
+}
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_moto_lets_two_conditional_writes_both_pass_their_condition(moto, monkeypatch, write):
+    # AWS: a conditional write checks and writes as one step; of two racing, one wins
+    from moto.dynamodb.models.table import Table
+
+    ddb = moto.client("dynamodb")
+    ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                           {"AttributeName": "sk", "AttributeType": "S"}])
+    if write == "delete_item":
+        ddb.put_item(TableName="t", Item=KEY)
+    # each read of the item waits for the other writer's same read: both have
+    # read it before either writes (broken if moto lets one write in at a time)
+    in_step = threading.Barrier(2, timeout=5)
+    read_item = Table.get_item
+
+    def read_in_step(table: Any, *args: Any, **kwargs: Any) -> Any:
+        item = read_item(table, *args, **kwargs)
+        if threading.current_thread().name.startswith("racer-"):
+            in_step.wait()
+        return item
+
+    monkeypatch.setattr(Table, "get_item", read_in_step)
+    results = []
+
+    def race() -> None:
+        try:
+            WRITES[write](ddb)
+            results.append("written")
+        except Exception as error:  # noqa: BLE001 - what moto answered is the finding
+            results.append(type(error).__name__)
+
+    threads = [threading.Thread(target=race, name=f"racer-{n}") for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert results == ["written", "written"]
+
+
+for _write in WRITES:
+    CANARIES[f"{DYNAMODB}.{_write}"] = "test_moto_lets_two_conditional_writes_both_pass_their_condition"
+
+
+# --- the registry itself ----------------------------------------------------------------------
+def test_every_patch_has_a_canary():
+    assert set(replaced()) == set(CANARIES)
+
+
+def test_another_moto_is_refused_in_one_line(monkeypatch):
+    from importlib import metadata
+
+    monkeypatch.setattr(metadata, "version", lambda package: "5.2.1")
+
+    with pytest.raises(MotoVersionError) as refused:
+        check_moto_version()
+
+    assert str(refused.value).count("\n") == 0
+    assert MOTO_VERSION in str(refused.value) and "5.2.1" in str(refused.value)
