@@ -30,8 +30,13 @@ $(ASSETS): $(NODE_STAMP) $(WEB_SOURCES)
 run: $(STAMP) assets
 	$(PY) -m scripts.local
 
-## test: every test tier, on every core; fails when a test fails or when none ran
-test: $(STAMP) assets
+## lint: ruff on everything, mypy (strict on app.py and chalicelib/), as configured in pyproject.toml
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+## test: lint, then every test tier on every core; fails when a test fails or when none ran
+test: $(STAMP) assets lint
 	@start=$$(date +%s); $(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s of tests"; exit $$status
 
@@ -62,4 +67,4 @@ admin: $(STAMP)
 	$(PY) -m scripts.admin $(ARGS)
 
 clean:
-	rm -rf $(VENV) .local build .pytest_cache .hypothesis chalicelib/assets web/node_modules
+	rm -rf $(VENV) .local build .pytest_cache .hypothesis .mypy_cache .ruff_cache chalicelib/assets web/node_modules

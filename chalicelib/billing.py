@@ -1,4 +1,9 @@
-"""Stripe customers for tenants.
+"""Billing for tenants: one interface, and a provider behind it per stage.
+
+``BillingProvider`` is what onboarding and its releases need of billing: a
+customer made once per onboarding attempt, deleted when the tenant leaves
+(the way SBT shapes its billing interface). ``StripeBilling`` implements it,
+and so does ``NoBilling`` for a stage without Stripe; dependencies.py picks.
 
 ``stripe`` is imported only inside the functions that talk to Stripe: it
 costs more to import than boto3, and most Lambdas of this app never call it.
@@ -6,18 +11,47 @@ The API key is read from Secrets Manager on first use and kept for the
 container's life; it never appears in a log line, an error or an event.
 """
 import threading
-from typing import Any, Callable, Optional, Tuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.errors import (
     StripeAuthenticationFailed,
+    StripeNotConfigured,
     StripeRequestRejected,
     StripeUnavailable,
     aws_call,
 )
-from chalicelib.tenants import NewTenant
 from chalicelib.logs import get_logger
+from chalicelib.tenants import NewTenant
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from stripe import StripeClient
 
 logger = get_logger(__name__)
+
+
+class BillingProvider(Protocol):
+    def create_customer(self, tenant: NewTenant, attempt: int = 1) -> str:
+        """The tenant's customer id: made once per attempt, however often asked."""
+        ...
+
+    def delete_customer(self, customer_id: str, tenant_id: str) -> bool:
+        """Delete it; False when the provider no longer has it."""
+        ...
+
+
+class NoBilling:
+    """A stage without billing: the workflow never asks for a customer (its
+    Stripe Configured? choice), and a tenant holds none to give back."""
+
+    def create_customer(self, tenant: NewTenant, attempt: int = 1) -> str:
+        raise StripeNotConfigured("Stripe is not configured for this stage (no STRIPE_SECRET_ID)")
+
+    def delete_customer(self, customer_id: str, tenant_id: str) -> bool:
+        logger.warning("the record names Stripe customer %s, but this stage has no Stripe; "
+                       "nothing to delete", customer_id, extra={"tenantId": tenant_id})
+        return False
 
 
 HTTP_TIMEOUT = (3.0, 10.0)  # connect, read (seconds); stripe-python defaults to 80
@@ -36,10 +70,10 @@ def customer_idempotency_key(tenant_id: str, attempt: int = 1) -> str:
 class StripeKeyProvider:
     """Reads the Stripe secret key from Secrets Manager once, then caches it."""
 
-    def __init__(self, secrets_client: Any, secret_id: str) -> None:
+    def __init__(self, secrets_client: "SecretsManagerClient", secret_id: str) -> None:
         self._secrets = secrets_client
         self._secret_id = secret_id
-        self._key: Optional[str] = None
+        self._key: str | None = None
         self._lock = threading.Lock()
 
     def forget(self) -> None:
@@ -67,18 +101,18 @@ class StripeBilling:
     def __init__(
         self,
         api_key: Callable[[], str],
-        api_base: Optional[str] = None,
+        api_base: str | None = None,
         max_network_retries: int = 2,
-        http_timeout: Tuple[float, float] = HTTP_TIMEOUT,
+        http_timeout: tuple[float, float] = HTTP_TIMEOUT,
     ) -> None:
         self._api_key = api_key
         self._api_base = api_base
         self._http_timeout = http_timeout
         self._max_network_retries = max_network_retries
-        self._client: Any = None
+        self._client: StripeClient | None = None
         self._lock = threading.Lock()
 
-    def _stripe_client(self) -> Any:
+    def stripe_client(self) -> "StripeClient":
         """One client per container: it keeps its HTTP connections warm."""
         import stripe  # only the Stripe path pays for this import
 
@@ -106,7 +140,7 @@ class StripeBilling:
         logger.info(
             "created Stripe customer %s", customer.id, extra={"tenantId": tenant.tenant_id}
         )
-        return customer.id
+        return str(customer.id)
 
     def delete_customer(self, customer_id: str, tenant_id: str) -> bool:
         """Delete it; False when Stripe no longer has it (deleted by hand)."""
@@ -127,7 +161,7 @@ class StripeBilling:
 
         try:
             try:
-                return request(self._stripe_client())
+                return request(self.stripe_client())
             except stripe.AuthenticationError:
                 # Maybe the key was rotated since this container cached it.
                 forget = getattr(self._api_key, "forget", None)
@@ -136,7 +170,7 @@ class StripeBilling:
                 forget()
                 with self._lock:
                     self._client = None
-                return request(self._stripe_client())
+                return request(self.stripe_client())
         except stripe.AuthenticationError:
             # The message Stripe sends may echo part of the key: drop it.
             raise StripeAuthenticationFailed(

@@ -7,14 +7,21 @@ Two modes, set per stage (CONTACT_LIST_MODE):
 - ``topic-per-tenant``: one shared list per stage, made by the first
   onboarding that needs it (not by the stack: ``AWS::SES::ContactList`` owns
   its ``Topics``, so a stack update would drop every tenant's topic); each
-  tenant gets a topic on it, at most 20 topics per list. UpdateContactList replaces the whole topic array, so the
-  read-modify-write happens under a lease lock.
+  tenant gets a topic on it, at most 20 topics per list. UpdateContactList
+  replaces the whole topic array, so the read-modify-write happens under a
+  lease lock.
 """
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.errors import ContactListBusy, ContactListQuotaReached, aws_call, aws_error_code
 from chalicelib.logs import get_logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sesv2.type_defs import GetContactListResponseTypeDef, TopicTypeDef
+
+    from chalicelib.locks import LeaseLock
 
 logger = get_logger(__name__)
 
@@ -33,16 +40,28 @@ def topic_name(tenant_id: str) -> str:
 @dataclass(frozen=True)
 class ContactListPlace:
     list: str
-    topic: Optional[str] = None
+    topic: str | None = None
 
-    def to_dict(self) -> Dict[str, str]:
+    def to_dict(self) -> dict[str, str]:
         return {"list": self.list, **({"topic": self.topic} if self.topic else {})}
+
+
+class ContactListProvider(Protocol):
+    """A stage's contact-list mode: the place it gives a tenant, and takes back."""
+
+    def ensure_for_tenant(self, tenant_id: str, tenant_name: str) -> ContactListPlace:
+        """Made once, however often asked."""
+        ...
+
+    def release_for_tenant(self, tenant_id: str, place: ContactListPlace) -> bool:
+        """Given back; False when it was already gone."""
+        ...
 
 
 class ContactLists:
     """list-per-tenant: one SES contact list per tenant."""
 
-    def __init__(self, sesv2_client: Any) -> None:
+    def __init__(self, sesv2_client: "SESV2Client") -> None:
         self._ses = sesv2_client
 
     def ensure_for_tenant(self, tenant_id: str, tenant_name: str) -> ContactListPlace:
@@ -86,7 +105,7 @@ class ContactLists:
 class SharedListTopics:
     """topic-per-tenant: one topic per tenant on the stage's shared list."""
 
-    def __init__(self, sesv2_client: Any, list_name: str, lock: Any) -> None:
+    def __init__(self, sesv2_client: "SESV2Client", list_name: str, lock: "LeaseLock") -> None:
         self._ses = sesv2_client
         self._list = list_name
         self._lock = lock
@@ -105,7 +124,7 @@ class SharedListTopics:
                     f"the SES contact-list quota is reached: {self._list} already has "
                     f"{len(topics)} topics, the most SES allows on one list"
                 )
-            new_topic = {
+            new_topic: TopicTypeDef = {
                 "TopicName": topic,
                 "DisplayName": tenant_name[:128] or topic,
                 "Description": f"Newsletter of tenant {tenant_id}",
@@ -147,7 +166,7 @@ class SharedListTopics:
         logger.info("removed topic %s from %s", topic, self._list, extra={"tenantId": tenant_id})
         return True
 
-    def _existing_list(self) -> Optional[Dict[str, Any]]:
+    def _existing_list(self) -> "GetContactListResponseTypeDef | None":
         """The shared list as it is, or None when this stage has none (yet)."""
         try:
             with aws_call("SES"):
@@ -157,7 +176,8 @@ class SharedListTopics:
                 raise
         return None
 
-    def _write_topics(self, current: Dict[str, Any], topics: List[Dict[str, Any]]) -> None:
+    def _write_topics(self, current: "GetContactListResponseTypeDef",
+                      topics: "list[TopicTypeDef]") -> None:
         """Write the list's whole topic array (UpdateContactList replaces it),
         keeping the description of ``current``, the list as read under the lock."""
         with aws_call("SES"):
@@ -166,7 +186,7 @@ class SharedListTopics:
                 **({"Description": current["Description"]} if current.get("Description") else {}),
             )
 
-    def _current_list(self, tenant_id: str) -> Dict[str, Any]:
+    def _current_list(self, tenant_id: str) -> "GetContactListResponseTypeDef":
         """The shared list as it is, made first if this stage has none yet."""
         current = self._existing_list()
         if current is not None:
@@ -192,7 +212,13 @@ class SharedListTopics:
             return self._ses.get_contact_list(ContactListName=self._list)
 
 
-def _writable(topic: Dict[str, Any]) -> Dict[str, Any]:
-    """GetContactList returns the fields UpdateContactList takes, and no others."""
-    keys = ("TopicName", "DisplayName", "Description", "DefaultSubscriptionStatus")
-    return {k: topic[k] for k in keys if k in topic}
+def _writable(topic: "TopicTypeDef") -> "TopicTypeDef":
+    """What UpdateContactList takes of a topic GetContactList returned, and no more."""
+    writable: TopicTypeDef = {
+        "TopicName": topic["TopicName"],
+        "DisplayName": topic["DisplayName"],
+        "DefaultSubscriptionStatus": topic["DefaultSubscriptionStatus"],
+    }
+    if "Description" in topic:
+        writable["Description"] = topic["Description"]
+    return writable

@@ -5,30 +5,28 @@ same kind of clear 4xx answer.
 """
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
-from chalice import BadRequestError, ChaliceViewError, ConflictError, NotFoundError
+from chalice import BadRequestError, ConflictError, NotFoundError
 
-from chalicelib.workflow import DecisionNotDelivered, OnboardingWorkflow
+from chalicelib.errors import DecisionNotDelivered
+from chalicelib.http_errors import PayloadTooLargeError
+from chalicelib.tenants import MAX_REASON_LENGTH
+from chalicelib.workflow import OnboardingWorkflow
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_TOKEN_LENGTH = 2048  # Step Functions' own limit for a task token
-MAX_REASON_LENGTH = 1000
 DECISIONS = ("approved", "rejected")
 FIELDS = {"taskToken", "status", "reason"}
-
-
-class PayloadTooLargeError(ChaliceViewError):
-    STATUS_CODE = 413
 
 
 @dataclass(frozen=True)
 class Decision:
     task_token: str
     status: str
-    reason: Optional[str]
+    reason: str | None
 
-    def callback_output(self, decided_at: str, decided_by: Optional[str]) -> Dict[str, Any]:
+    def callback_output(self, decided_at: str, decided_by: str | None) -> dict[str, Any]:
         """What the waiting execution receives as the task's result."""
         return {
             "status": self.status,
@@ -41,18 +39,18 @@ class Decision:
 LOCAL_CALLER = "local"
 
 
-def claims_of(request_context: Dict[str, Any]) -> Dict[str, Any]:
+def claims_of(request_context: dict[str, Any]) -> dict[str, Any]:
     """The claims of the Cognito ID token API Gateway checked for this request."""
     return ((request_context or {}).get("authorizer") or {}).get("claims") or {}
 
 
-def caller_of(request_context: Dict[str, Any]) -> str:
+def caller_of(request_context: dict[str, Any]) -> str:
     """Who acts: the admin's email from the ID token, or "local" where nothing
     checks tokens (chalice.test)."""
     return claims_of(request_context).get("email") or LOCAL_CALLER
 
 
-def read_json_object(raw_body: Optional[bytes], fields: set, usage: str) -> Dict[str, Any]:
+def read_json_object(raw_body: bytes | str | None, fields: set[str], usage: str) -> dict[str, Any]:
     """The request body as a JSON object with only the given fields, or a 4xx."""
     if not raw_body:
         raise BadRequestError(f"request body is required: {usage}")
@@ -71,7 +69,7 @@ def read_json_object(raw_body: Optional[bytes], fields: set, usage: str) -> Dict
     return body
 
 
-def read_status_and_reason(body: Dict[str, Any]) -> Tuple[str, Optional[str]]:
+def read_status_and_reason(body: dict[str, Any]) -> tuple[str, str | None]:
     status = body.get("status")
     if status not in DECISIONS:
         raise BadRequestError('status must be "approved" or "rejected"')
@@ -85,7 +83,7 @@ def read_status_and_reason(body: Dict[str, Any]) -> Tuple[str, Optional[str]]:
     return status, reason
 
 
-def parse_finalize_body(raw_body: Optional[bytes]) -> Decision:
+def parse_finalize_body(raw_body: bytes | str | None) -> Decision:
     body = read_json_object(raw_body, FIELDS, "a JSON object with taskToken and status")
     token = body.get("taskToken")
     if not isinstance(token, str) or not token.strip():
@@ -100,8 +98,8 @@ def finalize(
     decision: Decision,
     workflow: OnboardingWorkflow,
     decided_at: str,
-    decided_by: Optional[str],
-) -> Dict[str, str]:
+    decided_by: str | None,
+) -> dict[str, str]:
     """Resume the waiting execution with the decision; map refusals to 4xx."""
     try:
         workflow.send_decision(

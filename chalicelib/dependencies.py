@@ -6,11 +6,25 @@ invoked function uses. Tests call ``reset()`` (or replace an entry with
 """
 import os
 import threading
-from typing import Any, Callable, Dict, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    from chalicelib.billing import BillingProvider
+    from chalicelib.contact_lists import ContactListProvider
+    from chalicelib.events import EventPublisher
+    from chalicelib.logins import TenantLogins
+    from chalicelib.offboarding import Offboardings
+    from chalicelib.outcomes import Outcomes
+    from chalicelib.reconciler import Reconciler
+    from chalicelib.releases import TenantReleases
+    from chalicelib.settings import Settings
+    from chalicelib.tenants import TenantRepository
+    from chalicelib.workflow import OffboardingWorkflow, OnboardingWorkflow
 
 T = TypeVar("T")
 
-_cache: Dict[str, Any] = {}
+_cache: dict[str, Any] = {}
 _lock = threading.RLock()
 
 
@@ -20,7 +34,7 @@ def _cached(name: str, build: Callable[[], T]) -> T:
     with _lock:
         if name not in _cache:
             _cache[name] = build()
-        return _cache[name]
+        return cast(T, _cache[name])
 
 
 def reset() -> None:
@@ -76,13 +90,13 @@ def _session() -> Any:
     return _cached("session", build)
 
 
-def settings():
+def settings() -> "Settings":
     from chalicelib.settings import Settings
 
     return _cached("settings", Settings.from_environ)
 
 
-def tenants():
+def tenants() -> "TenantRepository":
     from chalicelib.tenants import TenantRepository
 
     return _cached(
@@ -91,7 +105,7 @@ def tenants():
     )
 
 
-def workflow():
+def workflow() -> "OnboardingWorkflow":
     from chalicelib.workflow import OnboardingWorkflow
 
     return _cached(
@@ -102,8 +116,8 @@ def workflow():
     )
 
 
-def publisher():
-    from chalicelib.notifications import EventPublisher
+def publisher() -> "EventPublisher":
+    from chalicelib.events import EventPublisher
 
     return _cached(
         "publisher",
@@ -113,14 +127,26 @@ def publisher():
     )
 
 
-def contact_lists():
-    def build() -> Any:
+def outcomes() -> "Outcomes":
+    from chalicelib.outcomes import Outcomes
+
+    return _cached("outcomes", lambda: Outcomes(tenants(), publisher()))
+
+
+def offboardings() -> "Offboardings":
+    from chalicelib.offboarding import Offboardings
+
+    return _cached("offboardings", lambda: Offboardings(tenants(), publisher()))
+
+
+def contact_lists() -> "ContactListProvider":
+    def build() -> "ContactListProvider":
         from chalicelib import contact_lists as ses
         from chalicelib.locks import LeaseLock
         from chalicelib.settings import TOPIC_PER_TENANT
 
         config = settings()
-        if config.contact_list_mode != TOPIC_PER_TENANT:
+        if config.contact_list_mode != TOPIC_PER_TENANT or not config.shared_contact_list:
             return ses.ContactLists(_client("sesv2"))
         lock = LeaseLock(
             _client("dynamodb"), config.tenant_table_name, config.shared_contact_list
@@ -130,28 +156,25 @@ def contact_lists():
     return _cached("contact_lists", build)
 
 
-def billing():
-    from chalicelib.billing import StripeBilling, StripeKeyProvider
+def billing() -> "BillingProvider":
+    """Stripe on a stage with a Stripe secret; no billing otherwise."""
+    def build() -> "BillingProvider":
+        from chalicelib.billing import NoBilling, StripeBilling, StripeKeyProvider
 
-    def build() -> Any:
         config = settings()
         if not config.stripe_secret_id:
-            from chalicelib.errors import StripeNotConfigured
-
-            raise StripeNotConfigured(
-                "Stripe is not configured for this stage (no STRIPE_SECRET_ID)"
-            )
+            return NoBilling()
         key = StripeKeyProvider(_client("secretsmanager"), config.stripe_secret_id)
         timeout = config.stripe_timeout_seconds
-        return StripeBilling(
-            key, api_base=config.stripe_api_base,
-            **({"http_timeout": (timeout, timeout)} if timeout else {}),
-        )
+        if timeout:
+            return StripeBilling(key, api_base=config.stripe_api_base,
+                                 http_timeout=(timeout, timeout))
+        return StripeBilling(key, api_base=config.stripe_api_base)
 
     return _cached("billing", build)
 
 
-def reconciler():
+def reconciler() -> "Reconciler":
     from chalicelib.reconciler import Reconciler
 
     return _cached(
@@ -164,7 +187,7 @@ def reconciler():
     )
 
 
-def offboarding():
+def offboarding() -> "OffboardingWorkflow":
     from chalicelib.workflow import OffboardingWorkflow
 
     return _cached(
@@ -175,7 +198,7 @@ def offboarding():
     )
 
 
-def logins():
+def logins() -> "TenantLogins":
     from chalicelib.logins import TenantLogins
 
     return _cached(
@@ -184,9 +207,9 @@ def logins():
     )
 
 
-def releases():
+def releases() -> "TenantReleases":
+    from chalicelib.clock import utc_now
     from chalicelib.releases import TenantReleases
-    from chalicelib.steps import utc_now
 
     return _cached(
         "releases",

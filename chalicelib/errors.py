@@ -1,15 +1,16 @@
-"""Named errors raised by the task Lambdas.
+"""Every exception the app raises on purpose, in one place.
 
-The state machine retries and catches on these class names (Lambda reports
-an unhandled exception's class name as the error type), so renaming one
-means changing ``statemachine.json`` too; a test checks that every name the
-definition mentions exists here.
-
-Transient errors are retried with backoff; permanent ones go straight to the
-failure path.
+The task Lambdas' errors come first: the state machine retries and catches
+on these class names (Lambda reports an unhandled exception's class name as
+the error type), so renaming one means changing ``statemachine.json`` too;
+a test checks that every name the definitions mention exists here.
+Transient errors are retried with backoff; permanent ones go straight to
+the failure path. Then the refusals the API turns into 4xx answers
+(app.py's routes, tenant_admin.py), the Cognito triggers' refusals, and the
+configuration's.
 """
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class OnboardingError(Exception):
@@ -82,6 +83,72 @@ class InvalidTaskInput(OnboardingError):
     """The state machine handed a task input it cannot use."""
 
 
+class InvalidEvent(OnboardingError):
+    """An event that the catalogue (events.py) does not describe: a bug, which
+    the state machine treats as any crash (retried twice, then failed)."""
+
+
+# --- refusals the API answers with 4xx ------------------------------------------
+class NotAwaitingDecision(Exception):
+    """The tenant is not waiting for an admin's decision (status says why)."""
+
+    def __init__(self, tenant_id: str, status: str | None, in_progress: bool = False) -> None:
+        self.tenant_id = tenant_id
+        self.status = status
+        self.in_progress = in_progress
+        if in_progress:
+            message = f"tenant {tenant_id} is already being decided by another admin"
+        else:
+            message = f"tenant {tenant_id} is not awaiting a decision (status {status})"
+        super().__init__(message)
+
+
+class NotOffboardable(Exception):
+    """Onboarding or already offboarding/offboarded (status says which)."""
+
+    def __init__(self, tenant_id: str, status: str | None) -> None:
+        self.tenant_id = tenant_id
+        self.status = status
+        what = ("is still onboarding: decide or wait for it first" if status == "onboarding"
+                else f"is already {status}")
+        super().__init__(f"tenant {tenant_id} {what}")
+
+
+class NotRetryable(Exception):
+    """Only a failed or timed-out onboarding can be retried (status says what it is)."""
+
+    def __init__(self, tenant_id: str, status: str | None) -> None:
+        self.tenant_id = tenant_id
+        self.status = status
+        super().__init__(
+            f"tenant {tenant_id} is {status}: only a failed or timed-out onboarding "
+            "can be retried"
+        )
+
+
+class DecisionNotDelivered(Exception):
+    """SendTaskSuccess refused the decision; ``reason`` says why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # invalid_token | unknown_task | not_waiting
+
+
+# --- Cognito's triggers -------------------------------------------------------------
+class InvalidSignupEvent(ValueError):
+    """The event is a sign-up confirmation but lacks what a tenant needs."""
+
+
+class SignUpRefused(ValueError):
+    """Raised by the pre sign-up trigger; Cognito shows the message to the client
+    as "PreSignUp failed with error <message>." (so the message ends without a period)."""
+
+
+# --- configuration --------------------------------------------------------------------
+class SettingsError(RuntimeError):
+    """A required environment variable is missing or malformed."""
+
+
 TRANSIENT_ERRORS = (
     StripeUnavailable,
     AwsServiceUnavailable,
@@ -118,13 +185,13 @@ TRANSIENT_AWS_ERROR_CODES = frozenset(
 )
 
 
-def aws_error_code(error: Exception) -> str:
+def aws_error_code(error: BaseException) -> str:
     """The AWS error code of a botocore ClientError, or '' for anything else."""
     response = getattr(error, "response", None) or {}
-    return response.get("Error", {}).get("Code", "")
+    return str(response.get("Error", {}).get("Code", ""))
 
 
-def is_network_error(error: Exception) -> bool:
+def is_network_error(error: BaseException) -> bool:
     """botocore could not reach the service or got no answer in time.
 
     EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
@@ -136,7 +203,7 @@ def is_network_error(error: Exception) -> bool:
     return isinstance(error, (HTTPClientError, ConnectionError))
 
 
-def is_transient_aws_error(error: Exception) -> bool:
+def is_transient_aws_error(error: BaseException) -> bool:
     return aws_error_code(error) in TRANSIENT_AWS_ERROR_CODES or is_network_error(error)
 
 

@@ -7,9 +7,10 @@ failing on their side after the clients' own retries. The caller gets 503
 with Retry-After, never a 500 or a stack trace.
 """
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from chalice import Response
+from chalice import ChaliceViewError, Response
 
 from chalicelib.errors import AwsServiceUnavailable, StripeUnavailable
 from chalicelib.logs import get_logger
@@ -17,6 +18,12 @@ from chalicelib.logs import get_logger
 logger = get_logger(__name__)
 
 RETRY_AFTER_SECONDS = 5
+
+
+class PayloadTooLargeError(ChaliceViewError):
+    """413: a request body over the route's limit."""
+
+    STATUS_CODE = 413
 UNAVAILABLE = (AwsServiceUnavailable, StripeUnavailable)
 
 

@@ -6,11 +6,15 @@ around the read-modify-write. A holder that dies releases it by expiry.
 """
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from chalicelib.errors import ContactListBusy, aws_call, aws_error_code
 from chalicelib.logs import get_logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = get_logger(__name__)
 
@@ -18,7 +22,7 @@ logger = get_logger(__name__)
 class LeaseLock:
     def __init__(
         self,
-        dynamodb_client: Any,
+        dynamodb_client: "DynamoDBClient",
         table_name: str,
         name: str,
         lease_seconds: float = 120,

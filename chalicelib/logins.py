@@ -5,16 +5,19 @@ in, and its record stays. A user deleted by hand counts as done: there is
 nothing left to disable. (Neither a rejected nor an offboarded tenant can be
 retried, so no retry has a disabled user to enable again.)
 """
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chalicelib.errors import aws_call, aws_error_code
 from chalicelib.logs import get_logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
 
 logger = get_logger(__name__)
 
 
 class TenantLogins:
-    def __init__(self, cognito_client: Any, user_pool_id: str) -> None:
+    def __init__(self, cognito_client: "CognitoIdentityProviderClient", user_pool_id: str) -> None:
         self._cognito = cognito_client
         self._pool = user_pool_id
 

@@ -14,7 +14,8 @@ is cached for a year (``immutable``); a page is revalidated every time
 """
 import json
 import os
-from typing import Any, Dict, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
@@ -32,7 +33,7 @@ ASSET_CACHE = "public, max-age=31536000, immutable"
 # inline script or style, so markup that slipped into the page could not run;
 # forms never submit by themselves (the scripts send what they hold, a
 # password never goes into a URL).
-def content_security_policy(environ: Optional[Dict[str, str]] = None) -> str:
+def content_security_policy(environ: Mapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     cognito = [f"https://cognito-idp.{region}.amazonaws.com"]
@@ -57,16 +58,16 @@ COMMON_HEADERS = {
 }
 
 
-def page_headers() -> Dict[str, str]:
+def page_headers() -> dict[str, str]:
     return {**COMMON_HEADERS, "Content-Security-Policy": content_security_policy(),
             "X-Frame-Options": "DENY"}
 
 
-_built: Dict[str, Tuple[str, str]] = {}  # file name -> (text, etag), read once per container
-_manifest: Optional[Dict[str, Any]] = None
+_built: dict[str, tuple[str, str]] = {}  # file name -> (text, etag), read once per container
+_manifest: dict[str, Any] | None = None
 
 
-def page(name: str, if_none_match: Optional[str] = None) -> Any:
+def page(name: str, if_none_match: str | None = None) -> Any:
     """GET /signup, GET /admin: the page named ``name`` in the manifest."""
     manifest = _read_manifest()
     if manifest is None:
@@ -74,7 +75,7 @@ def page(name: str, if_none_match: Optional[str] = None) -> Any:
     return _answer(manifest["pages"][name], PAGE_CACHE, page_headers(), if_none_match)
 
 
-def asset(name: str, if_none_match: Optional[str] = None) -> Any:
+def asset(name: str, if_none_match: str | None = None) -> Any:
     """GET /assets/{name}: a built script or stylesheet; 404 for any other name."""
     manifest = _read_manifest()
     if manifest is None:
@@ -86,18 +87,18 @@ def asset(name: str, if_none_match: Optional[str] = None) -> Any:
     return _answer(name, ASSET_CACHE, COMMON_HEADERS, if_none_match)
 
 
-def _answer(file_name: str, cache: str, headers: Dict[str, str], if_none_match: Optional[str]) -> Any:
+def _answer(file_name: str, cache: str, headers: Mapping[str, str], if_none_match: str | None) -> Any:
     from chalice import Response
 
     text, etag = _read(file_name)
-    answer_headers = {**headers, "Cache-Control": cache, "ETag": etag}
+    answer_headers: dict[str, str | list[str]] = {**headers, "Cache-Control": cache, "ETag": etag}
     if if_none_match and etag in (tag.strip() for tag in if_none_match.split(",")):
         return Response(body="", status_code=304, headers=answer_headers)
     answer_headers["Content-Type"] = CONTENT_TYPES[os.path.splitext(file_name)[1]]
     return Response(body=text, status_code=200, headers=answer_headers)
 
 
-def _read(file_name: str) -> Tuple[str, str]:
+def _read(file_name: str) -> tuple[str, str]:
     if file_name not in _built:
         import hashlib
 
@@ -107,7 +108,7 @@ def _read(file_name: str) -> Tuple[str, str]:
     return _built[file_name]
 
 
-def _read_manifest() -> Optional[Dict[str, Any]]:
+def _read_manifest() -> dict[str, Any] | None:
     global _manifest
     if _manifest is None:
         try:

@@ -17,19 +17,16 @@ demand locally. Each run:
 Records younger than ``grace_seconds`` are left to the workflow, which may
 be about to do the same.
 """
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Optional
+from datetime import UTC, datetime
+from typing import Any
 
+from chalicelib.clock import seconds_between, utc_now
+from chalicelib.events import APPROVAL_REMINDER, OUTCOMES, EventPublisher
 from chalicelib.logs import get_logger
-from chalicelib.notifications import APPROVAL_REMINDER, DETAIL_TYPES, EventPublisher
-from chalicelib.steps import (
-    finish_offboarding,
-    publish_outcome,
-    recorded_outcome,
-    update_status_and_notify,
-    utc_now,
-)
+from chalicelib.offboarding import Offboardings
+from chalicelib.outcomes import Outcomes
 from chalicelib.tenants import (
     OFFBOARDING,
     ONBOARDING,
@@ -50,20 +47,14 @@ from chalicelib.workflow import (
 logger = get_logger(__name__)
 
 
-
 @dataclass
 class Sweep:
     """What one run looked at and did, in counts (its log line)."""
 
-    counts: Dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
-
-
-def _age_seconds(instant: str, now: datetime) -> float:
-    moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
-    return (now - moment).total_seconds()
 
 
 class Reconciler:
@@ -75,22 +66,24 @@ class Reconciler:
         offboarding: OffboardingWorkflow,
         reminder_seconds: int,
         grace_seconds: int,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._tenants = tenants
         self._workflow = workflow
         self._publisher = publisher
         self._offboarding = offboarding
+        self._outcomes = Outcomes(tenants, publisher)
+        self._offboardings = Offboardings(tenants, publisher)
         self._reminder = reminder_seconds
         self._grace = grace_seconds
         self._clock = clock
 
-    def run(self) -> Dict[str, int]:
+    def run(self) -> dict[str, int]:
         sweep = Sweep()
         now = self._clock()
         sweeps = [(STATUS_INDEX, "status", ONBOARDING, self._check_onboarding)]
         sweeps += [(OUTCOME_DUE_INDEX, "outcomeDue", status, self._publish_due_outcome)
-                   for status in DETAIL_TYPES]
+                   for status in OUTCOMES]
         sweeps += [(STATUS_INDEX, "status", OFFBOARDING, self._check_offboarding),
                    (RELEASE_DUE_INDEX, "releaseDue", RELEASE_DUE, self._report_release_failure)]
         for index, attribute, value, check in sweeps:
@@ -104,13 +97,13 @@ class Reconciler:
                     or "nothing to do")
         return sweep.counts
 
-    def _settled(self, tenant_id: str, status: str, now: datetime) -> Optional[Dict[str, Any]]:
+    def _settled(self, tenant_id: str, status: str, now: datetime) -> dict[str, Any] | None:
         """The record, if it is still in ``status`` and has not changed for the
         grace period (a younger change is the workflow's, still at work)."""
         record = self._tenants.get(tenant_id)
         if record is None or record.get("status") != status:
             return None
-        if _age_seconds(record["updatedAt"], now) < self._grace:
+        if seconds_between(record["updatedAt"], now) < self._grace:
             return None
         return record
 
@@ -129,19 +122,15 @@ class Reconciler:
         cause = (f"its execution {name} never started" if status is None
                  else f"its execution {name} ended {status} without setting a final status")
         logger.warning("tenant stuck in onboarding: %s", cause, extra={"tenantId": tenant_id})
-        update_status_and_notify(
-            {"tenant": _tenant(record),
-             "outcome": {"status": "failed", "error": {"Error": "OnboardingStuck", "Cause": cause}}},
-            self._tenants, self._publisher,
-        )
+        self._outcomes.fail(_new_tenant(record), f"OnboardingStuck: {cause}")
         sweep.add("failed (stuck)")
 
-    def _remind(self, record: Dict[str, Any], now: datetime, sweep: Sweep) -> None:
+    def _remind(self, record: dict[str, Any], now: datetime, sweep: Sweep) -> None:
         pending = record.get("pendingDecision") or {}
         decide_by = pending.get("decideBy")
         if not decide_by or pending.get("reminderSentAt") or not pending.get("requestNotifiedAt"):
             return
-        left = -_age_seconds(decide_by, now)
+        left = -seconds_between(decide_by, now)
         if not 0 < left < self._reminder:
             return
         tenant = _tenant(record)
@@ -166,11 +155,7 @@ class Reconciler:
         cause = (f"its offboarding run {offboarding_name(tenant_id, attempt)} "
                  + ("never started" if status is None else f"ended {status} without finishing"))
         logger.warning("tenant stuck in offboarding: %s", cause, extra={"tenantId": tenant_id})
-        finish_offboarding(
-            {"tenant": _tenant(record),
-             "outcome": {"status": "failed", "error": {"Error": "OffboardingStuck", "Cause": cause}}},
-            self._tenants, self._publisher,
-        )
+        self._offboardings.fail(_new_tenant(record), f"OffboardingStuck: {cause}")
         sweep.add("offboarding ended (stuck)")
 
     def _report_release_failure(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
@@ -188,25 +173,17 @@ class Reconciler:
     # --- outcome events that never went out -----------------------------------------------
     def _publish_due_outcome(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
         record = self._tenants.get(tenant_id)
-        if not record or not record.get("outcomeDue") or record.get("outcomeNotifiedAt"):
-            return
-        if _age_seconds(record["updatedAt"], now) < self._grace:
+        if not record or seconds_between(record["updatedAt"], now) < self._grace:
             return  # the workflow's own last step may still publish it
-        recorded = recorded_outcome(record)
-        if recorded is None:
-            return
-        status, reason, decision = recorded
-        publish_outcome(self._publisher, _new_tenant(record), status, reason, decision or None,
-                        int(record.get("attempts", 1)))
-        self._tenants.mark_notified(tenant_id, DETAIL_TYPES[status], utc_now())
-        logger.info("published the %s outcome that never went out", status,
-                    extra={"tenantId": tenant_id})
-        sweep.add("outcome republished")
+        if self._outcomes.publish_due(record):
+            logger.info("published the %s outcome that never went out", record["outcomeDue"],
+                        extra={"tenantId": tenant_id})
+            sweep.add("outcome republished")
 
 
-def _new_tenant(record: Dict[str, Any]) -> NewTenant:
+def _new_tenant(record: dict[str, Any]) -> NewTenant:
     return NewTenant(tenant_id=record["pk"], email=record["email"], name=record["name"])
 
 
-def _tenant(record: Dict[str, Any]) -> Dict[str, str]:
+def _tenant(record: dict[str, Any]) -> dict[str, str]:
     return _new_tenant(record).to_dict()

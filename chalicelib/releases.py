@@ -10,12 +10,18 @@ list, topic, customer or user gone), it succeeds and is recorded once. The
 record keeps what was released and when (``released``), and stops naming it
 (``list``, ``topic``, ``stripeCustomerId`` go), so a retry makes it again.
 """
-from typing import Any, Callable, Dict, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.contact_lists import ContactListPlace
 from chalicelib.errors import InvalidTaskInput
 from chalicelib.logs import get_logger
 from chalicelib.tenants import TenantRepository
+
+if TYPE_CHECKING:
+    from chalicelib.billing import BillingProvider
+    from chalicelib.contact_lists import ContactListProvider
+    from chalicelib.logins import TenantLogins
 
 logger = get_logger(__name__)
 
@@ -29,9 +35,9 @@ class TenantReleases:
     def __init__(
         self,
         tenants: TenantRepository,
-        contact_lists: Any,
-        logins: Any,
-        billing: Callable[[], Any],
+        contact_lists: "ContactListProvider",
+        logins: "TenantLogins",
+        billing: "Callable[[], BillingProvider]",
         clock: Callable[[], str],
     ) -> None:
         """``billing`` builds the Stripe client only when a customer is to go
@@ -42,21 +48,21 @@ class TenantReleases:
         self._billing = billing
         self._clock = clock
 
-    def release(self, tenant_id: str, what: Iterable[str]) -> Dict[str, Any]:
+    def release(self, tenant_id: str, what: Iterable[str]) -> dict[str, Any]:
         """Give back each of ``what`` the tenant still holds; what was released now."""
         what = list(what)
         unknown = sorted(set(what) - set(RELEASES))
         if unknown:
             raise InvalidTaskInput(f"cannot release {', '.join(unknown)}")
         record = self._tenants.require(tenant_id)
-        done: Dict[str, Any] = {}
+        done: dict[str, Any] = {}
         for item in what:
             details = getattr(self, f"_release_{item}")(tenant_id, record)
             if details is not None:
                 done[item] = details
         return done
 
-    def _release_contactList(self, tenant_id: str, record: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    def _release_contactList(self, tenant_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
         if not record.get("list"):
             return None  # never made, or already released
         place = ContactListPlace(list=record["list"], topic=record.get("topic"))
@@ -65,7 +71,7 @@ class TenantReleases:
         self._tenants.mark_released(tenant_id, CONTACT_LIST, details, removes=("list", "topic"))
         return details
 
-    def _release_stripeCustomer(self, tenant_id: str, record: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    def _release_stripeCustomer(self, tenant_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
         customer = record.get("stripeCustomerId")
         if not customer:
             return None
@@ -75,7 +81,7 @@ class TenantReleases:
                                     removes=("stripeCustomerId",))
         return details
 
-    def _release_user(self, tenant_id: str, record: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    def _release_user(self, tenant_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
         if (record.get("released") or {}).get(USER):
             return None
         existed = self._logins.disable(tenant_id)

@@ -5,17 +5,15 @@ resources, with Ref and Fn::GetAtt); the local stack resolves the same
 template for its stage. Missing required values fail loudly, naming the variable.
 """
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+
+from chalicelib.errors import SettingsError
 
 DEFAULT_EVENT_SOURCE = "tenant-onboarding"
 LIST_PER_TENANT = "list-per-tenant"
 TOPIC_PER_TENANT = "topic-per-tenant"
 CONTACT_LIST_MODES = (LIST_PER_TENANT, TOPIC_PER_TENANT)
-
-
-class SettingsError(RuntimeError):
-    """A required environment variable is missing or malformed."""
 
 
 @dataclass(frozen=True)
@@ -24,24 +22,24 @@ class Settings:
     event_bus_name: str
     # Only the trigger and the API start executions: the task functions, which
     # the state machine names, cannot name it back (a cycle in the template).
-    state_machine_arn: Optional[str] = None
+    state_machine_arn: str | None = None
     # The API starts offboarding runs; the release task disables logins.
-    offboarding_state_machine_arn: Optional[str] = None
-    user_pool_id: Optional[str] = None
+    offboarding_state_machine_arn: str | None = None
+    user_pool_id: str | None = None
     event_source: str = DEFAULT_EVENT_SOURCE
     # Secrets Manager id of the Stripe secret key; empty means Stripe is off.
-    stripe_secret_id: Optional[str] = None
+    stripe_secret_id: str | None = None
     # Only set locally, to point Stripe calls at localstripe.
-    stripe_api_base: Optional[str] = None
+    stripe_api_base: str | None = None
     # Only set locally: Stripe's connect and read timeout, short for fault tests.
-    stripe_timeout_seconds: Optional[float] = None
+    stripe_timeout_seconds: float | None = None
     # reconcile: remind this long before decideBy; leave younger records alone
     approval_reminder_seconds: int = 4 * 3600
     reconcile_grace_seconds: int = 600
     # list-per-tenant (the seed's: one SES list each) or topic-per-tenant (one
-    # topic each on the stage's shared list); see README "SES contact lists".
+    # topic each on the stage's shared list); see docs/contact-lists.md.
     contact_list_mode: str = LIST_PER_TENANT
-    shared_contact_list: Optional[str] = None
+    shared_contact_list: str | None = None
 
     def require_state_machine_arn(self) -> str:
         return _required_here(self.state_machine_arn, "STATE_MACHINE_ARN")
@@ -57,7 +55,7 @@ class Settings:
         return bool(self.stripe_secret_id)
 
     @classmethod
-    def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         # Looked up at call time: tests (and chalice.test.Client) swap os.environ.
         environ = os.environ if environ is None else environ
 
@@ -70,7 +68,7 @@ class Settings:
                 )
             return value
 
-        def optional(name: str) -> Optional[str]:
+        def optional(name: str) -> str | None:
             return environ.get(name, "").strip() or None
 
         mode = optional("CONTACT_LIST_MODE") or LIST_PER_TENANT
@@ -99,7 +97,7 @@ class Settings:
         )
 
 
-def _seconds(value: Optional[str]) -> Optional[float]:
+def _seconds(value: str | None) -> float | None:
     if value is None:
         return None
     try:
@@ -111,7 +109,7 @@ def _seconds(value: Optional[str]) -> Optional[float]:
     return seconds
 
 
-def _whole_seconds(value: Optional[str], name: str, default: int) -> int:
+def _whole_seconds(value: str | None, name: str, default: int) -> int:
     if value is None:
         return default
     if not value.isdigit():
@@ -119,7 +117,7 @@ def _whole_seconds(value: Optional[str], name: str, default: int) -> int:
     return int(value)
 
 
-def _required_here(value: Optional[str], name: str) -> str:
+def _required_here(value: str | None, name: str) -> str:
     """Settings only some functions have (template.json gives them to those)."""
     if not value:
         raise SettingsError(
@@ -129,11 +127,11 @@ def _required_here(value: Optional[str], name: str) -> str:
     return value
 
 
-def public_config(environ: Optional[Mapping[str, str]] = None) -> Dict[str, Optional[str]]:
+def public_config(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
     """What the sign-up page and the console need to talk to Cognito: ids, not secrets."""
     environ = os.environ if environ is None else environ
 
-    def value(name: str) -> Optional[str]:
+    def value(name: str) -> str | None:
         return environ.get(name, "").strip() or None
 
     return {

@@ -6,10 +6,11 @@ the confirmed user into the tenant it onboards.
 """
 import re
 import unicodedata
-from typing import Any, Dict, Optional
+from typing import Any
 
-from chalicelib.tenants import NewTenant
+from chalicelib.errors import InvalidSignupEvent, SignUpRefused
 from chalicelib.logs import get_logger
+from chalicelib.tenants import NewTenant
 
 logger = get_logger(__name__)
 
@@ -27,22 +28,13 @@ MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-class InvalidSignupEvent(ValueError):
-    """The event is a sign-up confirmation but lacks what a tenant needs."""
-
-
-class SignUpRefused(ValueError):
-    """Raised by the pre sign-up trigger; Cognito shows the message to the client
-    as "PreSignUp failed with error <message>." (so the message ends without a period)."""
-
-
-def unsafe_characters(text: str) -> list:
+def unsafe_characters(text: str) -> list[str]:
     """Control characters and bidirectional controls in ``text``, as U+XXXX."""
     return sorted({f"U+{ord(c):04X}" for c in text
                    if unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS})
 
 
-def check_sign_up(event: Dict[str, Any]) -> Dict[str, Any]:
+def check_sign_up(event: dict[str, Any]) -> dict[str, Any]:
     """Refuse a name or an email no tenant should have; the event back otherwise.
 
     Ordinary international names (accents, ampersands, dashes, CJK) pass
@@ -69,7 +61,7 @@ def check_sign_up(event: Dict[str, Any]) -> Dict[str, Any]:
     return event
 
 
-def tenant_from_confirmation(event: Dict[str, Any]) -> Optional[NewTenant]:
+def tenant_from_confirmation(event: dict[str, Any]) -> NewTenant | None:
     """The new tenant, or None when this event is not a confirmed sign-up."""
     source = event.get("triggerSource") if isinstance(event, dict) else None
     if source != CONFIRM_SIGN_UP:

@@ -4,32 +4,24 @@ Each function here is one Task state of ``statemachine.json``; app.py binds
 it to a Lambda. Every step is idempotent: the state machine retries them.
 """
 import json
-from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.billing import StripeBilling
-from chalicelib.errors import InvalidTaskInput, TenantAlreadyFinal
-from chalicelib.notifications import (
-    APPROVAL_REQUESTED,
-    DETAIL_TYPES,
-    OFFBOARDING_COMPLETE,
-    OFFBOARDING_FAILED,
-    EventPublisher,
-)
-from chalicelib.settings import Settings
-from chalicelib.tenants import OFFBOARDED, NewTenant, TenantNotFound, TenantRepository
-from chalicelib.workflow import redact_token
+from chalicelib.clock import instant_or_none, plus_seconds, utc_now
+from chalicelib.errors import InvalidTaskInput
+from chalicelib.events import APPROVAL_REQUESTED, OUTCOMES, EventPublisher
 from chalicelib.logs import get_logger
+from chalicelib.outcomes import TIMEOUT_REASON, Outcomes
+from chalicelib.settings import Settings
+from chalicelib.tenants import MAX_REASON_LENGTH, NewTenant, TenantRepository
+from chalicelib.workflow import redact_token
+
+if TYPE_CHECKING:
+    from chalicelib.billing import BillingProvider
+    from chalicelib.contact_lists import ContactListProvider
+    from chalicelib.offboarding import Offboardings
+    from chalicelib.releases import TenantReleases
 
 logger = get_logger(__name__)
-
-MAX_REASON_LENGTH = 1000
-TIMEOUT_REASON = "no admin decision arrived within the approval window"
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC with milliseconds, e.g. 2026-11-26T13:51:53.123Z."""
-    return _format(datetime.now(timezone.utc))
 
 
 def tenant_from_input(event: Any) -> NewTenant:
@@ -47,16 +39,16 @@ def tenant_from_input(event: Any) -> NewTenant:
 
 
 def create_tenant_record(
-    event: Dict[str, Any], tenants: TenantRepository, settings: Settings
-) -> Dict[str, Any]:
+    event: dict[str, Any], tenants: TenantRepository, settings: Settings
+) -> dict[str, Any]:
     tenant = tenant_from_input(event)
     record = tenants.create(tenant, utc_now())
     return {"createdAt": record["createdAt"], "stripeConfigured": settings.stripe_configured}
 
 
 def create_stripe_customer(
-    event: Dict[str, Any], tenants: TenantRepository, billing: StripeBilling
-) -> Dict[str, str]:
+    event: dict[str, Any], tenants: TenantRepository, billing: "BillingProvider"
+) -> dict[str, str]:
     tenant = tenant_from_input(event)
     record = tenants.require(tenant.tenant_id)
     existing = record.get("stripeCustomerId")
@@ -70,8 +62,8 @@ def create_stripe_customer(
 
 
 def update_tenant_with_stripe_id(
-    event: Dict[str, Any], tenants: TenantRepository
-) -> Dict[str, str]:
+    event: dict[str, Any], tenants: TenantRepository
+) -> dict[str, str]:
     tenant_id = event.get("tenantId") if isinstance(event, dict) else None
     customer_id = event.get("stripeCustomerId") if isinstance(event, dict) else None
     if not isinstance(tenant_id, str) or not isinstance(customer_id, str):
@@ -81,9 +73,9 @@ def update_tenant_with_stripe_id(
 
 
 def create_contact_list(
-    event: Dict[str, Any], tenants: TenantRepository, contact_lists: Any
-) -> Dict[str, str]:
-    """``contact_lists`` is a ContactLists or SharedListTopics (per stage)."""
+    event: dict[str, Any], tenants: TenantRepository, contact_lists: "ContactListProvider"
+) -> dict[str, str]:
+    """``contact_lists`` is the stage's mode (contact_lists.py)."""
     tenant = tenant_from_input(event)
     place = contact_lists.ensure_for_tenant(tenant.tenant_id, tenant.name)
     tenants.set_contact_list(tenant.tenant_id, place.list, utc_now(), place.topic)
@@ -91,8 +83,8 @@ def create_contact_list(
 
 
 def await_decision(
-    event: Dict[str, Any], tenants: TenantRepository, publisher: EventPublisher
-) -> Dict[str, Any]:
+    event: dict[str, Any], tenants: TenantRepository, publisher: EventPublisher
+) -> dict[str, Any]:
     """Runs when the wait for an admin's decision begins, and on every repeat.
 
     Keeps the task token with the tenant (so admins decide by tenant id) and
@@ -110,7 +102,7 @@ def await_decision(
     window = event.get("approvalWindowSeconds")
     if not isinstance(window, int) or window <= 0:
         raise InvalidTaskInput("task input needs a positive approvalWindowSeconds")
-    wait = _instant(event.get("waitStartedAt")) or ""
+    wait = instant_or_none(event.get("waitStartedAt")) or ""
 
     while True:
         pending = tenants.require(tenant.tenant_id).get("pendingDecision") or {}
@@ -119,7 +111,7 @@ def await_decision(
             current = pending  # the very same attempt, invoked again: nothing moves
             break
         current = {"taskToken": token, "requestedAt": now,
-                   "decideBy": _plus_seconds(now, window), "waitId": wait}
+                   "decideBy": plus_seconds(now, window), "waitId": wait}
         if wait and pending.get("waitId") == wait:
             # the same wait, repeated: what it already did stays done
             current.update({k: v for k, v in pending.items() if k in PER_WAIT_FLAGS})
@@ -151,137 +143,26 @@ def await_decision(
 PER_WAIT_FLAGS = ("requestNotifiedAt", "reminderSentAt")
 
 
-def _instant(value: Any) -> Optional[str]:
-    """An ISO-8601 instant as our UTC form, or None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return _format(moment)
-
-
-def _plus_seconds(instant: str, seconds: int) -> str:
-    moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
-    return _format(moment + timedelta(seconds=seconds))
-
-
-def _format(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
-
-
-def update_status_and_notify(
-    event: Dict[str, Any], tenants: TenantRepository, publisher: EventPublisher
-) -> Dict[str, Any]:
+def update_status_and_notify(event: dict[str, Any], outcomes: Outcomes) -> dict[str, Any]:
     """Set the final status and publish its event, once, however often retried."""
     tenant = tenant_from_input(event)
     outcome = event.get("outcome")
     status = outcome.get("status") if isinstance(outcome, dict) else None
-    if status not in DETAIL_TYPES:
+    if not isinstance(outcome, dict) or not isinstance(status, str) or status not in OUTCOMES:
         raise InvalidTaskInput(f"unknown outcome status {status!r}")
-
-    reason, extra = _reason_and_attributes(status, outcome)
-    now = utc_now()
-    if outcome.get("releaseError"):
-        # the tenant still ends in its status; the reconciler reports the release
-        failure = {"what": list(RELEASED_ON.get(status, ())), "at": now,
-                   "reason": failure_reason(outcome["releaseError"])}
-        tenants.record_release_failure(tenant.tenant_id, failure)
-        logger.warning("releasing what the tenant took failed: %s", failure["reason"],
-                       extra={"tenantId": tenant.tenant_id})
-    try:
-        record: Optional[Dict[str, Any]] = tenants.finish(
-            tenant.tenant_id, status, now, extra
-        )
-    except TenantNotFound:
-        if status != "failed":
-            raise
-        # Onboarding failed before the record existed: still tell the world.
-        record = None
-    except TenantAlreadyFinal:
-        if status != "failed":
-            raise
-        # The failure path after the final status was set but its event was
-        # not published (e.g. EventBridge down past every retry): the record
-        # is right, so publish ITS outcome rather than lose it.
-        record = tenants.require(tenant.tenant_id)
-        recorded = recorded_outcome(record)
-        if recorded is None:  # offboarded meanwhile, its outcome long told
-            return {"status": record.get("status"), "published": False}
-        status, reason, decision = recorded
-        extra = {"decision": decision} if decision else {}
-        logger.warning(
-            "tenant already %s when the failure path ran; publishing its own outcome",
-            status, extra={"tenantId": tenant.tenant_id},
-        )
-
-    detail_type = DETAIL_TYPES[status]
-    if record is not None and record.get("outcomeNotifiedAt"):
-        logger.info(
-            "%s was already published; not publishing it again", detail_type,
-            extra={"tenantId": tenant.tenant_id},
-        )
-        return {"status": status, "published": False}
-
-    attempt = int(record.get("attempts", 1)) if record else 1
-    publish_outcome(publisher, tenant, status, reason, extra.get("decision"), attempt)
-    if record is not None:
-        tenants.mark_notified(tenant.tenant_id, detail_type, utc_now())
-    return {"status": status, "published": True}
+    reason, attributes = _reason_and_attributes(status, outcome)
+    release_error = outcome.get("releaseError")
+    return outcomes.settle(tenant, status, reason, attributes,
+                           failure_reason(release_error) if release_error else None)
 
 
-def recorded_outcome(record: Dict[str, Any]) -> Optional[Tuple[str, Optional[str], Dict[str, Any]]]:
-    """The onboarding outcome a record holds: (status, reason, decision), or None.
-
-    ``outcomeDue`` names it while its event is unsent, also once the tenant
-    has moved on (offboarding); otherwise the status, when it is an outcome.
-    """
-    status = record.get("outcomeDue") or record.get("status")
-    if status not in DETAIL_TYPES:
-        return None
-    decision = record.get("decision") or {}
-    reason = TIMEOUT_REASON if status == "timeout" else (
-        decision.get("reason") or record.get("failureReason"))
-    return status, reason, decision
-
-
-def publish_outcome(
-    publisher: EventPublisher,
-    tenant: NewTenant,
-    status: str,
-    reason: Optional[str],
-    decision: Optional[Dict[str, Any]],
-    attempt: int = 1,
-) -> None:
-    """The outcome event of a final status.
-
-    Delivery is at least once (a crash between publishing and remembering it
-    publishes again): eventKey lets consumers drop the duplicate. A retried
-    onboarding's outcome is a new one, with its own key.
-    """
-    detail_type = DETAIL_TYPES[status]
-    key = f"{tenant.tenant_id}:{detail_type}" + (f":attempt-{attempt}" if attempt > 1 else "")
-    detail: Dict[str, Any] = {**tenant.to_dict(), "status": status, "eventKey": key}
-    if attempt > 1:
-        detail["attempt"] = attempt
-    if reason:
-        detail["reason"] = reason
-    if decision:
-        detail["decidedAt"] = decision.get("decidedAt")
-        if decision.get("decidedBy"):
-            detail["decidedBy"] = decision["decidedBy"]
-    publisher.publish(detail_type, detail)
-
-
-def _reason_and_attributes(status: str, outcome: Dict[str, Any]):
+def _reason_and_attributes(
+    status: str, outcome: dict[str, Any]
+) -> tuple[str | None, dict[str, Any]]:
     """The human reason for an outcome and the record attributes it adds."""
     if status in ("active", "rejected"):
-        decision = outcome.get("decision") if isinstance(outcome.get("decision"), dict) else {}
+        decision: dict[str, Any] = (outcome["decision"] if isinstance(outcome.get("decision"), dict)
+                                    else {})
         stored = {
             key: decision.get(key)
             for key in ("status", "reason", "decidedAt", "decidedBy")
@@ -312,14 +193,7 @@ def failure_reason(error: Any) -> str:
 
 
 # --- giving back, and offboarding ----------------------------------------------------
-# What a tenant gives back when its onboarding ends without it (releases.py).
-RELEASED_ON = {
-    "rejected": ("user", "stripeCustomer", "contactList"),
-    "timeout": ("stripeCustomer", "contactList"),
-}
-
-
-def release_tenant_resources(event: Dict[str, Any], releases: Any) -> Dict[str, Any]:
+def release_tenant_resources(event: dict[str, Any], releases: "TenantReleases") -> dict[str, Any]:
     """One Task of either state machine: give back what the input names."""
     tenant = tenant_from_input(event)
     what = event.get("release")
@@ -329,39 +203,13 @@ def release_tenant_resources(event: Dict[str, Any], releases: Any) -> Dict[str, 
     return {"released": sorted(done)}
 
 
-def finish_offboarding(
-    event: Dict[str, Any], tenants: TenantRepository, publisher: EventPublisher
-) -> Dict[str, Any]:
+def finish_offboarding(event: dict[str, Any], offboardings: "Offboardings") -> dict[str, Any]:
     """The end of an offboarding run: offboarded, or back as it was with why not."""
     tenant = tenant_from_input(event)
     outcome = event.get("outcome") if isinstance(event.get("outcome"), dict) else {}
-    status = outcome.get("status")
-    if status not in ("offboarded", "failed"):
-        raise InvalidTaskInput(f"unknown offboarding outcome {status!r}")
-    now = utc_now()
+    status = (outcome or {}).get("status")
     if status == "offboarded":
-        record = tenants.finish_offboarding(tenant.tenant_id, now)
-        detail_type, reason = OFFBOARDING_COMPLETE, record.get("offboardReason")
-    else:
-        reason = failure_reason(outcome.get("error"))
-        record = tenants.fail_offboarding(tenant.tenant_id, reason, now)
-        detail_type = OFFBOARDING_FAILED
-        if record.get("status") == OFFBOARDED:
-            # it was finished; only telling it failed: tell that it finished
-            detail_type, reason = OFFBOARDING_COMPLETE, record.get("offboardReason")
-            status = "offboarded"
-    request = record.get("offboarding") or {}
-    if request.get("notifiedEvent") == detail_type:
-        return {"status": record.get("status"), "published": False}
-    detail: Dict[str, Any] = {
-        **tenant.to_dict(), "status": record.get("status"),
-        "eventKey": f"{tenant.tenant_id}:{detail_type}:{request.get('requestedAt')}",
-        "requestedBy": request.get("requestedBy"),
-    }
-    if reason:
-        detail["reason"] = reason
-    if status == "offboarded":
-        detail["offboardedAt"] = record.get("offboardedAt")
-    publisher.publish(detail_type, detail)
-    tenants.mark_offboarding_notified(tenant.tenant_id, detail_type, utc_now())
-    return {"status": record.get("status"), "published": True}
+        return offboardings.finish(tenant)
+    if status == "failed":
+        return offboardings.fail(tenant, failure_reason((outcome or {}).get("error")))
+    raise InvalidTaskInput(f"unknown offboarding outcome {status!r}")

@@ -9,31 +9,31 @@ import binascii
 import json
 import re
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any
 
 from chalice import BadRequestError, ConflictError, NotFoundError, Response
 
-from chalicelib.decisions import (
-    MAX_REASON_LENGTH,
-    claims_of,
-    read_json_object,
-    read_status_and_reason,
-)
-from chalicelib.errors import TenantNotFound
-from chalicelib.logs import get_logger
-from chalicelib.signup import TENANT_ID
-from chalicelib.tenants import (
-    RETRYABLE,
-    STATUSES,
-    NewTenant,
+from chalicelib.clock import plus_seconds
+from chalicelib.decisions import claims_of, read_json_object, read_status_and_reason
+from chalicelib.errors import (
+    DecisionNotDelivered,
     NotAwaitingDecision,
     NotOffboardable,
     NotRetryable,
+    TenantNotFound,
+)
+from chalicelib.logs import get_logger
+from chalicelib.signup import TENANT_ID
+from chalicelib.tenants import (
+    MAX_REASON_LENGTH,
+    RETRYABLE,
+    STATUSES,
+    NewTenant,
     TenantRepository,
 )
-from chalicelib.workflow import DecisionNotDelivered, OnboardingWorkflow
+from chalicelib.workflow import OffboardingWorkflow, OnboardingWorkflow
 
 _ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]{8,12}Z$")
 logger = get_logger(__name__)
@@ -47,14 +47,14 @@ LISTED = ("tenantId", "name", "email", "status", "createdAt", "updatedAt")
 CLAIM_LEASE_SECONDS = 60
 
 
-def tenant_summary(record: Dict[str, Any]) -> Dict[str, Any]:
+def tenant_summary(record: dict[str, Any]) -> dict[str, Any]:
     summary = {"tenantId": record["pk"], **{k: record.get(k) for k in LISTED[1:]}}
     if record.get("status") == "onboarding" and record.get("decideBy"):
         summary["decideBy"] = record["decideBy"]
     return summary
 
 
-def tenant_detail(record: Dict[str, Any]) -> Dict[str, Any]:
+def tenant_detail(record: dict[str, Any]) -> dict[str, Any]:
     detail = tenant_summary(record)
     for key in ("stripeCustomerId", "list", "topic", "failureReason", "decision", "released",
                 "releaseFailure", "offboarding", "offboardingFailure", "offboardedAt",
@@ -80,7 +80,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def tenant_view(tenants: TenantRepository, request_context: Dict[str, Any]) -> Dict[str, Any]:
+def tenant_view(tenants: TenantRepository, request_context: dict[str, Any]) -> dict[str, Any]:
     """The signed-in tenant's own record, as a tenant may see it: never the task
     token, the admin's identity or the Stripe id."""
     tenant_id = claims_of(request_context).get("sub") or ""
@@ -98,14 +98,14 @@ def tenant_view(tenants: TenantRepository, request_context: Dict[str, Any]) -> D
     return view
 
 
-def encode_page_token(key: Optional[Dict[str, Any]]) -> Optional[str]:
+def encode_page_token(key: dict[str, Any] | None) -> str | None:
     if not key:
         return None
     raw = json.dumps(key, sort_keys=True, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_page_token(token: str) -> Dict[str, Any]:
+def decode_page_token(token: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         key = json.loads(raw)
@@ -128,7 +128,7 @@ class TenantAdmin:
         self._tenants = tenants
         self._workflow = workflow
 
-    def list(self, query: Optional[Mapping[str, str]]) -> Dict[str, Any]:
+    def list(self, query: Mapping[str, str] | None) -> dict[str, Any]:
         query = query or {}
         unknown = sorted(set(query) - {"status", "nextToken", "limit"})
         if unknown:
@@ -147,20 +147,20 @@ class TenantAdmin:
             "nextToken": encode_page_token(last),
         }
 
-    def show(self, tenant_id: str) -> Dict[str, Any]:
+    def show(self, tenant_id: str) -> dict[str, Any]:
         _require_tenant_id(tenant_id)
         return tenant_detail(self._existing(tenant_id))
 
     def decide(
-        self, tenant_id: str, raw_body: Optional[bytes], decided_by: str, decided_at: str
-    ) -> Dict[str, Any]:
+        self, tenant_id: str, raw_body: bytes | str | None, decided_by: str, decided_at: str
+    ) -> dict[str, Any]:
         _require_tenant_id(tenant_id)
         status, reason = parse_decision_body(raw_body)
         claim = {"status": status, "decidedBy": decided_by, "claimedAt": decided_at,
                  "claimId": str(uuid.uuid4())}
         try:
             pending = self._tenants.claim_decision(
-                tenant_id, claim, _seconds_before(decided_at, CLAIM_LEASE_SECONDS)
+                tenant_id, claim, plus_seconds(decided_at, -CLAIM_LEASE_SECONDS)
             )
         except NotAwaitingDecision as refused:
             raise ConflictError(str(refused)) from None
@@ -197,7 +197,7 @@ class TenantAdmin:
             "decidedAt": decided_at,
         }
 
-    def retry(self, tenant_id: str, retried_by: str, now: str) -> Dict[str, Any]:
+    def retry(self, tenant_id: str, retried_by: str, now: str) -> dict[str, Any]:
         """Onboard a failed or timed-out tenant again, as a new attempt.
 
         What the first attempt made (record, Stripe customer, contact list) is
@@ -231,8 +231,8 @@ class TenantAdmin:
                 "retriedBy": retried_by, "retriedAt": now}
 
     def offboard(
-        self, tenant_id: str, raw_body: Optional[bytes], requested_by: str, now: str,
-        offboarding: Any,
+        self, tenant_id: str, raw_body: bytes | str | None, requested_by: str, now: str,
+        offboarding: OffboardingWorkflow,
     ) -> Response:
         """Start offboarding a tenant that is active (or purge one that did not stay)."""
         _require_tenant_id(tenant_id)
@@ -259,7 +259,7 @@ class TenantAdmin:
         return Response(status_code=202, body={"tenantId": tenant_id, "status": "offboarding",
                                                "attempt": attempt})
 
-    def _existing(self, tenant_id: str) -> Dict[str, Any]:
+    def _existing(self, tenant_id: str) -> dict[str, Any]:
         """The tenant's record; 404 when there is none."""
         record = self._tenants.get(tenant_id)
         if record is None:
@@ -280,12 +280,7 @@ def _require_tenant_id(tenant_id: str) -> None:
         raise NotFoundError(f"no tenant {tenant_id[:100]}")
 
 
-def _seconds_before(instant: str, seconds: int) -> str:
-    moment = datetime.fromisoformat(instant.replace("Z", "+00:00")) - timedelta(seconds=seconds)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_decision_body(raw_body: Optional[bytes]) -> Tuple[str, Optional[str]]:
+def parse_decision_body(raw_body: bytes | str | None) -> tuple[str, str | None]:
     body = read_json_object(
         raw_body, {"status", "reason"}, '{"status": "approved"|"rejected", "reason": "..."}'
     )
@@ -295,7 +290,7 @@ def parse_decision_body(raw_body: Optional[bytes]) -> Tuple[str, Optional[str]]:
     return status, reason
 
 
-def _page_size(value: Optional[str]) -> int:
+def _page_size(value: str | None) -> int:
     if value is None:
         return DEFAULT_PAGE
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:

@@ -5,12 +5,15 @@ record as one correct write would have, and a late step can never move a
 tenant out of a final status.
 """
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import (
+    NotAwaitingDecision,
+    NotOffboardable,
+    NotRetryable,
     TenantAlreadyFinal,
     TenantConflict,
     TenantNotFound,
@@ -18,6 +21,9 @@ from chalicelib.errors import (
     aws_error_code,
 )
 from chalicelib.logs import get_logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = get_logger(__name__)
 
@@ -37,43 +43,8 @@ OUTCOME_DUE_INDEX = "byOutcomeDue"  # outcomeDue (hash) + updatedAt (range)
 RELEASE_DUE_INDEX = "byReleaseDue"  # releaseDue (hash) + updatedAt (range)
 RELEASE_DUE = "due"
 RETRYABLE = ("failed", "timeout")
-
-
-class NotAwaitingDecision(Exception):
-    """The tenant is not waiting for an admin's decision (status says why)."""
-
-    def __init__(self, tenant_id: str, status: Optional[str], in_progress: bool = False):
-        self.tenant_id = tenant_id
-        self.status = status
-        self.in_progress = in_progress
-        if in_progress:
-            message = f"tenant {tenant_id} is already being decided by another admin"
-        else:
-            message = f"tenant {tenant_id} is not awaiting a decision (status {status})"
-        super().__init__(message)
-
-
-class NotOffboardable(Exception):
-    """Onboarding or already offboarding/offboarded (status says which)."""
-
-    def __init__(self, tenant_id: str, status: Optional[str]) -> None:
-        self.tenant_id = tenant_id
-        self.status = status
-        what = ("is still onboarding: decide or wait for it first" if status == ONBOARDING
-                else f"is already {status}")
-        super().__init__(f"tenant {tenant_id} {what}")
-
-
-class NotRetryable(Exception):
-    """Only a failed or timed-out onboarding can be retried (status says what it is)."""
-
-    def __init__(self, tenant_id: str, status: Optional[str]) -> None:
-        self.tenant_id = tenant_id
-        self.status = status
-        super().__init__(
-            f"tenant {tenant_id} is {status}: only a failed or timed-out onboarding "
-            "can be retried"
-        )
+# The longest reason a record keeps: an admin's, or why onboarding failed.
+MAX_REASON_LENGTH = 1000
 
 
 @dataclass(frozen=True)
@@ -82,7 +53,7 @@ class NewTenant:
     email: str
     name: str
 
-    def to_dict(self) -> Dict[str, str]:
+    def to_dict(self) -> dict[str, str]:
         return {"tenantId": self.tenant_id, "email": self.email, "name": self.name}
 
 
@@ -90,15 +61,15 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def _to_ddb(values: Dict[str, Any]) -> Dict[str, Any]:
+def _to_ddb(values: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in values.items()}
 
 
-def _from_ddb(item: Dict[str, Any]) -> Dict[str, Any]:
+def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
-def _key(tenant_id: str) -> Dict[str, Any]:
+def _key(tenant_id: str) -> dict[str, Any]:
     return _to_ddb({"pk": tenant_id, "sk": SORT_KEY})
 
 
@@ -107,13 +78,13 @@ def _is_condition_failure(error: ClientError) -> bool:
 
 
 def _assignments(
-    values: Dict[str, Any], tag: str
-) -> Tuple[Dict[str, str], Dict[str, Any], List[str]]:
+    values: dict[str, Any], tag: str
+) -> tuple[dict[str, str], dict[str, Any], list[str]]:
     """``#<tag>N = :<tag>N`` for each attribute of ``values`` (any name, even a
     reserved word): the names, the placeholder values and the SET clauses."""
-    names: Dict[str, str] = {}
-    placeholders: Dict[str, Any] = {}
-    sets: List[str] = []
+    names: dict[str, str] = {}
+    placeholders: dict[str, Any] = {}
+    sets: list[str] = []
     for index, (attribute, value) in enumerate(values.items()):
         names[f"#{tag}{index}"] = attribute
         placeholders[f":{tag}{index}"] = value
@@ -128,11 +99,11 @@ class TenantRepository:
     start more imports and model loading for no benefit here.
     """
 
-    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
+    def __init__(self, dynamodb_client: "DynamoDBClient", table_name: str) -> None:
         self._ddb = dynamodb_client
         self._table_name = table_name
 
-    def _update_if(self, tenant_id: str, **update: Any) -> Optional[Dict[str, Any]]:
+    def _update_if(self, tenant_id: str, **update: Any) -> dict[str, Any] | None:
         """One conditional UpdateItem: the record as it now is, or None when its
         condition did not hold (nothing was written)."""
         try:
@@ -147,7 +118,7 @@ class TenantRepository:
             return None
         return _from_ddb(response["Attributes"])
 
-    def get(self, tenant_id: str) -> Optional[Dict[str, Any]]:
+    def get(self, tenant_id: str) -> dict[str, Any] | None:
         with aws_call("DynamoDB"):
             response = self._ddb.get_item(
                 TableName=self._table_name, Key=_key(tenant_id), ConsistentRead=True
@@ -155,13 +126,13 @@ class TenantRepository:
         item = response.get("Item")
         return _from_ddb(item) if item else None
 
-    def require(self, tenant_id: str) -> Dict[str, Any]:
+    def require(self, tenant_id: str) -> dict[str, Any]:
         item = self.get(tenant_id)
         if item is None:
             raise TenantNotFound(f"tenant {tenant_id} has no record")
         return item
 
-    def create(self, tenant: NewTenant, now: str) -> Dict[str, Any]:
+    def create(self, tenant: NewTenant, now: str) -> dict[str, Any]:
         """Create the record in status ``onboarding``; a retry returns it unchanged."""
         item = {
             "pk": tenant.tenant_id,
@@ -200,16 +171,16 @@ class TenantRepository:
         self._set_once(tenant_id, {"stripeCustomerId": customer_id}, now)
 
     def set_contact_list(
-        self, tenant_id: str, list_name: str, now: str, topic: Optional[str] = None
+        self, tenant_id: str, list_name: str, now: str, topic: str | None = None
     ) -> None:
         values = {"list": list_name, **({"topic": topic} if topic else {})}
         self._set_once(tenant_id, values, now)
 
-    def _set_once(self, tenant_id: str, values: Dict[str, str], now: str) -> None:
+    def _set_once(self, tenant_id: str, values: dict[str, str], now: str) -> None:
         """Set attributes that, once set, must never change to other values."""
         names, placeholders, sets = _assignments(values, "a")
         conditions = [f"(attribute_not_exists({name}) OR {clause})"
-                      for name, clause in zip(names, sets)]
+                      for name, clause in zip(names, sets, strict=True)]
         written = self._update_if(
             tenant_id,
             UpdateExpression="SET " + ", ".join(sets) + ", updatedAt = :now",
@@ -230,8 +201,8 @@ class TenantRepository:
         tenant_id: str,
         status: str,
         now: str,
-        extra: Optional[Dict[str, Any]] = None,
-    ) -> Dict[str, Any]:
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Move the tenant from ``onboarding`` to a final status; idempotent.
 
         Repeating the same transition succeeds (and returns the record as it
@@ -283,7 +254,7 @@ class TenantRepository:
 
     # --- the admin's decision -----------------------------------------------------
     def record_pending_decision(
-        self, tenant_id: str, pending: Dict[str, Any], replaces: Optional[str]
+        self, tenant_id: str, pending: dict[str, Any], replaces: str | None
     ) -> bool:
         """Keep the waiting execution's task token (``pending``) with the tenant.
 
@@ -333,8 +304,8 @@ class TenantRepository:
         ) is not None
 
     def claim_decision(
-        self, tenant_id: str, claim: Dict[str, Any], stale_before: str
-    ) -> Dict[str, Any]:
+        self, tenant_id: str, claim: dict[str, Any], stale_before: str
+    ) -> dict[str, Any]:
         """Let exactly one admin decide: returns the pending decision claimed.
 
         ``claim["claimedAt"]`` dates the claim; one older than ``stale_before``
@@ -354,7 +325,8 @@ class TenantRepository:
             ),
         )
         if claimed is not None:
-            return claimed["pendingDecision"]
+            pending: dict[str, Any] = claimed["pendingDecision"]
+            return pending
         current = self.get(tenant_id)
         if current is None:
             raise TenantNotFound(f"tenant {tenant_id} does not exist")
@@ -374,7 +346,7 @@ class TenantRepository:
 
     # --- what a tenant gives back -----------------------------------------------------
     def mark_released(
-        self, tenant_id: str, what: str, details: Dict[str, Any], removes: Tuple[str, ...] = ()
+        self, tenant_id: str, what: str, details: dict[str, Any], removes: tuple[str, ...] = ()
     ) -> None:
         """Record that ``what`` (contactList, stripeCustomer, user) was given back,
         when and what it was; the attributes that named it go (``removes``), so
@@ -397,7 +369,7 @@ class TenantRepository:
                 ExpressionAttributeValues=_to_ddb({":d": details, ":now": details["at"]}),
             )
 
-    def record_release_failure(self, tenant_id: str, failure: Dict[str, Any]) -> None:
+    def record_release_failure(self, tenant_id: str, failure: dict[str, Any]) -> None:
         """A release that failed for good: kept on the record (``releaseFailure``) and
         listed by the sparse byReleaseDue index, which the reconciler reports from,
         until the tenant is offboarded (which purges what it holds)."""
@@ -411,8 +383,8 @@ class TenantRepository:
 
     # --- offboarding --------------------------------------------------------------
     def begin_offboarding(
-        self, tenant_id: str, record: Dict[str, Any], request: Dict[str, Any]
-    ) -> Dict[str, Any]:
+        self, tenant_id: str, record: dict[str, Any], request: dict[str, Any]
+    ) -> dict[str, Any]:
         """Move the tenant to ``offboarding``, conditional on the status ``record``
         shows (two requests at once: one wins); NotOffboardable otherwise."""
         previous = record.get("status")
@@ -436,7 +408,7 @@ class TenantRepository:
         current = self.get(tenant_id) or {}
         raise NotOffboardable(tenant_id, current.get("status"))
 
-    def finish_offboarding(self, tenant_id: str, now: str) -> Dict[str, Any]:
+    def finish_offboarding(self, tenant_id: str, now: str) -> dict[str, Any]:
         """``offboarding`` -> ``offboarded``, keeping the record (a soft delete)."""
         updated = self._update_if(
             tenant_id,
@@ -467,7 +439,7 @@ class TenantRepository:
                 ExpressionAttributeValues=_to_ddb({":e": detail_type, ":now": now}),
             )
 
-    def fail_offboarding(self, tenant_id: str, reason: str, now: str) -> Dict[str, Any]:
+    def fail_offboarding(self, tenant_id: str, reason: str, now: str) -> dict[str, Any]:
         """Back to the status it had, with why offboarding failed; an admin may ask again."""
         current = self.require(tenant_id)
         if current.get("status") != OFFBOARDING:
@@ -487,8 +459,8 @@ class TenantRepository:
 
     # --- retry ---------------------------------------------------------------------
     def begin_retry(
-        self, tenant_id: str, record: Dict[str, Any], attempt: int, by: str, now: str
-    ) -> Dict[str, Any]:
+        self, tenant_id: str, record: dict[str, Any], attempt: int, by: str, now: str
+    ) -> dict[str, Any]:
         """Move a failed or timed-out tenant back to ``onboarding`` as ``attempt``.
 
         Conditional on the record being as ``record`` shows it (status and
@@ -528,7 +500,7 @@ class TenantRepository:
         current = self.get(tenant_id) or {}
         raise NotRetryable(tenant_id, current.get("status"))
 
-    def undo_retry(self, tenant_id: str, record: Dict[str, Any], attempt: int) -> None:
+    def undo_retry(self, tenant_id: str, record: dict[str, Any], attempt: int) -> None:
         """Put back what begin_retry changed when its execution could not start."""
         restored = {k: record[k] for k in ("failureReason", "decision", "outcomeNotifiedAt",
                                             "outcomeEvent", "outcomeDue", "released",
@@ -554,10 +526,10 @@ class TenantRepository:
             )
 
     def list_by_status(
-        self, status: str, limit: int, start_key: Optional[Dict[str, Any]] = None
-    ) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        self, status: str, limit: int, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """One page of tenants in a status, newest first, from the index."""
-        query: Dict[str, Any] = {
+        query: dict[str, Any] = {
             "TableName": self._table_name,
             "IndexName": STATUS_INDEX,
             "KeyConditionExpression": "#s = :s",
@@ -576,10 +548,10 @@ class TenantRepository:
             _from_ddb(last) if last else None,
         )
 
-    def ids_in_index(self, index: str, attribute: str, value: str) -> List[str]:
+    def ids_in_index(self, index: str, attribute: str, value: str) -> list[str]:
         """Every tenant id in one partition of an index (the reconciler's sweeps)."""
-        ids: List[str] = []
-        query: Dict[str, Any] = {
+        ids: list[str] = []
+        query: dict[str, Any] = {
             "TableName": self._table_name,
             "IndexName": index,
             "KeyConditionExpression": "#k = :v",

@@ -1,20 +1,15 @@
 """Control of the onboarding state machine: start it, resume its wait."""
 import json
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.errors import aws_call, aws_error_code
-from chalicelib.tenants import NewTenant
+from chalicelib.errors import DecisionNotDelivered, aws_call, aws_error_code
 from chalicelib.logs import get_logger
+from chalicelib.tenants import NewTenant
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
 
 logger = get_logger(__name__)
-
-
-class DecisionNotDelivered(Exception):
-    """SendTaskSuccess refused the decision; ``reason`` says why."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason  # invalid_token | unknown_task | not_waiting
 
 
 def execution_name(tenant_id: str, attempt: int = 1) -> str:
@@ -25,13 +20,13 @@ def execution_name(tenant_id: str, attempt: int = 1) -> str:
 
 def execution_input(tenant: NewTenant, attempt: int = 1) -> str:
     """Deterministic input: a repeated trigger asks for the very same execution."""
-    body: Dict[str, Any] = {"tenant": tenant.to_dict()}
+    body: dict[str, Any] = {"tenant": tenant.to_dict()}
     if attempt > 1:
         body["attempt"] = attempt
     return _canonical_json(body)
 
 
-def _canonical_json(body: Dict[str, Any]) -> str:
+def _canonical_json(body: dict[str, Any]) -> str:
     """The same body always gives the same text (StartExecution compares inputs)."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
@@ -49,7 +44,7 @@ def redact_token(task_token: str) -> str:
 class StateMachineRuns:
     """Named executions of one state machine: started once, looked up by name."""
 
-    def __init__(self, sfn_client: Any, state_machine_arn: str) -> None:
+    def __init__(self, sfn_client: "SFNClient", state_machine_arn: str) -> None:
         self._sfn = sfn_client
         self._state_machine_arn = state_machine_arn
 
@@ -72,16 +67,16 @@ class StateMachineRuns:
             logger.info("%s was already started; not starting it again", name,
                         extra={"tenantId": tenant_id, "executionArn": arn})
             return arn
-        arn = response["executionArn"]
+        arn = str(response["executionArn"])
         logger.info("started %s", name, extra={"tenantId": tenant_id, "executionArn": arn})
         return arn
 
-    def status(self, name: str) -> Optional[str]:
+    def status(self, name: str) -> str | None:
         """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED..., or None if it never started."""
         arn = execution_arn(self._state_machine_arn, name)
         try:
             with aws_call("Step Functions"):
-                return self._sfn.describe_execution(executionArn=arn)["status"]
+                return str(self._sfn.describe_execution(executionArn=arn)["status"])
         except Exception as error:
             if aws_error_code(error) == "ExecutionDoesNotExist":
                 return None
@@ -99,7 +94,7 @@ class OffboardingWorkflow(StateMachineRuns):
         body = _canonical_json({"tenant": tenant.to_dict(), "attempt": attempt})
         return self.run(offboarding_name(tenant.tenant_id, attempt), body, tenant.tenant_id)
 
-    def execution_status(self, tenant_id: str, attempt: int) -> Optional[str]:
+    def execution_status(self, tenant_id: str, attempt: int) -> str | None:
         return self.status(offboarding_name(tenant_id, attempt))
 
 
@@ -111,10 +106,10 @@ class OnboardingWorkflow(StateMachineRuns):
             tenant.tenant_id,
         )
 
-    def execution_status(self, tenant_id: str, attempt: int = 1) -> Optional[str]:
+    def execution_status(self, tenant_id: str, attempt: int = 1) -> str | None:
         return self.status(execution_name(tenant_id, attempt))
 
-    def send_decision(self, task_token: str, decision: Dict[str, Any]) -> None:
+    def send_decision(self, task_token: str, decision: dict[str, Any]) -> None:
         try:
             with aws_call("Step Functions"):
                 self._sfn.send_task_success(

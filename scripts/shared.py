@@ -5,8 +5,9 @@ Nothing here is shipped to Lambda (Chalice packages only app.py and
 chalicelib/); nothing here imports more than the standard library.
 """
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional, TypeVar, Union
+from typing import TypeVar
 
 APP_NAME = "tenant-onboarding"
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -31,9 +32,9 @@ def stripe_secret_name(stage: str) -> str:
 
 
 def eventually(
-    probe: Callable[[], Optional[T]],
+    probe: Callable[[], T | None],
     seconds: float,
-    what: Union[str, Callable[[], str]],
+    what: str | Callable[[], str],
     interval: float = 0.05,
 ) -> T:
     """What ``probe`` returns once it returns something truthy, asked every

@@ -7,7 +7,7 @@ dropped between tests.
 import os
 import subprocess
 import sys
-from typing import Iterator, List
+from collections.abc import Iterator
 
 import pytest
 
@@ -59,7 +59,7 @@ def localstripe() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A file's tests run on one worker, in order (--dist=loadgroup): a module's
     tests share a stage or a local stack. A test that names a group of its own
     (xdist_group("timing")) runs with that group instead."""

@@ -29,12 +29,13 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any
 
 from scripts.admin.session import AdminSession, SignInError, token_file
 from scripts.local.client import local_session
-from scripts.deploy.template import PROJECT_DIR
+from scripts.shared import PROJECT_DIR
 
 
 class AdminError(RuntimeError):
@@ -47,7 +48,7 @@ class AdminApi:
         self._base = base_url.rstrip("/")
         self._id_token = id_token
 
-    def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         url = self._base + path
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
@@ -65,8 +66,8 @@ class AdminApi:
         except urllib.error.URLError as error:
             raise AdminError(f"cannot reach {self._base}: {error.reason}") from None
 
-    def list(self, status: str, limit: int, everything: bool) -> List[Dict[str, Any]]:
-        tenants: List[Dict[str, Any]] = []
+    def list(self, status: str, limit: int, everything: bool) -> list[dict[str, Any]]:
+        tenants: list[dict[str, Any]] = []
         token = None
         while True:
             query = {"status": status, "limit": str(limit), **({"nextToken": token} if token else {})}
@@ -78,22 +79,22 @@ class AdminApi:
                     print(f"(more: rerun with --all, or --limit above {limit})", file=sys.stderr)
                 return tenants
 
-    def show(self, tenant_id: str) -> Dict[str, Any]:
+    def show(self, tenant_id: str) -> dict[str, Any]:
         return self.call("GET", f"/tenants/{urllib.parse.quote(tenant_id)}")
 
-    def decide(self, tenant_id: str, status: str, reason: Optional[str]) -> Dict[str, Any]:
+    def decide(self, tenant_id: str, status: str, reason: str | None) -> dict[str, Any]:
         body = {"status": status, **({"reason": reason} if reason else {})}
         return self.call("POST", f"/tenants/{urllib.parse.quote(tenant_id)}/decision", body)
 
-    def retry(self, tenant_id: str) -> Dict[str, Any]:
+    def retry(self, tenant_id: str) -> dict[str, Any]:
         return self.call("POST", f"/tenants/{urllib.parse.quote(tenant_id)}/retry", {})
 
-    def offboard(self, tenant_id: str, reason: str) -> Dict[str, Any]:
+    def offboard(self, tenant_id: str, reason: str) -> dict[str, Any]:
         return self.call("POST", f"/tenants/{urllib.parse.quote(tenant_id)}/offboarding",
                          {"reason": reason})
 
 
-def target_outputs(stage: Optional[str], state_dir: Path) -> Dict[str, Any]:
+def target_outputs(stage: str | None, state_dir: Path) -> dict[str, Any]:
     """What the target publishes: .chalice/outputs-STAGE.json or the local stack.json."""
     if stage:
         outputs = PROJECT_DIR / ".chalice" / f"outputs-{stage}.json"
@@ -106,7 +107,7 @@ def target_outputs(stage: Optional[str], state_dir: Path) -> Dict[str, Any]:
     return json.loads(stack.read_text())
 
 
-def api_for(stage: Optional[str], state_dir: Path, profile: Optional[str]) -> AdminApi:
+def api_for(stage: str | None, state_dir: Path, profile: str | None) -> AdminApi:
     """The API, as the admin signed in with make admin ARGS="login"."""
     values = target_outputs(stage, state_dir)
     if not values.get("apiUrl"):
@@ -122,8 +123,8 @@ def api_for(stage: Optional[str], state_dir: Path, profile: Optional[str]) -> Ad
     return AdminApi(values["apiUrl"], id_token)
 
 
-def admin_session(stage: Optional[str], state_dir: Path, profile: Optional[str],
-                  values: Dict[str, Any]) -> AdminSession:
+def admin_session(stage: str | None, state_dir: Path, profile: str | None,
+                  values: dict[str, Any]) -> AdminSession:
     if not values.get("adminUserPoolClientId"):
         raise AdminError(f"the {stage or 'local'} stage has no admin user pool; deploy it again")
     if stage:  # signing in needs no AWS credentials: a public client, like the console's
@@ -139,7 +140,7 @@ def admin_session(stage: Optional[str], state_dir: Path, profile: Optional[str],
     return AdminSession(cognito, values["adminUserPoolClientId"], token_file(stage, state_dir))
 
 
-def add_admin(stage: Optional[str], state_dir: Path, profile: Optional[str], email: str) -> str:
+def add_admin(stage: str | None, state_dir: Path, profile: str | None, email: str) -> str:
     """A new admin (the one command that uses AWS credentials): Cognito mails its
     temporary password (locally: to the outbox); first sign-in sets its own."""
     values = target_outputs(stage, state_dir)
@@ -157,7 +158,7 @@ def add_admin(stage: Optional[str], state_dir: Path, profile: Optional[str], ema
     return email
 
 
-def aws_session(stage: Optional[str], profile: Optional[str], values: Dict[str, Any]):
+def aws_session(stage: str | None, profile: str | None, values: dict[str, Any]):
     """Your credentials for a deployed stage; the local stack's for it. (session, endpoint)."""
     import boto3
 
@@ -166,7 +167,7 @@ def aws_session(stage: Optional[str], profile: Optional[str], values: Dict[str, 
     return local_session(values["region"]), values["awsEndpoint"]
 
 
-def resume(stage: Optional[str], state_dir: Path, profile: Optional[str], tenant_id: str) -> str:
+def resume(stage: str | None, state_dir: Path, profile: str | None, tenant_id: str) -> str:
     """Start onboarding for a confirmed user whose post-confirmation trigger failed.
 
     Cognito does not retry a trigger that answered an error, and a confirmed
@@ -176,7 +177,8 @@ def resume(stage: Optional[str], state_dir: Path, profile: Optional[str], tenant
     not resumed but retried (AdminError says so). Uses your AWS credentials
     directly, not the API.
     """
-    from chalicelib.signup import CONFIRM_SIGN_UP, InvalidSignupEvent, tenant_from_confirmation
+    from chalicelib.errors import InvalidSignupEvent
+    from chalicelib.signup import CONFIRM_SIGN_UP, tenant_from_confirmation
     from chalicelib.workflow import OnboardingWorkflow, execution_arn
 
     values = target_outputs(stage, state_dir)
@@ -196,6 +198,8 @@ def resume(stage: Optional[str], state_dir: Path, profile: Optional[str], tenant
         tenant = tenant_from_confirmation(event)
     except InvalidSignupEvent as error:
         raise AdminError(str(error)) from None
+    if tenant is None:  # not a sign-up confirmation: cannot happen with the event above
+        raise AdminError(f"user {tenant_id} is not a confirmed sign-up")
     workflow = OnboardingWorkflow(session.client("stepfunctions", endpoint_url=endpoint),
                                   values["stateMachineArn"])
     status = workflow.execution_status(tenant.tenant_id)
@@ -211,7 +215,7 @@ def resume(stage: Optional[str], state_dir: Path, profile: Optional[str], tenant
     )
 
 
-def reconcile(stage: Optional[str], state_dir: Path, profile: Optional[str]) -> Dict[str, int]:
+def reconcile(stage: str | None, state_dir: Path, profile: str | None) -> dict[str, int]:
     """Run the scheduled sweep now (lambda:InvokeFunction with your credentials)."""
     values = target_outputs(stage, state_dir)
     if not values.get("reconcileFunction"):
@@ -242,12 +246,12 @@ def visible(value: Any) -> str:
     return _INVISIBLE.sub(escape, str(value))
 
 
-def table(rows: List[Dict[str, Any]], columns: List[tuple]) -> str:
+def table(rows: list[dict[str, Any]], columns: list[tuple]) -> str:
     """A plain text table: columns are (heading, key)."""
     cells = [[heading for heading, _ in columns]]
     cells += [[visible(row.get(key) or "-") for _, key in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    lines = ["  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip()
+    lines = ["  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip()
              for line in cells]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
@@ -257,7 +261,7 @@ LIST_COLUMNS = [("TENANT ID", "tenantId"), ("NAME", "name"), ("EMAIL", "email"),
                 ("STATUS", "status"), ("CREATED", "createdAt"), ("DECIDE BY", "decideBy")]
 
 
-def describe(tenant: Dict[str, Any]) -> str:
+def describe(tenant: dict[str, Any]) -> str:
     decision = tenant.get("decision") or {}
     fields = [
         ("tenant id", tenant.get("tenantId")), ("name", tenant.get("name")),
@@ -288,7 +292,7 @@ def describe(tenant: Dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {visible(v)}" for k, v in shown)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="decide tenant onboardings")
     parser.add_argument("--stage", help="a deployed stage (default: the local stack)")
     parser.add_argument("--profile", help="AWS profile for a deployed stage")

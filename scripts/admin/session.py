@@ -12,8 +12,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 REFRESH_MARGIN_SECONDS = 60
 
@@ -22,7 +23,7 @@ class SignInError(RuntimeError):
     """Printed as is by the CLI."""
 
 
-def token_file(stage: Optional[str], state_dir: Path) -> Path:
+def token_file(stage: str | None, state_dir: Path) -> Path:
     if not stage:
         return state_dir / "admin-session.json"
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -83,7 +84,7 @@ class AdminSession:
         result = {**answer["AuthenticationResult"], "RefreshToken": saved["refreshToken"]}
         return self._save(result, saved["email"])["idToken"]
 
-    def _save(self, result: Dict[str, Any], email: str) -> Dict[str, Any]:
+    def _save(self, result: dict[str, Any], email: str) -> dict[str, Any]:
         saved = {"email": email, "idToken": result["IdToken"],
                  "refreshToken": result.get("RefreshToken"),
                  "expiresAt": self._clock() + int(result.get("ExpiresIn", 3600))}
@@ -94,7 +95,7 @@ class AdminSession:
         os.chmod(self._path, 0o600)  # also when the file was there before
         return saved
 
-    def _load(self) -> Dict[str, Any]:
+    def _load(self) -> dict[str, Any]:
         try:
             return json.loads(self._path.read_text())
         except (OSError, ValueError):

@@ -30,13 +30,15 @@ import statistics
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 from urllib.parse import quote, quote_plus
 
-from scripts.deploy.template import NO_VALUE, PROJECT_DIR, Resolver
+from scripts.deploy.template import NO_VALUE, Resolver
 from scripts.local.stack import FAKE_AWS_ENVIRONMENT
+from scripts.shared import PROJECT_DIR
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -185,11 +187,11 @@ class Functions:
     the stack's outputs.
     """
 
-    def __init__(self, template: Dict[str, Any], outputs: Dict[str, Any]) -> None:
+    def __init__(self, template: dict[str, Any], outputs: dict[str, Any]) -> None:
         resources = template["Resources"]
-        stack_env: Dict[str, str] = outputs.get("functionEnvironment") or {}
+        stack_env: dict[str, str] = outputs.get("functionEnvironment") or {}
 
-        def physical(logical_id: str, attribute: Optional[str]) -> str:
+        def physical(logical_id: str, attribute: str | None) -> str:
             # A Ref / Fn::GetAtt of the template's resources on the local stack, by
             # resource type: the stack's outputs name them.
             kind = resources.get(logical_id, {}).get("Type")
@@ -214,7 +216,7 @@ class Functions:
             parameters["ContactListMode"] = outputs["contactListMode"]
         resolver = Resolver(template, parameters, REGION, ACCOUNT, physical)
 
-        def resolved(variables: Dict[str, Any]) -> Dict[str, str]:
+        def resolved(variables: dict[str, Any]) -> dict[str, str]:
             out = {}
             for name, value in variables.items():
                 if name in stack_env:
@@ -227,8 +229,8 @@ class Functions:
 
         common = template.get("Globals", {}).get("Function", {}).get("Environment", {})
         common = resolved(common.get("Variables", {}))
-        self.environment: Dict[str, Dict[str, str]] = {}  # handler -> variables
-        self.handler_of: Dict[str, str] = {}  # deployed function name -> handler
+        self.environment: dict[str, dict[str, str]] = {}  # handler -> variables
+        self.handler_of: dict[str, str] = {}  # deployed function name -> handler
         for spec in resources.values():
             if spec.get("Type") != "AWS::Serverless::Function":
                 continue
@@ -252,8 +254,8 @@ class Functions:
         return max(matches, key=len)
 
 
-def child_environment(outputs: Dict[str, Any], layout: Any, variables: Dict[str, str],
-                      baseline: bool = False) -> Dict[str, str]:
+def child_environment(outputs: dict[str, Any], layout: Any, variables: dict[str, str],
+                      baseline: bool = False) -> dict[str, str]:
     """What a Lambda container of the function has (``variables``, from the built
     template), pointed at the local stack; for the baseline, a function that ships
     nothing (boto3 from the runtime only)."""
@@ -274,8 +276,8 @@ def child_environment(outputs: Dict[str, Any], layout: Any, variables: Dict[str,
     return env
 
 
-def run_child(code: str, spec: Any, env: Dict[str, str], layout: Any,
-              cwd: Optional[Path] = None) -> Tuple[float, Dict[str, Any]]:
+def run_child(code: str, spec: Any, env: dict[str, str], layout: Any,
+              cwd: Path | None = None) -> tuple[float, dict[str, Any]]:
     """Wall seconds of one fresh interpreter running ``code``, and what it printed."""
     argv = layout.python() + ["-c", code, json.dumps(spec)]
     began = time.perf_counter()
@@ -289,20 +291,20 @@ def run_child(code: str, spec: Any, env: Dict[str, str], layout: Any,
 
 
 # --- substituting one tenant for another -------------------------------------------
-def fresh_tenant() -> Dict[str, str]:
+def fresh_tenant() -> dict[str, str]:
     tenant_id = str(uuid.uuid4())
     return {"tenantId": tenant_id, "email": f"bench-{tenant_id[:13]}@example.com",
             "name": f"Bench {tenant_id[:13]}"}
 
 
-def identity(old: Dict[str, str], new: Dict[str, str]) -> Dict[str, str]:
-    mapping: Dict[str, str] = {}
+def identity(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
     for key in ("name", "email", "tenantId"):  # the name may hold the email
         mapping[old[key]] = new[key]
     return mapping
 
 
-def substitute(value: Any, mapping: Dict[str, str]) -> Any:
+def substitute(value: Any, mapping: dict[str, str]) -> Any:
     """``value`` with every mapped string replaced, also inside JSON and form strings."""
     text = json.dumps(value)
     pairs = []
@@ -314,13 +316,13 @@ def substitute(value: Any, mapping: Dict[str, str]) -> Any:
     return json.loads(text)
 
 
-def learn(recorded: Any, actual: Any, mapping: Dict[str, str]) -> None:
+def learn(recorded: Any, actual: Any, mapping: dict[str, str]) -> None:
     """Map the recorded run's generated values (customer ids...) to this run's."""
     if isinstance(recorded, dict) and isinstance(actual, dict):
         for key in recorded.keys() & actual.keys():
             learn(recorded[key], actual[key], mapping)
     elif isinstance(recorded, list) and isinstance(actual, list):
-        for r, a in zip(recorded, actual):
+        for r, a in zip(recorded, actual, strict=False):
             learn(r, a, mapping)
     elif isinstance(recorded, str) and isinstance(actual, str):
         if recorded != actual and len(recorded) >= 8 and recorded not in mapping:
@@ -335,12 +337,12 @@ def _json(text: Any) -> Any:
 
 
 # --- what a real execution gave each task -------------------------------------------
-def tasks_from_history(events: List[Dict[str, Any]], functions: Functions,
-                       ) -> Tuple[Dict[str, str], List[Dict[str, Any]]]:
+def tasks_from_history(events: list[dict[str, Any]], functions: Functions,
+                       ) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """The execution's tenant, and each Lambda task in order: handler, input, output."""
     started = next(e for e in events if e["type"] == "ExecutionStarted")
     tenant = json.loads(started["executionStartedEventDetails"]["input"])["tenant"]
-    tasks: List[Dict[str, Any]] = []
+    tasks: list[dict[str, Any]] = []
     seen = set()
     for n, event in enumerate(events):
         if event["type"] == "LambdaFunctionScheduled":
@@ -363,7 +365,7 @@ def tasks_from_history(events: List[Dict[str, Any]], functions: Functions,
     return tenant, tasks
 
 
-def waiting_executions(load: Any, count: int) -> List[str]:
+def waiting_executions(load: Any, count: int) -> list[str]:
     """The task tokens of ``count`` executions waiting for a decision, through
     real sign-ups (``load``: a scripts.bench.load.LoadRun on the stack)."""
     run = uuid.uuid4().hex[:6]
@@ -385,8 +387,8 @@ def tokens_needed(runs: int) -> int:
 class Entries:
     """Per run, the app event and the baseline calls of every entry point."""
 
-    def __init__(self, outputs: Dict[str, Any], state_dir: Path, history: List[Dict[str, Any]],
-                 layout: Any, template: Dict[str, Any], tokens: Optional[List[str]] = None,
+    def __init__(self, outputs: dict[str, Any], state_dir: Path, history: list[dict[str, Any]],
+                 layout: Any, template: dict[str, Any], tokens: list[str] | None = None,
                  ) -> None:
         import boto3
 
@@ -404,31 +406,31 @@ class Entries:
         self.sample_tenant = {"tenantId": attributes["sub"], "email": attributes["email"],
                               "name": attributes["name"]}
         self.sample["userPoolId"] = outputs["userPoolId"]
-        self.tokens: List[str] = list(tokens or [])
+        self.tokens: list[str] = list(tokens or [])
         self.session = boto3.session.Session(
             aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)
-        self._clients: Dict[str, Any] = {}
+        self._clients: dict[str, Any] = {}
 
     def use_layout(self, layout: Any) -> None:
         self.layout = layout
 
-    def env(self, handler: str, baseline: bool = False) -> Dict[str, str]:
+    def env(self, handler: str, baseline: bool = False) -> dict[str, str]:
         """The environment of ``handler``'s function ("app": the API's)."""
         return child_environment(self.outputs, self.layout,
                                  self.functions.environment[handler], baseline)
 
     @property
-    def chain(self) -> List[str]:
+    def chain(self) -> list[str]:
         return [t["handler"] for t in self.tasks]
 
     def prepare_tokens(self, count: int) -> None:
         self.tokens += waiting_executions(self.load, count)
 
     # --- app events ------------------------------------------------------------------
-    def trigger_event(self, tenant: Dict[str, str]) -> Dict[str, Any]:
+    def trigger_event(self, tenant: dict[str, str]) -> dict[str, Any]:
         return substitute(self.sample, identity(self.sample_tenant, tenant))
 
-    def api_event(self, token: str) -> Dict[str, Any]:
+    def api_event(self, token: str) -> dict[str, Any]:
         return {
             "resource": "/tenant/finalize", "path": "/tenant/finalize", "httpMethod": "POST",
             "headers": {"Content-Type": "application/json", "Host": "example.execute-api"},
@@ -448,7 +450,7 @@ class Entries:
             "isBase64Encoded": False,
         }
 
-    def chain_mapping(self, tenant: Dict[str, str]) -> Dict[str, str]:
+    def chain_mapping(self, tenant: dict[str, str]) -> dict[str, str]:
         mapping = identity(self.history_tenant, tenant)
         if self.history_token:
             mapping[self.history_token] = str(uuid.uuid4())
@@ -457,7 +459,7 @@ class Entries:
     # --- the recording pass --------------------------------------------------------------
     def record(self) -> None:
         """The app's own calls for each entry point, for the baselines to replay."""
-        self.recorded: Dict[str, Dict[str, Any]] = {}
+        self.recorded: dict[str, dict[str, Any]] = {}
         tenant = fresh_tenant()
         self.recorded[TRIGGER] = self._record(TRIGGER, self.trigger_event(tenant), tenant)
         tenant = fresh_tenant()
@@ -465,7 +467,7 @@ class Entries:
         for task in self.tasks:
             recording = self._record(task["handler"], substitute(task["event"], mapping), tenant)
             learn(substitute(task["output"], mapping), recording["result"], mapping)
-            recording["tokenFor"] = mapping.get(self.history_token)
+            recording["tokenFor"] = mapping.get(self.history_token) if self.history_token else None
             self.recorded[task["handler"]] = recording
         if not self.tokens:
             self.prepare_tokens(1)
@@ -475,15 +477,15 @@ class Entries:
             raise RuntimeError(f"the API handler answered {recording['result']}")
         self.recorded[API] = recording
 
-    def _record(self, handler: str, event: Any, subject: Dict[str, str]) -> Dict[str, Any]:
+    def _record(self, handler: str, event: Any, subject: dict[str, str]) -> dict[str, Any]:
         _, printed = run_child(RECORD_CHILD, {"handler": handler, "event": event},
                                self.env(handler), self.layout)
         return {"subject": subject, "calls": printed["calls"], "result": printed["result"]}
 
-    def baseline_calls(self, handler: str, mapping: Dict[str, str]) -> List[Dict[str, Any]]:
+    def baseline_calls(self, handler: str, mapping: dict[str, str]) -> list[dict[str, Any]]:
         return substitute(self.recorded[handler]["calls"], mapping)
 
-    def replay_here(self, handler: str, mapping: Dict[str, str]) -> None:
+    def replay_here(self, handler: str, mapping: dict[str, str]) -> None:
         """Replay a task's recorded AWS calls from this process (to set up state)."""
         from botocore import xform_name
 
@@ -501,7 +503,7 @@ class Entries:
                     raise
 
 
-def _median(values: List[float]) -> float:
+def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
@@ -512,18 +514,18 @@ class ColdStarts:
         """``warm_up``: run 0 is a warm-up, not kept."""
         self.entries = entries
         self.first_kept = 1 if warm_up else 0
-        self.samples: Dict[str, Dict[str, List[float]]] = {}
-        self.full_gc: Dict[str, Dict[str, List[float]]] = {}  # ms per process
-        self.stripe_loaded: Dict[str, bool] = {}
+        self.samples: dict[str, dict[str, list[float]]] = {}
+        self.full_gc: dict[str, dict[str, list[float]]] = {}  # ms per process
+        self.stripe_loaded: dict[str, bool] = {}
 
     def pair(self, run: int, handler: str, app_handler: str, event: Any,
-             calls: List[Dict[str, Any]]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+             calls: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
         e = self.entries
         order = [("app", APP_CHILD, {"handler": app_handler, "event": event}),
                  ("baseline", REPLAY_CHILD, {"calls": calls})]
         if run % 2:
             order.reverse()
-        printed: Dict[str, Dict[str, Any]] = {}
+        printed: dict[str, dict[str, Any]] = {}
         for kind, code, spec in order:
             if kind == "app":
                 wall, printed[kind] = run_child(code, spec, e.env(app_handler), e.layout)
@@ -588,13 +590,13 @@ class ColdStarts:
         self.pair(run, STRIPE_ENTRY, STRIPE_ENTRY, substitute(task["event"], app_map),
                   e.baseline_calls(STRIPE_ENTRY, base_map))
 
-    def rows(self, layout: str) -> List[Dict[str, Any]]:
+    def rows(self, layout: str) -> list[dict[str, Any]]:
         e = self.entries
         rows = []
         for handler, kinds in self.samples.items():
             app_s, base_s = _median(kinds["app"]), _median(kinds["baseline"])
             # each run's app time over the baseline of the same run, then the median
-            ratio = _median([a / b for a, b in zip(kinds["app"], kinds["baseline"])])
+            ratio = _median([a / b for a, b in zip(kinds["app"], kinds["baseline"], strict=True)])
             calls = e.recorded[handler]["calls"]
             described = " + ".join(
                 c["operation"] if c["kind"] == "aws"
@@ -617,8 +619,8 @@ class ColdStarts:
 
 
 def prepare_cold_starts(
-    outputs: Dict[str, Any], state_dir: Path, history: List[Dict[str, Any]], runs: int,
-    layout: Any, template: Dict[str, Any], tokens: Optional[List[str]] = None,
+    outputs: dict[str, Any], state_dir: Path, history: list[dict[str, Any]], runs: int,
+    layout: Any, template: dict[str, Any], tokens: list[str] | None = None,
 ) -> Entries:
     """Untimed: the recording pass, and enough waiting executions for the API's
     runs; ``tokens``: ones made beforehand (``waiting_executions``)."""
@@ -631,9 +633,9 @@ def prepare_cold_starts(
 
 
 def measure_cold_starts(
-    entries: Entries, runs: int, progress: Optional[Callable[[str], None]] = None,
-    other_layouts: Tuple[Tuple[Any, Tuple[str, ...]], ...] = (), other_runs: int = 3,
-) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    entries: Entries, runs: int, progress: Callable[[str], None] | None = None,
+    other_layouts: tuple[tuple[Any, tuple[str, ...]], ...] = (), other_runs: int = 3,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Median cold start per entry point over ``runs``; and some entry points
     again from other layouts, ``other_runs`` runs after a warm-up:
     ((layout, handlers), ...).
@@ -649,7 +651,7 @@ def measure_cold_starts(
         cold.one_run(run)
         if progress:
             progress(f"cold starts ({layout.name}): run {run + 1}/{runs}")
-    other_rows: List[Dict[str, Any]] = []
+    other_rows: list[dict[str, Any]] = []
     for other_layout, handlers in other_layouts:
         # the Stripe task only: the API's runs would need more waiting executions
         handlers = tuple(h for h in handlers if h in entries.chain)
@@ -674,8 +676,8 @@ def measure_cold_starts(
 
 
 def measure_trigger_latency(
-    outputs: Dict[str, Any], calls: int, interval: float, layout: Any, template: Dict[str, Any],
-) -> Dict[str, Any]:
+    outputs: dict[str, Any], calls: int, interval: float, layout: Any, template: dict[str, Any],
+) -> dict[str, Any]:
     """The post-confirmation handler, warm, ``calls`` times in one process,
     each followed by a plain StartExecution at the same pace (the local
     endpoint's own latency, for comparison)."""

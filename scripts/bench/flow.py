@@ -10,9 +10,10 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from scripts.local.child import ChildStack
+from scripts.shared import eventually
 
 # List prices, us-east-1, x86 Lambda; free tiers left out.
 PRICES = {
@@ -25,11 +26,12 @@ ASSUMED_DURATION_S = 0.100  # per invocation, billed; an assumption, see the not
 
 def bench_stack(workdir: Path, stripe: bool = False, name: str = "stack") -> ChildStack:
     """A stack for a ``with`` block: ``make run``'s, Stripe on when asked."""
-    return ChildStack(workdir / name, **({"STRIPE_API_KEY": "sk_test_local"} if stripe else {}))
+    settings = {"STRIPE_API_KEY": "sk_test_local"} if stripe else {}
+    return ChildStack(workdir / name, 90, **settings)
 
 
 # --- throughput ----------------------------------------------------------------------
-def throughput(stack: ChildStack, concurrency: int, signups: int, attempts: int = 2) -> Dict[str, Any]:
+def throughput(stack: ChildStack, concurrency: int, signups: int, attempts: int = 2) -> dict[str, Any]:
     """``signups`` sign-ups by ``concurrency`` clients at once, each approved.
 
     LoadRun stops at the first sign-up refused outright (a Cognito confirm
@@ -37,7 +39,7 @@ def throughput(stack: ChildStack, concurrency: int, signups: int, attempts: int 
     """
     from scripts.bench.load import LoadRun
 
-    failures: List[str] = []
+    failures: list[str] = []
     for _ in range(attempts):
         run = LoadRun(stack.outputs, stack.state_dir, workers=concurrency)
         try:
@@ -53,7 +55,7 @@ def throughput(stack: ChildStack, concurrency: int, signups: int, attempts: int 
 
 
 # --- the cost model --------------------------------------------------------------------
-def one_onboarding(stack: ChildStack) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+def one_onboarding(stack: ChildStack) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A real happy-path onboarding on the stack: its counts, and its execution history."""
     from scripts.bench.load import LoadRun
 
@@ -68,18 +70,15 @@ def one_onboarding(stack: ChildStack) -> Tuple[Dict[str, Any], List[Dict[str, An
     if tenant.get("final") != "active":
         raise RuntimeError(f"the cost-model onboarding ended {tenant.get('final')}")
     arn = f"{run.execution_prefix}:{tenant['tenantId']}"
-    deadline = time.monotonic() + 30
-    while run.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
-        if time.monotonic() > deadline:
-            raise RuntimeError("the cost-model execution did not end")
-        time.sleep(0.2)
-    events: List[Dict[str, Any]] = []
+    eventually(lambda: run.sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", 30,
+               "the cost-model execution did not end", interval=0.2)
+    events: list[dict[str, Any]] = []
     for page in run.sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-        events += page["events"]
+        events += [dict(event) for event in page["events"]]
     return count_history(events, stripe=bool(stack.outputs.get("stripe"))), events
 
 
-def count_history(events: List[Dict[str, Any]], stripe: bool) -> Dict[str, Any]:
+def count_history(events: list[dict[str, Any]], stripe: bool) -> dict[str, Any]:
     entered = [e for e in events if e["type"].endswith("StateEntered")]
     lambda_tasks = [e for e in events if e["type"] == "LambdaFunctionScheduled"]
     callback_tasks = [
@@ -106,7 +105,7 @@ def count_history(events: List[Dict[str, Any]], stripe: bool) -> Dict[str, Any]:
     }
 
 
-def cost_per_thousand(counts: Dict[str, Any], memory_mb: int) -> Dict[str, Any]:
+def cost_per_thousand(counts: dict[str, Any], memory_mb: int) -> dict[str, Any]:
     invocations = counts["stateMachineLambdas"] + counts["otherLambdas"]
     sfn = counts["transitions"] * PRICES["sfnPerTransition"] * 1000
     requests = invocations * PRICES["lambdaPerRequest"] * 1000

@@ -18,12 +18,14 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
+
+from scripts.shared import TimedOut, eventually
 
 PASSWORD = "Correct-Horse-9"
 
 
-def percentile(values: List[float], fraction: float) -> float:
+def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
@@ -32,7 +34,7 @@ def percentile(values: List[float], fraction: float) -> float:
 
 
 class LoadRun:
-    def __init__(self, outputs: Dict[str, Any], state_dir: Path, workers: int = 32) -> None:
+    def __init__(self, outputs: dict[str, Any], state_dir: Path, workers: int = 32) -> None:
         import boto3
         from botocore.config import Config
 
@@ -50,7 +52,7 @@ class LoadRun:
         self.execution_prefix = outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
 
     # --- one tenant's journey ----------------------------------------------------
-    def sign_up(self, email: str) -> Dict[str, Any]:
+    def sign_up(self, email: str) -> dict[str, Any]:
         started = time.time()
         sub = self.cognito.sign_up(
             ClientId=self.outputs["userPoolClientId"],
@@ -80,27 +82,31 @@ class LoadRun:
                                                 f"load-admin-{uuid.uuid4().hex[:8]}@example.com")
         return self._admin_token
 
-    def await_token(self, tenant: Dict[str, Any], seconds: float) -> None:
+    def await_token(self, tenant: dict[str, Any], seconds: float) -> None:
         arn = f"{self.execution_prefix}:{tenant['tenantId']}"
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+
+        def scheduled() -> bool:
             try:
                 events = self.sfn.get_execution_history(executionArn=arn, reverseOrder=True)["events"]
             except self.sfn.exceptions.ExecutionDoesNotExist:
-                events = []
+                return False
             for event in events:
                 if event["type"] == "TaskScheduled":
                     details = json.loads(event["taskScheduledEventDetails"]["parameters"])
                     tenant["token"] = details["Payload"]["taskToken"]
                     # the engine's own timestamp: polling delay is not counted
                     tenant["awaiting"] = event["timestamp"].timestamp()
-                    return
-            # slow polling: the engine's timestamp is exact anyway, and fast
-            # polling would load the stack it measures
-            time.sleep(0.5)
-        tenant["error"] = "never reached awaiting approval"
+                    return True
+            return False
 
-    def decide(self, tenant: Dict[str, Any]) -> None:
+        # slow polling: the engine's timestamp is exact anyway, and fast
+        # polling would load the stack it measures
+        try:
+            eventually(scheduled, seconds, "never reached awaiting approval", interval=0.5)
+        except TimedOut:
+            tenant["error"] = "never reached awaiting approval"
+
+    def decide(self, tenant: dict[str, Any]) -> None:
         body = {"taskToken": tenant["token"], "status": tenant["decision"]}
         if tenant["decision"] == "rejected":
             body["reason"] = "load test rejection"
@@ -117,29 +123,33 @@ class LoadRun:
         except urllib.error.HTTPError as error:
             tenant["decisionStatus"] = error.code
 
-    def await_final(self, tenant: Dict[str, Any], seconds: float) -> None:
+    def await_final(self, tenant: dict[str, Any], seconds: float) -> None:
         expected = "active" if tenant["decision"] == "approved" else "rejected"
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+
+        def final() -> bool:
             item = self.ddb.get_item(
                 TableName=self.outputs["tableName"],
                 Key={"pk": {"S": tenant["tenantId"]}, "sk": {"S": "tenant"}},
                 ConsistentRead=True,
             ).get("Item", {})
             status = item.get("status", {}).get("S")
-            if status and status != "onboarding":
-                tenant["final"] = status
-                execution = self.sfn.describe_execution(
-                    executionArn=f"{self.execution_prefix}:{tenant['tenantId']}"
-                )
-                stopped = execution.get("stopDate")
-                tenant["finalAt"] = stopped.timestamp() if stopped else time.time()
-                return
-            time.sleep(0.5)
-        tenant["error"] = f"never left onboarding (expected {expected})"
+            if not status or status == "onboarding":
+                return False
+            tenant["final"] = status
+            execution = self.sfn.describe_execution(
+                executionArn=f"{self.execution_prefix}:{tenant['tenantId']}"
+            )
+            stopped = execution.get("stopDate")
+            tenant["finalAt"] = stopped.timestamp() if stopped else time.time()
+            return True
+
+        try:
+            eventually(final, seconds, "never left onboarding", interval=0.5)
+        except TimedOut:
+            tenant["error"] = f"never left onboarding (expected {expected})"
 
     # --- the whole run -------------------------------------------------------------
-    def run(self, signups: int, reject_every: int, seconds: float) -> Dict[str, Any]:
+    def run(self, signups: int, reject_every: int, seconds: float) -> dict[str, Any]:
         run_id = uuid.uuid4().hex[:8]
         emails = [f"load-{run_id}-{n}@example.com" for n in range(signups)]
         _ = self.admin_token  # one admin, signed in before the clock starts
@@ -156,14 +166,14 @@ class LoadRun:
         ended = time.time()
         return self.report(tenants, began, all_waiting, ended)
 
-    def report(self, tenants, began, all_waiting, ended) -> Dict[str, Any]:
+    def report(self, tenants, began, all_waiting, ended) -> dict[str, Any]:
         ids = {t["tenantId"] for t in tenants}
         to_waiting = [t["awaiting"] - t["signedUp"] for t in tenants if "awaiting" in t]
         to_final = [t["finalAt"] - t["decided"] for t in tenants if "finalAt" in t]
         # executions end after their outcome event went out: wait for them first
         running = self._running_executions(ids)
         events = self._outcome_events(ids)
-        per_tenant: Dict[str, List[str]] = {}
+        per_tenant: dict[str, list[str]] = {}
         for event in events:
             per_tenant.setdefault(event["detail"]["tenantId"], []).append(event["detail-type"])
         expected_type = {
@@ -206,7 +216,7 @@ class LoadRun:
             "problems": problems,
         }
 
-    def _outcome_events(self, ids) -> List[Dict[str, Any]]:
+    def _outcome_events(self, ids) -> list[dict[str, Any]]:
         path = self.state_dir / "events.jsonl"
         events = [json.loads(line) for line in path.read_text().splitlines() if line]
         return [
@@ -216,19 +226,22 @@ class LoadRun:
             and e["detail"].get("tenantId") in ids
         ]
 
-    def _running_executions(self, ids, seconds: float = 30) -> List[str]:
+    def _running_executions(self, ids, seconds: float = 30) -> list[str]:
         """Executions of this run still running once they had time to finish
         (the record turns final a moment before its execution ends)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            running = []
+        def running() -> list[str]:
+            found: list[str] = []
             for page in self.sfn.get_paginator("list_executions").paginate(
                 stateMachineArn=self.outputs["stateMachineArn"], statusFilter="RUNNING"
             ):
-                running += [e["executionArn"] for e in page["executions"] if e["name"] in ids]
-            if not running or time.monotonic() > deadline:
-                return running
-            time.sleep(0.2)
+                found += [e["executionArn"] for e in page["executions"] if e["name"] in ids]
+            return found
+
+        try:
+            eventually(lambda: not running(), seconds, "executions still running", interval=0.2)
+        except TimedOut:
+            pass
+        return running()
 
     def _record_count(self, ids) -> int:
         count = 0
@@ -241,15 +254,15 @@ class LoadRun:
             )
         return count
 
-    def _duplicate_customers(self, ids) -> Dict[str, int]:
+    def _duplicate_customers(self, ids) -> dict[str, int]:
         import requests
 
         base = self.outputs["stripeApiBase"]
         key = self.outputs.get("stripeTestKey", "sk_test_local")
-        counts: Dict[str, int] = {}
-        after: Optional[str] = None
+        counts: dict[str, int] = {}
+        after: str | None = None
         while True:
-            params = {"limit": 100, **({"starting_after": after} if after else {})}
+            params: dict[str, str | int] = {"limit": 100, **({"starting_after": after} if after else {})}
             page = requests.get(f"{base}/v1/customers", params=params, auth=(key, "")).json()
             for customer in page["data"]:
                 tenant_id = customer.get("metadata", {}).get("tenantId")
@@ -261,7 +274,7 @@ class LoadRun:
         return {tid: n for tid, n in counts.items() if n > 1}
 
 
-def print_report(report: Dict[str, Any]) -> None:
+def print_report(report: dict[str, Any]) -> None:
     width = max(len(k) for k in report)
     for key, value in report.items():
         if key != "problems":
@@ -274,7 +287,7 @@ def print_report(report: Dict[str, Any]) -> None:
         print("  no onboarding lost, duplicated or failed")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--signups", type=int, default=200)
     parser.add_argument("--reject-every", type=int, default=4, help="reject every Nth tenant (0: none)")
@@ -297,7 +310,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def run_with_own_stack(signups: int, reject_every: int, stripe: bool, seconds: float,
-                       workers: int = 32) -> Dict[str, Any]:
+                       workers: int = 32) -> dict[str, Any]:
     import tempfile
 
     from scripts.local.child import ChildStack

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 MB = 1024 * 1024
 PACKAGE_STAGE = "dev"  # what `make package STAGE=dev` builds; the zips are the same for any stage
@@ -28,7 +28,7 @@ RUNTIME_PACKAGES = ("boto3", "botocore", "jmespath", "s3transfer", "dateutil", "
 _LAYER_PREFIX = re.compile(r"^python/(lib/python3\.\d+/site-packages/)?")
 
 
-def build_package(workdir: Path) -> Dict[str, Any]:
+def build_package(workdir: Path) -> dict[str, Any]:
     """``scripts.deploy.package.build`` into ``workdir``; what it made, and its sizes."""
     from scripts.deploy.package import build
 
@@ -62,7 +62,7 @@ def build_package(workdir: Path) -> Dict[str, Any]:
     return result
 
 
-def _zip_sizes(path: Path) -> Dict[str, Any]:
+def _zip_sizes(path: Path) -> dict[str, Any]:
     with zipfile.ZipFile(path) as archive:
         infos = archive.infolist()
     tops = {_LAYER_PREFIX.sub("", i.filename).split("/")[0] for i in infos}
@@ -77,9 +77,9 @@ def _zip_sizes(path: Path) -> Dict[str, Any]:
     }
 
 
-def _biggest_packages(path: Path) -> List[Dict[str, Any]]:
+def _biggest_packages(path: Path) -> list[dict[str, Any]]:
     """Compressed bytes per top-level package of a zip, biggest first."""
-    sizes: Dict[str, int] = {}
+    sizes: dict[str, int] = {}
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             top = _LAYER_PREFIX.sub("", info.filename).split("/")[0]
@@ -98,7 +98,7 @@ class LambdaLayout:
     write .pyc files: /var/task and /opt are read-only).
     """
 
-    def __init__(self, workdir: Path, package: Dict[str, Any], without_pyc: bool = False) -> None:
+    def __init__(self, workdir: Path, package: dict[str, Any], without_pyc: bool = False) -> None:
         self.without_pyc = without_pyc
         self.task = workdir / "var-task"
         self.layer = workdir / "opt"
@@ -113,7 +113,7 @@ class LambdaLayout:
         self.runtime.mkdir()
         for name in RUNTIME_PACKAGES:
             module = __import__(name)
-            source = Path(module.__file__)
+            source = Path(str(module.__file__))
             source = source.parent if source.name == "__init__.py" else source
             (self.runtime / source.name).symlink_to(source)
 
@@ -125,7 +125,7 @@ class LambdaLayout:
     def cwd(self) -> Path:
         return self.task
 
-    def python(self) -> List[str]:
+    def python(self) -> list[str]:
         # -S: no site-packages but these; -B: /var/task is read-only, no .pyc written
         return [sys.executable, "-S", "-B"]
 
@@ -133,7 +133,7 @@ class LambdaLayout:
     def baseline_cwd(self) -> Path:
         return self.runtime
 
-    def baseline_env(self) -> Dict[str, str]:
+    def baseline_env(self) -> dict[str, str]:
         """A function that ships nothing: boto3 and its dependencies from the runtime."""
         return {"PYTHONPATH": str(self.runtime)}
 
@@ -142,20 +142,20 @@ class LambdaLayout:
         return (self.layer / "python" / "lib"
                 / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages")
 
-    def env(self) -> Dict[str, str]:
+    def env(self) -> dict[str, str]:
         paths = [self.task, self.layer_site, self.layer / "python", self.runtime]
         return {"PYTHONPATH": os.pathsep.join(str(p) for p in paths)}
 
 
-def import_cost(layout: LambdaLayout, runs: int = 5, prelude: str = "") -> Dict[str, Any]:
+def import_cost(layout: LambdaLayout, runs: int = 5, prelude: str = "") -> dict[str, Any]:
     """``python -X importtime -c 'import app'``: median per module over ``runs``.
 
     ``prelude``: code run first, e.g. "import boto3": what it imports is then
     not counted in app's.
     """
-    per_module: Dict[str, List[Dict[str, int]]] = {}
+    per_module: dict[str, list[dict[str, Any]]] = {}
     stripe_seen = False
-    totals: List[int] = []
+    totals: list[int] = []
     for _ in range(runs):
         done = subprocess.run(
             layout.python() + ["-X", "importtime", "-c", f"{prelude}\nimport app"],
@@ -164,13 +164,13 @@ def import_cost(layout: LambdaLayout, runs: int = 5, prelude: str = "") -> Dict[
         )
         if done.returncode != 0:
             raise RuntimeError(f"import app failed:\n{done.stderr[-2000:]}")
-        parsed = []
+        parsed: list[tuple[str, int, int, int]] = []
         for line in done.stderr.splitlines()[1:]:
             if not line.startswith("import time:"):
                 continue
-            self_us, cumulative_us, name = line[len("import time:"):].split("|")
+            own, cumulative, name = line[len("import time:"):].split("|")
             parsed.append((name.strip(), (len(name) - len(name.lstrip())) // 2,
-                           int(self_us), int(cumulative_us)))
+                           int(own), int(cumulative)))
         # app's subtree: the lines after the previous top-level import, up to app
         end = next(i for i, p in enumerate(parsed) if p[0] == "app" and p[1] == 0)
         begin = max((i for i in range(end) if parsed[i][1] == 0), default=-1) + 1
@@ -181,7 +181,7 @@ def import_cost(layout: LambdaLayout, runs: int = 5, prelude: str = "") -> Dict[
             if module == "stripe" or module.startswith("stripe."):
                 stripe_seen = True
         totals.append(parsed[end][3])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for module, samples in per_module.items():
         rows.append({
             "module": module,

@@ -24,10 +24,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
-from scripts.bench import cold as bench_cold, flow as bench_flow, package as bench_package
-from scripts.deploy.template import PROJECT_DIR
+from scripts.bench import cold as bench_cold
+from scripts.bench import flow as bench_flow
+from scripts.bench import package as bench_package
+from scripts.shared import PROJECT_DIR
 
 DOC = PROJECT_DIR / "docs" / "benchmarks.md"
 MB = 1024 * 1024
@@ -44,7 +46,7 @@ def progress(message: str) -> None:
 
 
 # --- the machine ----------------------------------------------------------------------
-def machine() -> Dict[str, str]:
+def machine() -> dict[str, str]:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -77,7 +79,7 @@ def machine() -> Dict[str, str]:
     except OSError:
         commit = "unknown"
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": nproc,
         "cpu": cpu,
         "memory": memory,
@@ -89,11 +91,11 @@ def machine() -> Dict[str, str]:
 
 
 # --- the table ------------------------------------------------------------------------
-def verdict(met: Optional[bool]) -> str:
+def verdict(met: bool | None) -> str:
     return "" if met is None else ("met" if met else "MISSED")
 
 
-def ratio(row: Dict[str, Any]) -> str:
+def ratio(row: dict[str, Any]) -> str:
     """x1.23; with a third decimal where two would hide which side of the target it is."""
     close = abs(row["ratio"] - row["target"]) < 0.005
     return f"x{row['ratio']:.3f}" if close else f"x{row['ratio']:.2f}"
@@ -112,9 +114,9 @@ def limit(value: int) -> str:
     return f"{value / MB:g} MB" if value >= MB else f"{value / 1024:g} KB"
 
 
-def build_rows(r: Dict[str, Any], args: argparse.Namespace) -> List[List[str]]:
+def build_rows(r: dict[str, Any], args: argparse.Namespace) -> list[list[str]]:
     """[area, measure, result, baseline or detail, target, verdict] per row."""
-    rows: List[List[str]] = []
+    rows: list[list[str]] = []
 
     # cold starts
     for row in r["cold"]:
@@ -221,7 +223,7 @@ def build_rows(r: Dict[str, Any], args: argparse.Namespace) -> List[List[str]]:
     return rows
 
 
-def _stripe_only_on_stripe_path(r: Dict[str, Any]) -> bool:
+def _stripe_only_on_stripe_path(r: dict[str, Any]) -> bool:
     return all(row["stripeImported"] == (row["handler"] == bench_cold.STRIPE_ENTRY)
                for row in r["cold"])
 
@@ -229,11 +231,11 @@ def _stripe_only_on_stripe_path(r: Dict[str, Any]) -> bool:
 HEADER = ["Area", "Measure", "Result", "Baseline / detail", "Target", "Verdict"]
 
 
-def text_table(rows: List[List[str]]) -> str:
+def text_table(rows: list[list[str]]) -> str:
     widths = [max(len(str(row[i])) for row in rows + [HEADER]) for i in range(len(HEADER))]
     widths[3] = min(widths[3], 70)
 
-    def wrap(text: str, width: int) -> List[str]:
+    def wrap(text: str, width: int) -> list[str]:
         words, lines, line = text.split(" "), [], ""
         for word in words:
             if line and len(line) + 1 + len(word) > width:
@@ -256,7 +258,7 @@ def text_table(rows: List[List[str]]) -> str:
     return "\n".join(out)
 
 
-def markdown_table(rows: List[List[str]]) -> str:
+def markdown_table(rows: list[list[str]]) -> str:
     def cell(text: str) -> str:
         return str(text).replace("|", "\\|")
 
@@ -266,9 +268,9 @@ def markdown_table(rows: List[List[str]]) -> str:
 
 
 # --- the notes --------------------------------------------------------------------------
-def notes(r: Dict[str, Any], args: argparse.Namespace) -> List[str]:
+def notes(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
     """What each figure is, and why a missed target is missed, from the figures."""
-    out: List[str] = []
+    out: list[str] = []
     other = r.get("coldOther", [])
     missed = [row for row in r["cold"] if not row["met"]]
     if missed:
@@ -352,7 +354,7 @@ def notes(r: Dict[str, Any], args: argparse.Namespace) -> List[str]:
     return out
 
 
-def methodology(r: Dict[str, Any], args: argparse.Namespace) -> List[str]:
+def methodology(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
     pkg = r["package"]
     memory = pkg["memoryMb"]
     concurrency = ", ".join(str(c) for c in args.concurrency)
@@ -373,8 +375,8 @@ def methodology(r: Dict[str, Any], args: argparse.Namespace) -> List[str]:
         f"cost model's onboarding, and the cold-start stack starts, runs the Stripe-on one "
         f"and makes the waiting executions the API calls need; the entry points' AWS calls "
         f"are then recorded from the built package. Everything timed runs alone after that "
-        f"(the idle cold-start stack uses no CPU meanwhile). `make bench` prints each step with the seconds since it started, "
-        f"on stderr.",
+        f"(the idle cold-start stack uses no CPU meanwhile). `make bench` prints each step "
+        f"with the seconds since it started, on stderr.",
         f"**Cold start**: wall time, from spawn to exit, of a fresh `python` process that "
         f"imports `app` and calls one handler with a representative event against a local "
         f"stack of its own (Stripe on); median of {args.runs} runs; the ratio is the median over "
@@ -503,7 +505,7 @@ def write_doc(rows, r, args, info, elapsed: float) -> None:
 
 
 # --- the run ----------------------------------------------------------------------------
-def run(args: argparse.Namespace) -> Dict[str, Any]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     """Untimed work side by side, timed work alone.
 
     1. untimed, at once: the package is built (scripts.deploy.package.build) and
@@ -519,7 +521,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    results: Dict[str, Any] = {}
+    results: dict[str, Any] = {}
     workdir = bench_package.new_workdir()
     try:
         with contextlib.ExitStack() as stacks:
@@ -534,16 +536,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 progress("package built; unzipping it as Lambda lays it out"
                          + (" (and without .pyc)" if args.compare_without_pyc else ""))
                 layout = bench_package.LambdaLayout(workdir / "layout", package)
-                without_pyc = (pool.submit(bench_package.LambdaLayout, workdir / "layout-no-pyc",
-                                           package, without_pyc=True)
-                               if args.compare_without_pyc else None)
+                without_pyc_build = (pool.submit(bench_package.LambdaLayout, workdir / "layout-no-pyc",
+                                                 package, without_pyc=True)
+                                     if args.compare_without_pyc else None)
                 stack, counts, history, tokens = cold_stack.result()
                 progress("cold-start stack ready: recording each entry point's AWS calls")
                 entries = bench_cold.prepare_cold_starts(
                     stack.outputs, stack.state_dir, history, args.runs, layout,
                     package["template"], tokens)
                 results["cost"] = [stripe_off.result(), counts]
-                without_pyc = without_pyc.result() if without_pyc else None
+                without_pyc = without_pyc_build.result() if without_pyc_build else None
 
             progress("import cost of `import app`")
             results["imports"] = bench_package.import_cost(layout, args.import_runs)
@@ -580,7 +582,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     return results
 
 
-def _stripe_off_cost(workdir: Path) -> Dict[str, Any]:
+def _stripe_off_cost(workdir: Path) -> dict[str, Any]:
     with bench_flow.bench_stack(workdir, stripe=False, name="stack-stripe-off") as stack:
         counts, _ = bench_flow.one_onboarding(stack)
     return counts
@@ -598,7 +600,7 @@ def _cold_stack(workdir: Path, stacks: contextlib.ExitStack, tokens: int):
     return stack, counts, history, waiting
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7,
                         help="cold-start runs per entry point (median; at least 5)")

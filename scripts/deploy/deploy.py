@@ -26,12 +26,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any
 
 from scripts.deploy import template as stack_template
-from scripts.deploy.template import APP_NAME, PROJECT_DIR, stack_name, stripe_secret_name
+from scripts.shared import APP_NAME, PROJECT_DIR, stack_name, stripe_secret_name
 
 STRIPE_KEY_VARIABLE = "DEPLOY_STRIPE_API_KEY"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
@@ -70,7 +71,7 @@ class PlannedChange:
     logical_id: str
     resource_type: str
     replacement: str = ""  # True | False | Conditional (Modify only)
-    causes: Tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()
 
     def line(self) -> str:
         verb = {"Add": "add", "Modify": "modify", "Remove": "remove", "Import": "import"}.get(
@@ -89,7 +90,7 @@ class PlannedChange:
         return f"  {verb:<8} {self.resource_type:<38} {self.logical_id}{causes}{note}"
 
 
-def plan_summary(changes: List[PlannedChange]) -> str:
+def plan_summary(changes: list[PlannedChange]) -> str:
     count = {a: sum(1 for c in changes if c.action == a) for a in ("Add", "Modify", "Remove")}
     replaced = sum(1 for c in changes if c.replacement in ("True", "Conditional"))
     return (f"  {count['Add']} to add, {count['Modify']} to modify ({replaced} replaced or "
@@ -105,7 +106,7 @@ class Deployer:
         stage: str,
         project_dir: Path = PROJECT_DIR,
         say: Callable[[str], None] = print,
-        package: Optional[Callable[[str], Path]] = None,
+        package: Callable[[str], Path] | None = None,
         poll_seconds: float = POLL_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -117,8 +118,8 @@ class Deployer:
         self._package = package or self._build
         self._poll = poll_seconds
         self._clock = clock
-        self._clients: Dict[str, Any] = {}
-        self._stack_id: Optional[str] = None
+        self._clients: dict[str, Any] = {}
+        self._stack_id: str | None = None
         self._following = False
         self.region = session.region_name
         if not self.region:
@@ -150,7 +151,7 @@ class Deployer:
         return self.project_dir / ".chalice" / f"outputs-{self.stage}.json"
 
     # --- the stack as it is ---------------------------------------------------------
-    def describe(self) -> Optional[Dict[str, Any]]:
+    def describe(self) -> dict[str, Any] | None:
         """The stack, or None. By id once known: a deleted stack is found only by id."""
         cfn = self.client("cloudformation")
         try:
@@ -164,7 +165,7 @@ class Deployer:
             return None
         return stack
 
-    def check_deployable(self, stack: Optional[Dict[str, Any]]) -> None:
+    def check_deployable(self, stack: dict[str, Any] | None) -> None:
         if stack is None:
             return
         status = stack["StackStatus"]
@@ -195,12 +196,12 @@ class Deployer:
             raise DeployError(
                 f"the {found} of an earlier {self.stack} stack still exists (kept when that "
                 "stack was deleted) and a new stack cannot create one of the same name. "
-                "Bring it back with a resource import (README, 'Deploy to AWS': 'After "
+                "Bring it back with a resource import (docs/deploy.md, 'After "
                 "--delete'), or remove it with DEPLOY_ARGS='--delete --delete-data'. "
                 "Nothing was changed."
             )
 
-    def find_user_pool(self, name: str) -> Optional[str]:
+    def find_user_pool(self, name: str) -> str | None:
         cognito = self.client("cognito-idp")
         for page in cognito.get_paginator("list_user_pools").paginate(MaxResults=60):
             for pool in page["UserPools"]:
@@ -212,9 +213,9 @@ class Deployer:
     def deploy(
         self,
         dry_run: bool = False,
-        stripe_key: Optional[str] = None,
+        stripe_key: str | None = None,
         replace_stripe_key: bool = False,
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         account = self.account
         self._say(f"{'Plan for' if dry_run else 'Deploying'} stack {self.stack} "
                   f"in {self.region} (account {account}):")
@@ -228,7 +229,7 @@ class Deployer:
                 "  WARNING: contact-list mode list-per-tenant creates one SES contact list per "
                 "tenant, but an AWS account holds only ONE contact list per Region: onboarding "
                 "fails from the second tenant on. Set CONTACT_LIST_MODE to topic-per-tenant for "
-                "this stage in .chalice/config.json (README, \"SES contact lists\")."
+                "this stage in .chalice/config.json (docs/contact-lists.md)."
             )
         stripe_on = self.stripe_secret(stripe_key, replace_stripe_key, dry_run)
         template_path = self._package(self.stage)
@@ -247,7 +248,7 @@ class Deployer:
         self.outputs_path.write_text(json.dumps(outputs, indent=2) + "\n")
         return outputs
 
-    def stripe_secret(self, key: Optional[str], replace: bool, dry_run: bool) -> bool:
+    def stripe_secret(self, key: str | None, replace: bool, dry_run: bool) -> bool:
         """Store the key when one is given; Stripe is on when the secret exists.
 
         A stored key is replaced by a different one only when asked: a key
@@ -367,12 +368,12 @@ class Deployer:
             raise DeployError(f"CloudFormation refused the change set: {reason}")
         return arn
 
-    def plan(self, change_set: str) -> Optional[List[PlannedChange]]:
+    def plan(self, change_set: str) -> list[PlannedChange] | None:
         """Print the change set as a plan; None when there is nothing to change."""
         if not change_set:
             return None
         cfn = self.client("cloudformation")
-        changes: List[PlannedChange] = []
+        changes: list[PlannedChange] = []
         token = None
         while True:
             page = cfn.describe_change_set(
@@ -416,18 +417,19 @@ class Deployer:
         status = self.follow_events(started)
         if status not in DONE:
             failed = self.first_failure(started)
-            where = f"{failed['LogicalResourceId']} ({failed.get('ResourceType', '?')}): " \
-                    f"{failed.get('ResourceStatusReason', 'no reason given')}" if failed else "no failed resource reported"
+            where = (f"{failed['LogicalResourceId']} ({failed.get('ResourceType', '?')}): "
+                     f"{failed.get('ResourceStatusReason', 'no reason given')}"
+                     if failed else "no failed resource reported")
             raise DeployError(
                 f"the deploy failed and CloudFormation rolled stack {self.stack} back ({status}). "
                 f"First failure: {where}"
             )
         self._say(f"Stack {self.stack} is {status}.")
 
-    def stack_events(self, since: float) -> List[Dict[str, Any]]:
+    def stack_events(self, since: float) -> list[dict[str, Any]]:
         """This operation's events, oldest first."""
         cfn = self.client("cloudformation")
-        events: List[Dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
         stack = self._stack_id or self.stack
         for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack):
             for event in page["StackEvents"]:
@@ -436,7 +438,9 @@ class Deployer:
                 events.append(event)
         return list(reversed(events))
 
-    def follow_events(self, since: float, final: Iterable[str] = DONE + ROLLED_BACK + ("DELETE_COMPLETE",)) -> str:
+    def follow_events(
+        self, since: float, final: Iterable[str] = DONE + ROLLED_BACK + ("DELETE_COMPLETE",)
+    ) -> str:
         seen: set = set()
         self._following = True
         try:
@@ -460,24 +464,24 @@ class Deployer:
                 return status
             time.sleep(self._poll)
 
-    def first_failure(self, since: float) -> Optional[Dict[str, Any]]:
+    def first_failure(self, since: float) -> dict[str, Any] | None:
         for event in self.stack_events(since):
             if event["ResourceStatus"].endswith("_FAILED") and event["LogicalResourceId"] != self.stack:
                 return event
         return None
 
-    def outputs(self) -> Dict[str, Any]:
+    def outputs(self) -> dict[str, Any]:
         stack = self.describe() or {}
         values = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        outputs: Dict[str, Any] = {"stage": self.stage, "stackName": self.stack, "region": self.region}
+        outputs: dict[str, Any] = {"stage": self.stage, "stackName": self.stack, "region": self.region}
         outputs.update({ours: values.get(key) for key, ours in OUTPUT_KEYS.items()})
         return outputs
 
     # --- delete ------------------------------------------------------------------------
-    def delete(self, delete_data: bool = False, confirm: Optional[Callable[[str], bool]] = None) -> None:
+    def delete(self, delete_data: bool = False, confirm: Callable[[str], bool] | None = None) -> None:
         self._say(f"Deleting stack {self.stack} in {self.region} (account {self.account}):")
         stack = self.describe()
-        retained: Dict[str, str] = {}
+        retained: dict[str, str] = {}
         if stack is None:
             self._say(f"  no stack {self.stack}")
         else:
@@ -507,7 +511,7 @@ class Deployer:
         for kind, name in data:
             self.remove_data(kind, name)
 
-    def retained_resources(self) -> Dict[str, str]:
+    def retained_resources(self) -> dict[str, str]:
         """Physical ids of the stack's retained resources, read before it goes."""
         cfn = self.client("cloudformation")
         retained = stack_template.retained_names(self.stage)
@@ -518,10 +522,10 @@ class Deployer:
                     found[resource["LogicalResourceId"]] = resource.get("PhysicalResourceId", "")
         return found
 
-    def leftover_data(self, retained: Dict[str, str]) -> List[Tuple[str, str]]:
+    def leftover_data(self, retained: dict[str, str]) -> list[tuple[str, str]]:
         """What the stage keeps after its stack is gone: its data and its secret."""
         names = stack_template.retained_names(self.stage)
-        found: List[Tuple[str, str]] = []
+        found: list[tuple[str, str]] = []
         ddb = self.client("dynamodb")
         table = retained.get("TenantTable") or names["TenantTable"]
         try:
@@ -570,7 +574,7 @@ _NOT_CARRIED_OVER = {"UserPoolId", "PoolName"}
 _LEGACY_MESSAGES = ("EmailVerificationMessage", "EmailVerificationSubject", "SmsVerificationMessage")
 
 
-def current_user_pool_settings(cognito: Any, pool: Dict[str, Any]) -> Dict[str, Any]:
+def current_user_pool_settings(cognito: Any, pool: dict[str, Any]) -> dict[str, Any]:
     """The UpdateUserPool arguments that leave ``pool`` (DescribeUserPool's) as it is."""
     accepted = cognito.meta.service_model.operation_model("UpdateUserPool").input_shape.members
     settings = {key: value for key, value in pool.items()
@@ -590,7 +594,7 @@ def set_user_pool_deletion_protection(cognito: Any, pool_id: str, active: bool) 
     cognito.update_user_pool(UserPoolId=pool_id, **settings)
 
 
-def read_stripe_key(from_stdin: bool) -> Optional[str]:
+def read_stripe_key(from_stdin: bool) -> str | None:
     """The key comes from DEPLOY_STRIPE_API_KEY or stdin, never from argv.
 
     Not from STRIPE_API_KEY: that is the local stack's (a test key the
@@ -612,7 +616,7 @@ def ask(listing: str, stage: str) -> bool:
     return answer.strip() == stage
 
 
-def print_outputs(outputs: Dict[str, Any]) -> None:
+def print_outputs(outputs: dict[str, Any]) -> None:
     print(
         f"\nStage {outputs['stage']} (also in .chalice/outputs-{outputs['stage']}.json):\n"
         f"  API URL              {outputs.get('apiUrl')}\n"
@@ -622,7 +626,7 @@ def print_outputs(outputs: Dict[str, Any]) -> None:
     )
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=f"deploy a stage of {APP_NAME} as one CloudFormation stack")
     parser.add_argument("--stage", required=True)
     parser.add_argument("--region")

@@ -25,10 +25,10 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from scripts.deploy import template as stack_template
-from scripts.deploy.template import PROJECT_DIR
+from scripts.shared import PROJECT_DIR
 
 LAMBDA_PYTHON = (3, 11)  # the runtime chalice package declares: python3.11
 ZIPS = {"deployment.zip": "/var/task", "layer-deployment.zip": "/opt"}
@@ -45,7 +45,7 @@ def build_dir(stage: str, project_dir: Path = PROJECT_DIR) -> Path:
     return project_dir / "build" / stage
 
 
-def build(stage: str, out_dir: Optional[Path] = None, project_dir: Path = PROJECT_DIR) -> Path:
+def build(stage: str, out_dir: Path | None = None, project_dir: Path = PROJECT_DIR) -> Path:
     """Package ``stage`` into ``out_dir`` (default build/<stage>/); returns the template path."""
     if sys.version_info[:2] != LAMBDA_PYTHON:
         raise PackageError(
@@ -85,7 +85,7 @@ def _chalice_package(stage: str, out: Path, project_dir: Path) -> None:
         raise PackageError(f"chalice package failed:\n{result.stdout}{result.stderr}".rstrip())
 
 
-def finish_template(template: Dict[str, Any], stage: str, mode: str, project_dir: Path) -> None:
+def finish_template(template: dict[str, Any], stage: str, mode: str, project_dir: Path) -> None:
     """Set the stage's defaults and insert each state machine's definition."""
     parameters = template["Parameters"]
     parameters["Stage"]["Default"] = stage
@@ -111,7 +111,7 @@ def precompile_zip(source: Path, target: Path, runtime_root: str) -> None:
     """
     with tempfile.TemporaryDirectory(prefix="pyc-") as scratch:
         root = Path(scratch)
-        modes: Dict[str, int] = {}
+        modes: dict[str, int] = {}
         with zipfile.ZipFile(source) as archive:
             for info in archive.infolist():
                 modes[info.filename] = info.external_attr
@@ -120,7 +120,7 @@ def precompile_zip(source: Path, target: Path, runtime_root: str) -> None:
             str(root), quiet=2, workers=1, stripdir=str(root), prependdir=runtime_root,
             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
-        files: List[Path] = sorted(p for p in root.rglob("*") if p.is_file())
+        files: list[Path] = sorted(p for p in root.rglob("*") if p.is_file())
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in files:
                 name = path.relative_to(root).as_posix()
@@ -130,7 +130,7 @@ def precompile_zip(source: Path, target: Path, runtime_root: str) -> None:
                 archive.writestr(info, path.read_bytes())
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="build what make deploy submits, offline")
     parser.add_argument("--stage", required=True)
     args = parser.parse_args(argv)

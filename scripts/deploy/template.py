@@ -10,72 +10,64 @@ resolving the template's intrinsic functions with ``Resolver``.
 
 Not shipped to Lambda (Chalice packages only app.py and chalicelib/).
 """
+import functools
 import json
 import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set, Tuple
+from typing import Any
 
-APP_NAME = "tenant-onboarding"
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from chalicelib.settings import CONTACT_LIST_MODES
+from scripts.shared import PROJECT_DIR, stack_name
+
 TEMPLATE_PATH = PROJECT_DIR / "template.json"
 STATE_MACHINE = "StateMachine"  # logical id in template.json
 # Each state machine of the template and the file that defines it.
 DEFINITIONS = {STATE_MACHINE: "statemachine.json", "OffboardingStateMachine": "offboarding.json"}
 WAIT_STATE = "Wait For Callback"
-CONTACT_LIST_MODES = ("list-per-tenant", "topic-per-tenant")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.:]+)\}")
 
-# Chalice function name -> the logical id chalice package gives it.
-FUNCTIONS = {
-    "api_handler": "APIHandler",
-    "pre_sign_up": "PreSignUp",
-    "post_confirmation": "PostConfirmation",
-    "reconcile": "Reconcile",
-    "create_tenant_record": "CreateTenantRecord",
-    "create_stripe_customer": "CreateStripeCustomer",
-    "update_tenant_with_stripe_id": "UpdateTenantWithStripeId",
-    "create_contact_list": "CreateContactList",
-    "await_decision": "AwaitDecision",
-    "update_status_and_notify": "UpdateStatusAndNotify",
-    "release_tenant_resources": "ReleaseTenantResources",
-    "finish_offboarding": "FinishOffboarding",
-}
+@functools.cache
+def app_functions() -> dict[str, str]:
+    """Each Lambda function of the app (its Chalice name) -> the logical id
+    ``chalice package`` gives it, read from the app as Chalice reads it."""
+    from chalice.utils import to_cfn_resource_name
+
+    import app
+
+    declared = app.app
+    names = {"api_handler": "APIHandler"} if declared.routes else {}
+    for name in [f.name for f in declared.pure_lambda_functions] + [
+            source.name for source in declared.event_sources]:
+        names[name] = to_cfn_resource_name(name)
+    return names
 
 
 class TemplateError(RuntimeError):
     """template.json, statemachine.json or the stage's configuration is unusable."""
 
 
-def stack_name(stage: str) -> str:
-    return f"{APP_NAME}-{stage}"
-
-
-def stripe_secret_name(stage: str) -> str:
-    """Kept out of the template: the key must never pass through CloudFormation."""
-    return f"{APP_NAME}/{stage}/stripe-api-key"
-
-
-def load_template(project_dir: Path = PROJECT_DIR) -> Dict[str, Any]:
+def load_template(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     return json.loads((project_dir / TEMPLATE_PATH.name).read_text())
 
 
 def load_definition(
     project_dir: Path = PROJECT_DIR, logical_id: str = STATE_MACHINE
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     return json.loads((project_dir / DEFINITIONS[logical_id]).read_text())
 
 
-def placeholders(value: Any) -> Set[str]:
+def placeholders(value: Any) -> set[str]:
     """Every ``${Name}`` in a definition (a dict or its JSON text)."""
     text = value if isinstance(value, str) else json.dumps(value)
     return set(_PLACEHOLDER.findall(text))
 
 
-def unsubstituted(definition: Any, substitutions: Mapping[str, Any]) -> Set[str]:
+def unsubstituted(definition: Any, substitutions: Mapping[str, Any]) -> set[str]:
     return placeholders(definition) - set(substitutions)
 
 
-def substitute(definition: Dict[str, Any], values: Mapping[str, str]) -> Dict[str, Any]:
+def substitute(definition: dict[str, Any], values: Mapping[str, str]) -> dict[str, Any]:
     """What Step Functions does with DefinitionSubstitutions."""
     missing = unsubstituted(definition, values)
     if missing:
@@ -84,7 +76,7 @@ def substitute(definition: Dict[str, Any], values: Mapping[str, str]) -> Dict[st
     return json.loads(text)
 
 
-def shorten_wait(definition: Dict[str, Any], seconds: int) -> Dict[str, Any]:
+def shorten_wait(definition: dict[str, Any], seconds: int) -> dict[str, Any]:
     """The approval window cut to ``seconds``: for tests and trying timeouts locally."""
     wait = definition["States"][WAIT_STATE]
     wait["TimeoutSeconds"] = int(seconds)
@@ -92,7 +84,7 @@ def shorten_wait(definition: Dict[str, Any], seconds: int) -> Dict[str, Any]:
     return definition
 
 
-def shorten_retries(definition: Dict[str, Any], seconds: int) -> Dict[str, Any]:
+def shorten_retries(definition: dict[str, Any], seconds: int) -> dict[str, Any]:
     """Every Retry waits ``seconds`` between attempts, without backoff: tests
     and the local stack try failure paths in seconds, not minutes. The number
     of attempts and what is retried stay as deployed."""
@@ -111,7 +103,7 @@ def shorten_retries(definition: Dict[str, Any], seconds: int) -> Dict[str, Any]:
 _NAME_PROPERTY = {"AWS::DynamoDB::Table": "TableName", "AWS::Cognito::UserPool": "UserPoolName"}
 
 
-def retained_names(stage: str, project_dir: Path = PROJECT_DIR) -> Dict[str, str]:
+def retained_names(stage: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     """What template.json names the stage's retained resources (DeletionPolicy
     Retain), by logical id: the data a stack deletion keeps."""
     template = load_template(project_dir)
@@ -130,9 +122,9 @@ def shared_contact_list_name(stage: str, project_dir: Path = PROJECT_DIR) -> str
     return _stage_only_resolver(template, stage).resolve(variables["SHARED_CONTACT_LIST_NAME"])
 
 
-def _stage_only_resolver(template: Dict[str, Any], stage: str) -> "Resolver":
+def _stage_only_resolver(template: dict[str, Any], stage: str) -> "Resolver":
     """For values that depend on the stage alone (names): no resource, region or account."""
-    def no_resource(logical_id: str, attribute: Optional[str]) -> str:
+    def no_resource(logical_id: str, attribute: str | None) -> str:
         raise TemplateError(f"{logical_id} is a resource: its value is known only once made")
 
     return Resolver(template, {"Stage": stage}, "", "", no_resource)
@@ -152,11 +144,11 @@ OUTPUT_KEYS = {
 }
 
 
-def stage_config(stage: str, project_dir: Path = PROJECT_DIR) -> Dict[str, Any]:
+def stage_config(stage: str, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     return _stage_and_app_config(stage, project_dir)[0]
 
 
-def stage_environment(stage: str, project_dir: Path = PROJECT_DIR) -> Dict[str, str]:
+def stage_environment(stage: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     """The environment .chalice/config.json gives a stage's functions: the app's
     variables, then the stage's over them (as chalice package writes them)."""
     stage_values, config = _stage_and_app_config(stage, project_dir)
@@ -164,7 +156,7 @@ def stage_environment(stage: str, project_dir: Path = PROJECT_DIR) -> Dict[str, 
             **(stage_values.get("environment_variables") or {})}
 
 
-def _stage_and_app_config(stage: str, project_dir: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+def _stage_and_app_config(stage: str, project_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     config = json.loads((project_dir / ".chalice" / "config.json").read_text())
     if stage not in config.get("stages", {}):
         raise TemplateError(
@@ -200,11 +192,11 @@ class Resolver:
 
     def __init__(
         self,
-        template: Dict[str, Any],
+        template: dict[str, Any],
         parameters: Mapping[str, str],
         region: str,
         account: str,
-        physical: Callable[[str, Optional[str]], str],
+        physical: Callable[[str, str | None], str],
     ) -> None:
         self._template = template
         self._parameters = {
@@ -265,7 +257,7 @@ class Resolver:
         return _PLACEHOLDER.sub(value, text)
 
 
-_FUNCTIONS: Dict[str, Callable[[Resolver, Any], Any]] = {
+_FUNCTIONS: dict[str, Callable[[Resolver, Any], Any]] = {
     "Ref": lambda r, name: r.ref(name),
     "Fn::GetAtt": lambda r, arg: r._physical(arg[0], arg[1]),
     "Fn::Sub": lambda r, arg: r._sub(arg),
@@ -279,9 +271,9 @@ _FUNCTIONS: Dict[str, Callable[[Resolver, Any], Any]] = {
 }
 
 
-def references(value: Any) -> Set[str]:
+def references(value: Any) -> set[str]:
     """The logical ids a value refers to (Ref, Fn::GetAtt, Fn::Sub), for ordering."""
-    found: Set[str] = set()
+    found: set[str] = set()
     if isinstance(value, list):
         for item in value:
             found |= references(item)
@@ -305,7 +297,7 @@ def creation_order(resources: Mapping[str, Any], wanted: Iterable[str]) -> list:
     """``wanted`` logical ids, each after the ones it refers to."""
     wanted = list(wanted)
     order: list = []
-    visiting: Set[str] = set()
+    visiting: set[str] = set()
 
     def visit(name: str) -> None:
         if name in order or name not in wanted:

@@ -9,7 +9,7 @@ pools' keys (moto signs every token with one key pair).
 """
 import functools
 import time
-from typing import Any, Dict, Optional
+from typing import Any
 
 UNAUTHORIZED = b'{"message":"Unauthorized"}'
 
@@ -17,7 +17,7 @@ UNAUTHORIZED = b'{"message":"Unauthorized"}'
 class TokenCheck:
     """Is this the ID token of a user of the pool the authorizer names?"""
 
-    def __init__(self, pools: Dict[str, str], region: str) -> None:
+    def __init__(self, pools: dict[str, str], region: str) -> None:
         """``pools``: authorizer name (app.py) -> user pool id."""
         from joserfc import jwk
         from moto.utilities.utils import load_resource
@@ -27,7 +27,7 @@ class TokenCheck:
         self._keys = jwk.KeySet.import_key_set(
             load_resource("cognitoidp/resources/jwks-public.json"))
 
-    def claims(self, token: Optional[str], authorizer: str) -> Optional[Dict[str, Any]]:
+    def claims(self, token: str | None, authorizer: str) -> dict[str, Any] | None:
         """The token's claims when API Gateway would accept it; None otherwise."""
         from joserfc import jwt
         from joserfc.errors import JoseError
@@ -47,6 +47,8 @@ class TokenCheck:
 
 def install(server: Any, app_object: Any, config: Any, check: TokenCheck) -> None:
     """Make a chalice local server check Cognito tokens before any route runs."""
+    from http.server import BaseHTTPRequestHandler
+
     from chalice.app import CognitoUserPoolAuthorizer
     from chalice.local import (
         ChaliceRequestHandler,
@@ -54,7 +56,6 @@ def install(server: Any, app_object: Any, config: Any, check: TokenCheck) -> Non
         LocalGatewayAuthorizer,
         NotAuthorizedError,
     )
-    from http.server import BaseHTTPRequestHandler
 
     class CheckingAuthorizer(LocalGatewayAuthorizer):
         def authorize(self, raw_path: str, lambda_event: Any, lambda_context: Any) -> Any:

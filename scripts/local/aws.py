@@ -13,7 +13,8 @@ import re
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Optional
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 from werkzeug.serving import make_server
@@ -37,7 +38,7 @@ def reuse_lambda_clients_of_the_engine() -> None:
     )
 
     def build(moto_own: Callable[..., Any]) -> Callable[..., Any]:
-        cache: Dict[Any, Any] = {}
+        cache: dict[Any, Any] = {}
 
         def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
             key = (id(boto3.DEFAULT_SESSION), region, service)
@@ -61,7 +62,7 @@ def remember_backends_by_host() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     def build(moto_own: Callable[..., Any]) -> Callable[..., Any]:
-        def get_backend_for_host(dispatcher: Any, host: Optional[str]) -> Any:
+        def get_backend_for_host(dispatcher: Any, host: str | None) -> Any:
             known = dispatcher.__dict__.setdefault("_backend_of_host", {})
             if host not in known:
                 known[host] = moto_own(dispatcher, host)
@@ -149,12 +150,14 @@ def end_token_waits_like_aws() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.execute_state import (
         ExecutionState,
     )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
         ResourceCondition,
     )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
-        StateTaskServiceCallback,
-    )
+
+    StateTaskServiceCallback = state_task_service_callback.StateTaskServiceCallback
 
     never = TimeoutSeconds(timeout_seconds=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
 
@@ -204,7 +207,7 @@ def end_token_waits_like_aws() -> None:
 
 
 def behave_like_aws(enforce_ses_quotas: bool) -> None:
-    """Where moto is more permissive than AWS, answer as AWS does (README, "How
+    """Where moto is more permissive than AWS, answer as AWS does (docs/local-stack.md, "How
     the local stack differs from AWS"): spent task tokens, SES contact lists and
     their quotas, atomic conditional writes, StopExecution. The local stack and
     the workflow tests both run on this; each patch is applied once."""
@@ -269,7 +272,7 @@ class AwsExtensions:
         self,
         app: Callable,
         cognito: Any = None,
-        on_events: Optional[Callable[[List[Dict[str, Any]]], None]] = None,
+        on_events: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self._app = app
         self._cognito = cognito  # a LocalCognito, set once the stack has clients
@@ -284,7 +287,7 @@ class AwsExtensions:
         """Answer lambda:Invoke over HTTP (aws lambda invoke, make admin) in process."""
         self._lambdas = lambdas
 
-    def __call__(self, environ: Dict[str, Any], start_response: Callable):
+    def __call__(self, environ: dict[str, Any], start_response: Callable):
         invoked = _INVOKE_PATH.match(environ.get("PATH_INFO", ""))
         if invoked and self._lambdas is not None and environ.get("REQUEST_METHOD") == "POST":
             return self._invoke_lambda(unquote(invoked.group(1)), environ, start_response)
@@ -327,7 +330,7 @@ class AwsExtensions:
         start_response(status, headers)
         return [body]
 
-    def _call_cognito(self, operation: str, request: Dict[str, Any], environ: Dict[str, Any]):
+    def _call_cognito(self, operation: str, request: dict[str, Any], environ: dict[str, Any]):
         """moto's answer, with what LocalCognito adds before and after it."""
         from scripts.local.cognito import CHANGES_USER_STATE
 
@@ -349,7 +352,7 @@ class AwsExtensions:
                        for k, v in headers]
         return status, headers, body
 
-    def _invoke_lambda(self, function: str, environ: Dict[str, Any], start_response: Callable):
+    def _invoke_lambda(self, function: str, environ: dict[str, Any], start_response: Callable):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         payload = environ["wsgi.input"].read(length) if length else b""
         answer = self._lambdas.dispatch(function, payload, environ.get("HTTP_X_AMZ_INVOCATION_TYPE"))
@@ -364,8 +367,8 @@ class AwsExtensions:
         start_response("200 OK", headers)
         return [body]
 
-    def _call_moto(self, environ: Dict[str, Any]):
-        captured: Dict[str, Any] = {}
+    def _call_moto(self, environ: dict[str, Any]):
+        captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list, exc_info: Any = None):
             captured["status"], captured["headers"] = status, headers
@@ -379,7 +382,7 @@ class AwsExtensions:
                 chunks.close()
         return captured["status"], captured["headers"], body
 
-    def _tap_events(self, request: Dict[str, Any], body: bytes) -> None:
+    def _tap_events(self, request: dict[str, Any], body: bytes) -> None:
         if self._on_events is None:
             return
         try:
@@ -387,21 +390,21 @@ class AwsExtensions:
         except ValueError:
             return
         accepted = []
-        for entry, result in zip(request.get("Entries", []), results):
+        for entry, result in zip(request.get("Entries", []), results, strict=False):
             if result.get("EventId"):
                 accepted.append({**entry, "EventId": result["EventId"]})
         if accepted:
             self._on_events(accepted)
 
 
-def _with_cors(headers: List[Any]) -> List[Any]:
+def _with_cors(headers: list[Any]) -> list[Any]:
     """What moto's own answers carry (flask-cors): any origin may read them."""
     if any(k.lower() == "access-control-allow-origin" for k, _ in headers):
         return headers
     return headers + [("Access-Control-Allow-Origin", "*")]
 
 
-def _json_answer(answer: Dict[str, Any]):
+def _json_answer(answer: dict[str, Any]):
     body = json.dumps(answer).encode()
     return "200 OK", [("Content-Type", "application/x-amz-json-1.1"),
                       ("Content-Length", str(len(body)))], body

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO, Any, Dict, Optional
+from typing import IO, Any
 
 from scripts.shared import PROJECT_DIR, eventually
 
@@ -30,7 +30,7 @@ class ChildStackError(RuntimeError):
     """The stack did not start; the message holds what it printed."""
 
 
-def child_stack_environment(**settings: str) -> Dict[str, str]:
+def child_stack_environment(**settings: str) -> dict[str, str]:
     """The environment of a stack started as a child process: free ports and
     the default settings but ``settings``, whatever the caller's shell set for
     a stack of its own."""
@@ -40,10 +40,10 @@ def child_stack_environment(**settings: str) -> Dict[str, str]:
     return environment
 
 
-def read_stack_json(state_dir: Path) -> Optional[Dict[str, Any]]:
+def read_stack_json(state_dir: Path) -> dict[str, Any] | None:
     """What a ready stack wrote, or None before it is ready."""
     try:
-        outputs: Dict[str, Any] = json.loads((state_dir / "stack.json").read_text())
+        outputs: dict[str, Any] = json.loads((state_dir / "stack.json").read_text())
         return outputs
     except FileNotFoundError:
         return None
@@ -57,11 +57,11 @@ class ChildStack:
         self.log_path = state_dir.parent / f"{state_dir.name}.log"
         self._settings = settings
         self._ready_seconds = ready_seconds
-        self.process: "Optional[subprocess.Popen[bytes]]" = None
-        self.outputs: Dict[str, Any] = {}
-        self._log: Optional[IO[str]] = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.outputs: dict[str, Any] = {}
+        self._log: IO[str] | None = None
 
-    def start(self) -> Dict[str, Any]:
+    def start(self) -> dict[str, Any]:
         self.state_dir.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w+")
         self.process = subprocess.Popen(
@@ -70,7 +70,7 @@ class ChildStack:
             stdout=self._log, stderr=subprocess.STDOUT,
         )
 
-        def ready() -> Optional[Dict[str, Any]]:
+        def ready() -> dict[str, Any] | None:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise ChildStackError(f"the local stack exited early:\n{self.output()}")
@@ -92,7 +92,7 @@ class ChildStack:
         self._log.flush()
         return self.log_path.read_text()
 
-    def stop(self, seconds: float = 20) -> Optional[int]:
+    def stop(self, seconds: float = 20) -> int | None:
         """Ctrl-C, then kill if it will not stop; its exit status."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)

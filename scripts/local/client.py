@@ -7,7 +7,7 @@ person would be made one.
 """
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 from scripts.shared import eventually
 
@@ -24,7 +24,7 @@ def last_mail(state_dir: Path, to: str, field: str, seconds: float = 10) -> str:
     """The latest ``field`` (code, temporaryPassword) the local Cognito mailed ``to``."""
     outbox = state_dir / "outbox.jsonl"
 
-    def latest() -> Optional[str]:
+    def latest() -> str | None:
         lines = outbox.read_text().splitlines() if outbox.exists() else []
         found = [m[field] for m in map(json.loads, lines) if m.get("to") == to and m.get(field)]
         return str(found[-1]) if found else None
@@ -32,7 +32,7 @@ def last_mail(state_dir: Path, to: str, field: str, seconds: float = 10) -> str:
     return eventually(latest, seconds, f"no {field} for {to} in {outbox}")
 
 
-def new_local_admin(outputs: Dict[str, Any], state_dir: Path, email: str,
+def new_local_admin(outputs: dict[str, Any], state_dir: Path, email: str,
                     password: str = "Admin-Pass-1234!") -> str:
     """An admin of a local stack, signed in: its ID token (load runs, tests).
 

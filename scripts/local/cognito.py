@@ -39,13 +39,15 @@ import logging
 import secrets
 import string
 import time
-from typing import Any, Callable, Dict, List, Optional
+from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.signup import CONFIRM_SIGN_UP
+
 logger = logging.getLogger("local.cognito")
 
-CONFIRM_SIGN_UP = "PostConfirmation_ConfirmSignUp"
 # LocalCognito's own calls carry this header, and go to moto unchanged.
 INTERNAL_HEADER = "X-Local-Cognito"
 MAX_ATTRIBUTE_VALUE_LENGTH = 2048
@@ -71,7 +73,7 @@ class LocalCognito:
         self,
         cognito_client: Any,
         invoke: Any,
-        outbox: Callable[[Dict[str, Any]], None] = lambda message: None,
+        outbox: Callable[[dict[str, Any]], None] = lambda message: None,
         code_lifetime_seconds: float = CODE_LIFETIME_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -82,19 +84,19 @@ class LocalCognito:
         self._outbox = outbox
         self._code_lifetime = code_lifetime_seconds
         self._clock = clock
-        self._codes: Dict[Any, Any] = {}  # (pool id, username) -> (code, expires at)
-        self._pool_ids: Dict[str, str] = {}  # client id -> pool id; a client never moves
+        self._codes: dict[Any, Any] = {}  # (pool id, username) -> (code, expires at)
+        self._pool_ids: dict[str, str] = {}  # client id -> pool id; a client never moves
         service = cognito_client.meta.service_model.service_id.hyphenize()
         cognito_client.meta.events.register(f"before-sign.{service}", _mark_internal)
 
-    def before(self, operation: str, request: Dict[str, Any]) -> Dict[str, Any]:
+    def before(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         """Refuse what Cognito would refuse; return the request to hand to moto
         (naming the user as moto knows it)."""
         if operation in WITH_USER_ATTRIBUTES:
             _refuse_long_attribute_values(request)
         username = request.get("Username")
         pool = self._pool_of(request) if isinstance(username, str) else None
-        if pool is None:
+        if pool is None or not isinstance(username, str):
             return request  # let moto answer
         if operation in CREATES_USER:
             if operation == "SignUp":
@@ -121,7 +123,7 @@ class LocalCognito:
             return request
         return {**request, "Username": user["Username"]}
 
-    def _run_pre_sign_up(self, pool: Dict[str, Any], operation: str, request: Dict[str, Any]) -> None:
+    def _run_pre_sign_up(self, pool: dict[str, Any], operation: str, request: dict[str, Any]) -> None:
         """Cognito's PreSignUp trigger: its error refuses the sign-up, with its message."""
         trigger = (pool.get("LambdaConfig") or {}).get("PreSignUp")
         if not trigger:
@@ -137,8 +139,8 @@ class LocalCognito:
         )
 
     def _run_trigger(
-        self, kind: str, trigger: str, pool_id: str, user_name: str, call: Dict[str, Any],
-        source: str, event_request: Dict[str, Any], event_response: Dict[str, Any],
+        self, kind: str, trigger: str, pool_id: str, user_name: str, call: dict[str, Any],
+        source: str, event_request: dict[str, Any], event_response: dict[str, Any],
     ) -> None:
         """Invoke a trigger with the event Cognito sends it; the trigger's error
         refuses ``call`` with its message, as Cognito does."""
@@ -160,7 +162,7 @@ class LocalCognito:
                 f"{kind} failed with error {_error_message(payload)}.",
             )
 
-    def answer(self, operation: str, request: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    def answer(self, operation: str, request: dict[str, Any]) -> dict[str, Any] | None:
         """Operations moto does not have, answered here; None for moto's own."""
         if operation != "ResendConfirmationCode":
             return None
@@ -175,7 +177,7 @@ class LocalCognito:
         return {"CodeDeliveryDetails": {"Destination": f"{email[:1]}***@{email.split('@')[-1][:1]}***",
                                         "DeliveryMedium": "EMAIL", "AttributeName": "email"}}
 
-    def amend(self, operation: str, request: Dict[str, Any], body: bytes) -> bytes:
+    def amend(self, operation: str, request: dict[str, Any], body: bytes) -> bytes:
         """moto's answer, completed as Cognito's: a NEW_PASSWORD_REQUIRED challenge
         names the user's attributes and the required ones (amazon-cognito-identity-js
         reads both)."""
@@ -201,7 +203,7 @@ class LocalCognito:
         }
         return json.dumps(answer).encode()
 
-    def after(self, operation: str, request: Dict[str, Any]) -> None:
+    def after(self, operation: str, request: dict[str, Any]) -> None:
         """What Cognito does once moto has done ``operation``."""
         if operation in CONFIRMS:
             self._codes.pop(self._code_key(request), None)  # a code is good once
@@ -213,13 +215,13 @@ class LocalCognito:
                        temporaryPassword=request["TemporaryPassword"])
 
     # --- messages: codes and temporary passwords -------------------------------------
-    def _code_key(self, request: Dict[str, Any]) -> Any:
+    def _code_key(self, request: dict[str, Any]) -> Any:
         """(pool id, the user's own username): whatever name the call gave it."""
         pool = self._pool_of(request) or {}
         user = self._user_named(pool, request["Username"]) if pool else None
         return (pool.get("Id"), user["Username"] if user else request["Username"])
 
-    def _send_code(self, request: Dict[str, Any]) -> None:
+    def _send_code(self, request: dict[str, Any]) -> None:
         code = f"{secrets.randbelow(10 ** 6):06d}"
         self._codes[self._code_key(request)] = (code, self._clock() + self._code_lifetime)
         self._mail(request["Username"], "Your verification code", code=code)
@@ -237,7 +239,7 @@ class LocalCognito:
         sent_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock()))
         self._outbox({"to": to, "subject": subject, **content, "sentAt": sent_at})
 
-    def _pool_of(self, request: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    def _pool_of(self, request: dict[str, Any]) -> dict[str, Any] | None:
         pool_id = request.get("UserPoolId") or self._pool_of_client(request.get("ClientId", ""))
         if not pool_id:
             return None
@@ -246,7 +248,7 @@ class LocalCognito:
         except ClientError:
             return None
 
-    def _user_named(self, pool: Dict[str, Any], username: str) -> Optional[Dict[str, Any]]:
+    def _user_named(self, pool: dict[str, Any], username: str) -> dict[str, Any] | None:
         """The user ``username`` names, as moto finds it or, in a
         case-insensitive pool, whatever its case."""
         try:
@@ -261,7 +263,7 @@ class LocalCognito:
                     return user
         return None
 
-    def _refuse_existing_username(self, pool: Dict[str, Any], username: str) -> None:
+    def _refuse_existing_username(self, pool: dict[str, Any], username: str) -> None:
         if not _case_insensitive(pool):
             return  # moto refuses an exact duplicate itself
         if self._user_named(pool, username) is None:
@@ -272,7 +274,7 @@ class LocalCognito:
             )
         raise CognitoError("UsernameExistsException", "User already exists")
 
-    def after_confirm(self, request: Dict[str, Any], admin: bool) -> None:
+    def after_confirm(self, request: dict[str, Any], admin: bool) -> None:
         if admin:
             pool_id = request.get("UserPoolId")
         else:
@@ -297,7 +299,7 @@ class LocalCognito:
         self._run_trigger("PostConfirmation", trigger, pool_id, user["Username"], request,
                           CONFIRM_SIGN_UP, {"userAttributes": attributes}, {})
 
-    def _pool_of_client(self, client_id: str) -> Optional[str]:
+    def _pool_of_client(self, client_id: str) -> str | None:
         if client_id in self._pool_ids:
             return self._pool_ids[client_id]
         for page in self._cognito.get_paginator("list_user_pools").paginate(MaxResults=60):
@@ -311,7 +313,7 @@ class LocalCognito:
         return None
 
 
-def temporary_password(pool: Dict[str, Any]) -> str:
+def temporary_password(pool: dict[str, Any]) -> str:
     """One the pool's password policy accepts: every character class, long enough."""
     policy = (pool.get("Policies") or {}).get("PasswordPolicy") or {}
     length = max(int(policy.get("MinimumLength", 8)), 12)
@@ -325,19 +327,19 @@ def _mark_internal(request: Any, **_: Any) -> None:
     request.headers[INTERNAL_HEADER] = "1"
 
 
-def _case_insensitive(pool: Dict[str, Any]) -> bool:
+def _case_insensitive(pool: dict[str, Any]) -> bool:
     """As the pool says; Cognito's default, without UsernameConfiguration, is case-sensitive."""
     return (pool.get("UsernameConfiguration") or {}).get("CaseSensitive") is False
 
 
-def _names_of(user: Dict[str, Any], pool: Dict[str, Any]) -> List[str]:
+def _names_of(user: dict[str, Any], pool: dict[str, Any]) -> list[str]:
     """What a user can be named by: its username and its username attributes (email)."""
     attributes = user.get("UserAttributes") or user.get("Attributes") or []
     aliases = set(pool.get("UsernameAttributes", []))
     return [user["Username"]] + [a["Value"] for a in attributes if a["Name"] in aliases]
 
 
-def _refuse_long_attribute_values(request: Dict[str, Any]) -> None:
+def _refuse_long_attribute_values(request: dict[str, Any]) -> None:
     too_long = [
         f"Value at 'userAttributes.{index}.member.value' failed to satisfy constraint: "
         f"Member must have length less than or equal to {MAX_ATTRIBUTE_VALUE_LENGTH}"
@@ -351,7 +353,7 @@ def _refuse_long_attribute_values(request: Dict[str, Any]) -> None:
         )
 
 
-def _refuse_missing_required_attributes(pool: Dict[str, Any], request: Dict[str, Any]) -> None:
+def _refuse_missing_required_attributes(pool: dict[str, Any], request: dict[str, Any]) -> None:
     given = {a.get("Name") for a in request.get("UserAttributes") or []}
     given.update(pool.get("UsernameAttributes", []))  # the username fills these
     missing = [
@@ -367,7 +369,7 @@ def _refuse_missing_required_attributes(pool: Dict[str, Any], request: Dict[str,
         )
 
 
-def _as_map(attributes: Any) -> Optional[Dict[str, str]]:
+def _as_map(attributes: Any) -> dict[str, str] | None:
     if not attributes:
         return None
     return {a["Name"]: a.get("Value", "") for a in attributes}

@@ -8,7 +8,8 @@ write goes through one lock here; reads need none.
 """
 import functools
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from scripts.local.patching import replace
 

@@ -7,7 +7,8 @@ here), so the execution stays RUNNING. Stopping here also wakes the
 execution's waiting tasks; the error a woken task raises does not turn the
 stopped execution into a failed one (AWS reports it ABORTED).
 """
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from scripts.local.patching import replace
 

@@ -15,10 +15,10 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 from urllib.parse import unquote
 
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
 
 logger = logging.getLogger("local.lambda")
@@ -45,7 +45,7 @@ class LocalLambdas:
     """Maps deployed function names of one stage to the app's handlers."""
 
     def __init__(
-        self, chalice_app: Any, function_names: Dict[str, str], timeout_ms: int = 60_000
+        self, chalice_app: Any, function_names: dict[str, str], timeout_ms: int = 60_000
     ) -> None:
         """``function_names``: Chalice function name -> the stage's deployed name."""
         self._names = dict(function_names)
@@ -57,7 +57,7 @@ class LocalLambdas:
             if name in chalice_app.handler_map
         }
         self._timeout_ms = timeout_ms
-        self.invocations: Dict[str, int] = {}
+        self.invocations: dict[str, int] = {}
         self._running = 0  # invocations under way, in any thread
         self._idle = threading.Condition()
 
@@ -70,7 +70,7 @@ class LocalLambdas:
     def function_names(self):
         return sorted(self._handlers)
 
-    def invoke(self, function: str, payload: bytes) -> Tuple[Optional[str], bytes]:
+    def invoke(self, function: str, payload: bytes) -> tuple[str | None, bytes]:
         """Returns (FunctionError or None, response payload bytes)."""
         name = function.rsplit(":function:", 1)[-1].split(":")[0]
         handler = self._handlers.get(name)
@@ -90,7 +90,7 @@ class LocalLambdas:
                 self._running -= 1
                 self._idle.notify_all()
 
-    def _run(self, handler: Any, name: str, function: str, payload: bytes) -> Tuple[Optional[str], bytes]:
+    def _run(self, handler: Any, name: str, function: str, payload: bytes) -> tuple[str | None, bytes]:
         context = LocalContext(name, function, self._timeout_ms)
         try:
             event = json.loads(payload or b"{}")
@@ -125,7 +125,7 @@ class LocalLambdas:
     def uninstall(self, session: Any) -> None:
         session.events.unregister("before-call.lambda.Invoke", self._on_invoke)
 
-    def dispatch(self, function: str, payload: bytes, invocation_type: Optional[str]):
+    def dispatch(self, function: str, payload: bytes, invocation_type: str | None):
         """Invoke as Lambda does for the invocation type: an ``Event`` runs on a
         thread of its own (None: accepted); otherwise (function error, payload)."""
         if invocation_type == "Event":
@@ -133,7 +133,7 @@ class LocalLambdas:
             return None
         return self.invoke(function, payload)
 
-    def _on_invoke(self, params: Dict[str, Any], **_: Any):
+    def _on_invoke(self, params: dict[str, Any], **_: Any):
         # params is the serialized request: /2015-03-31/functions/{name}/invocations
         function = unquote(params["url_path"].split("/")[3])
         body = params.get("body") or b""
@@ -141,15 +141,15 @@ class LocalLambdas:
             body = body.encode()
         answer = self.dispatch(function, body, (params.get("headers") or {}).get("X-Amz-Invocation-Type"))
         if answer is None:
-            return AWSResponse("", 202, {}, None), {"StatusCode": 202, "Payload": _stream(b"")}
+            return AWSResponse("", 202, HTTPHeaders(), None), {"StatusCode": 202, "Payload": _stream(b"")}
         error, payload = answer
         parsed = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": _stream(payload)}
         if error:
             parsed["FunctionError"] = error
-        return AWSResponse("", 200, {}, None), parsed
+        return AWSResponse("", 200, HTTPHeaders(), None), parsed
 
 
-def scheduled_event(region: str = "us-east-1", account: str = "123456789012") -> Dict[str, Any]:
+def scheduled_event(region: str = "us-east-1", account: str = "123456789012") -> dict[str, Any]:
     """What an EventBridge schedule rule hands the function it targets (aws.events)."""
     return {
         "version": "0",

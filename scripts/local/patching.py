@@ -8,9 +8,10 @@ written against and no other: ``check_moto_version`` refuses any other
 tests/unit/test_moto_canaries.py that runs moto as released (``as_released``)
 and fails the day moto behaves like AWS by itself, so the patch can go.
 """
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any
 
 # The moto these patches were written for; requirements-dev.txt pins the same.
 MOTO_VERSION = "5.2.5"
@@ -31,7 +32,7 @@ def check_moto_version() -> None:
 
 
 # (owner id, attribute) -> (owner, attribute, moto's own, ours)
-_replaced: Dict[Tuple[int, str], Tuple[Any, str, Any, Any]] = {}
+_replaced: dict[tuple[int, str], tuple[Any, str, Any, Any]] = {}
 
 
 def replace(owner: Any, attribute: str, build: Callable[[Any], Any]) -> None:
@@ -46,7 +47,7 @@ def replace(owner: Any, attribute: str, build: Callable[[Any], Any]) -> None:
     _replaced[key] = (owner, attribute, original, replacement)
 
 
-def replaced() -> List[str]:
+def replaced() -> list[str]:
     """Each replaced member, as ``module.Owner.attribute``."""
     return sorted(f"{_name(owner)}.{attribute}" for owner, attribute, _, _ in _replaced.values())
 

@@ -10,11 +10,13 @@ their ARNs come from the FunctionName the template gives them.
 Used by the local stack (make run) and the workflow-test harness.
 """
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 from scripts.deploy import template as stack_template
-from scripts.deploy.template import FUNCTIONS, Resolver, TemplateError
+from scripts.deploy.template import Resolver, TemplateError, app_functions
+from scripts.shared import stack_name
 
 
 @dataclass
@@ -24,25 +26,25 @@ class StageResources:
     stage: str
     region: str
     account: str
-    physical_ids: Dict[str, str] = field(default_factory=dict)
-    attributes: Dict[str, Dict[str, str]] = field(default_factory=dict)
-    environment: Dict[str, str] = field(default_factory=dict)
-    function_names: Dict[str, str] = field(default_factory=dict)  # chalice name -> deployed name
+    physical_ids: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, dict[str, str]] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    function_names: dict[str, str] = field(default_factory=dict)  # chalice name -> deployed name
     # template.json's Outputs, resolved, under the keys a deploy writes them with
-    stack_outputs: Dict[str, str] = field(default_factory=dict)
+    stack_outputs: dict[str, str] = field(default_factory=dict)
     # each state machine's properties, resolved: to make it again (replace_state_machines)
-    state_machines: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    state_machines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def ref(self, logical_id: str) -> str:
         return self.physical_ids[logical_id]
 
-    def physical(self, logical_id: str, attribute: Optional[str]) -> str:
+    def physical(self, logical_id: str, attribute: str | None) -> str:
         """Ref (attribute None) and Fn::GetAtt of a resource this stage made."""
         if attribute is None:
             return self.physical_ids[logical_id]
         return self.attributes[logical_id][attribute]
 
-    def environment_for(self, contact_list_mode: str, stripe: bool) -> Dict[str, str]:
+    def environment_for(self, contact_list_mode: str, stripe: bool) -> dict[str, str]:
         """The functions' environment had the stack these parameters (they
         change settings only, not what the stage is made of)."""
         template = stack_template.load_template()
@@ -50,7 +52,7 @@ class StageResources:
                             self.region, self.account, self.physical)
         return function_environment(template, resolver, self.stage)
 
-    def outputs(self) -> Dict[str, str]:
+    def outputs(self) -> dict[str, str]:
         return dict(self.stack_outputs)
 
 
@@ -69,7 +71,7 @@ def _lower_first(value: Any) -> Any:
 
 class _Creator:
     def __init__(
-        self, session: Any, resources: StageResources, definitions: Dict[str, Dict[str, Any]]
+        self, session: Any, resources: StageResources, definitions: dict[str, dict[str, Any]]
     ) -> None:
         self._session = session
         self._resources = resources
@@ -79,7 +81,7 @@ class _Creator:
         return self._session.client(service)
 
     # each: properties (resolved) -> (physical id, attributes)
-    def table(self, p: Dict[str, Any]):
+    def table(self, p: dict[str, Any]):
         ddb = self.client("dynamodb")
         pitr = p.pop("PointInTimeRecoverySpecification", None)
         p["Tags"] = _tags(p.get("Tags"))
@@ -91,11 +93,11 @@ class _Creator:
             )
         return p["TableName"], {"Arn": arn}
 
-    def event_bus(self, p: Dict[str, Any]):
+    def event_bus(self, p: dict[str, Any]):
         arn = self.client("events").create_event_bus(Name=p["Name"])["EventBusArn"]
         return p["Name"], {"Arn": arn, "Name": p["Name"]}
 
-    def log_group(self, p: Dict[str, Any]):
+    def log_group(self, p: dict[str, Any]):
         logs = self.client("logs")
         logs.create_log_group(logGroupName=p["LogGroupName"])
         if p.get("RetentionInDays"):
@@ -106,9 +108,9 @@ class _Creator:
         arn = f"arn:aws:logs:{r.region}:{r.account}:log-group:{p['LogGroupName']}:*"
         return p["LogGroupName"], {"Arn": arn}
 
-    def role(self, p: Dict[str, Any], logical_id: str):
+    def role(self, p: dict[str, Any], logical_id: str):
         iam = self.client("iam")
-        name = f"{stack_template.stack_name(self._resources.stage)}-{logical_id}"[:64]
+        name = f"{stack_name(self._resources.stage)}-{logical_id}"[:64]
         arn = iam.create_role(
             RoleName=name, AssumeRolePolicyDocument=json.dumps(p["AssumeRolePolicyDocument"])
         )["Role"]["Arn"]
@@ -120,7 +122,7 @@ class _Creator:
             )
         return name, {"Arn": arn}
 
-    def state_machine(self, p: Dict[str, Any], logical_id: str):
+    def state_machine(self, p: dict[str, Any], logical_id: str):
         self._resources.state_machines[logical_id] = json.loads(json.dumps(p))
         definition = stack_template.substitute(
             self._definitions[logical_id], p["DefinitionSubstitutions"])
@@ -134,17 +136,17 @@ class _Creator:
         )["stateMachineArn"]
         return arn, {"Arn": arn, "Name": p["StateMachineName"]}
 
-    def user_pool(self, p: Dict[str, Any]):
+    def user_pool(self, p: dict[str, Any]):
         p["PoolName"] = p.pop("UserPoolName")
         pool = self.client("cognito-idp").create_user_pool(**p)["UserPool"]
         return pool["Id"], {"Arn": pool["Arn"], "ProviderName": pool.get("ProviderName", "")}
 
-    def user_pool_client(self, p: Dict[str, Any]):
+    def user_pool_client(self, p: dict[str, Any]):
         client = self.client("cognito-idp").create_user_pool_client(**p)["UserPoolClient"]
         return client["ClientId"], {"Name": client["ClientName"]}
 
 
-_CREATORS: Dict[str, Callable[..., Any]] = {
+_CREATORS: dict[str, Callable[..., Any]] = {
     "AWS::DynamoDB::Table": _Creator.table,
     "AWS::Events::EventBus": _Creator.event_bus,
     "AWS::Logs::LogGroup": _Creator.log_group,
@@ -165,8 +167,8 @@ def provision_stage(
     account: str,
     contact_list_mode: str = "list-per-tenant",
     stripe: bool = False,
-    approval_timeout_seconds: Optional[int] = None,
-    retry_interval_seconds: Optional[int] = None,
+    approval_timeout_seconds: int | None = None,
+    retry_interval_seconds: int | None = None,
 ) -> StageResources:
     """Create every resource template.json declares, as CloudFormation would,
     with the waits ``_definitions`` describes."""
@@ -177,7 +179,7 @@ def provision_stage(
     resolver = Resolver(template, stage_parameters(stage, contact_list_mode, stripe),
                         resources.region, account, resources.physical)
     declared = template["Resources"]
-    for chalice_name, logical_id in FUNCTIONS.items():
+    for chalice_name, logical_id in app_functions().items():
         name = resolver.resolve(declared[logical_id]["Properties"]["FunctionName"])
         resources.function_names[chalice_name] = name
         resources.physical_ids[logical_id] = name
@@ -212,8 +214,8 @@ def provision_stage(
 def replace_state_machines(
     session: Any,
     resources: StageResources,
-    approval_timeout_seconds: Optional[int] = None,
-    retry_interval_seconds: Optional[int] = None,
+    approval_timeout_seconds: int | None = None,
+    retry_interval_seconds: int | None = None,
 ) -> None:
     """Delete the stage's state machines, and with them every execution they
     ran, and make them again as the template declares them, with these waits.
@@ -228,14 +230,14 @@ def replace_state_machines(
         resources.attributes[logical_id] = attributes
 
 
-def stage_parameters(stage: str, contact_list_mode: str, stripe: bool) -> Dict[str, str]:
+def stage_parameters(stage: str, contact_list_mode: str, stripe: bool) -> dict[str, str]:
     """The stack's parameters, as make package sets them for a stage."""
     return {"Stage": stage, "ContactListMode": contact_list_mode, "Stripe": "on" if stripe else "off"}
 
 
 def _definitions(
-    approval_timeout_seconds: Optional[int], retry_interval_seconds: Optional[int]
-) -> Dict[str, Dict[str, Any]]:
+    approval_timeout_seconds: int | None, retry_interval_seconds: int | None
+) -> dict[str, dict[str, Any]]:
     """Each state machine's definition by logical id. ``approval_timeout_seconds``
     shortens the 24-hour wait and ``retry_interval_seconds`` the waits between
     retries (tests, trying timeouts and faults locally)."""
@@ -252,15 +254,15 @@ def _definitions(
     return definitions
 
 
-def function_environment(template: Dict[str, Any], resolver: Resolver, stage: str) -> Dict[str, str]:
+def function_environment(template: dict[str, Any], resolver: Resolver, stage: str) -> dict[str, str]:
     """The environment every function of the stage gets, in one process.
 
     SAM's Globals, then each function's own variables from template.json,
     then .chalice/config.json's (as chalice package would write them).
     """
-    env: Dict[str, str] = {}
+    env: dict[str, str] = {}
     env.update(resolver.resolve(template["Globals"]["Function"]["Environment"]["Variables"]))
-    for logical_id in FUNCTIONS.values():
+    for logical_id in app_functions().values():
         own = template["Resources"][logical_id]["Properties"].get("Environment", {})
         env.update(resolver.resolve(own.get("Variables", {})))
     env.update(stack_template.stage_environment(stage))

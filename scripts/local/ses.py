@@ -8,13 +8,14 @@ at most 20 topics per list, answering LimitExceededException beyond them.
 asked (LOCAL_ENFORCE_SES_QUOTAS=1 for the local stack), since the seed's
 list-per-tenant mode cannot onboard a second tenant under them.
 """
-from typing import Any, Callable, Dict
+from collections.abc import Callable
+from typing import Any
 
 from scripts.local.patching import replace
 
 MAX_CONTACT_LISTS = 1
 MAX_TOPICS_PER_LIST = 20
-_state: Dict[str, bool] = {"quotas": False}
+_state: dict[str, bool] = {"quotas": False}
 
 
 def reproduce_ses_contact_lists(enforce_quotas: bool) -> None:
@@ -29,7 +30,7 @@ def reproduce_ses_contact_lists(enforce_quotas: bool) -> None:
             self.code = status
 
     def refuse_existing_and_beyond_quota(moto_create: Callable[..., Any]) -> Callable[..., Any]:
-        def create_contact_list(backend: Any, params: Dict[str, Any]) -> None:
+        def create_contact_list(backend: Any, params: dict[str, Any]) -> None:
             existing = backend.core_backend.contacts_lists
             if params["ContactListName"] in existing:
                 raise SesError("AlreadyExistsException", "List already exists.", 400)
@@ -46,7 +47,7 @@ def reproduce_ses_contact_lists(enforce_quotas: bool) -> None:
         return create_contact_list
 
     def refuse_beyond_quota(moto_update: Callable[..., Any]) -> Callable[..., Any]:
-        def update_contact_list(backend: Any, name: str, params: Dict[str, Any]) -> None:
+        def update_contact_list(backend: Any, name: str, params: dict[str, Any]) -> None:
             if _state["quotas"]:
                 _check_topics(params.get("Topics") or [], SesError)
             return moto_update(backend, name, params)

@@ -25,10 +25,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from scripts.local.patching import MotoVersionError, check_moto_version
-from scripts.shared import PROJECT_DIR, stack_name, stripe_secret_name
+from scripts.shared import PROJECT_DIR, TimedOut, eventually, stack_name, stripe_secret_name
 
 STAGE = "local"
 REGION = "us-east-1"
@@ -93,7 +93,7 @@ class JsonLines:
         self._lock = threading.Lock()
         path.write_text("")
 
-    def append(self, objects: List[Dict[str, Any]]) -> None:
+    def append(self, objects: list[dict[str, Any]]) -> None:
         if objects:
             with self._lock, open(self._path, "a") as out:
                 out.write("".join(json.dumps(o) + "\n" for o in objects))
@@ -106,7 +106,7 @@ class EventLog(JsonLines):
         super().__init__(path)
         self._bus_name = bus_name
 
-    def __call__(self, entries: List[Dict[str, Any]]) -> None:
+    def __call__(self, entries: list[dict[str, Any]]) -> None:
         events = []
         for entry in entries:
             bus = entry.get("EventBusName") or "default"
@@ -134,7 +134,7 @@ class EventLog(JsonLines):
 class Outbox(JsonLines):
     """Every message the local Cognito would mail, one JSON object a line."""
 
-    def __call__(self, message: Dict[str, Any]) -> None:
+    def __call__(self, message: dict[str, Any]) -> None:
         self.append([message])
 
 
@@ -167,14 +167,14 @@ class LocalStack:
         aws_port: int,
         api_port: int,
         state_dir: Path,
-        stripe_api_key: Optional[str] = None,
-        stripe_api_base: Optional[str] = None,
+        stripe_api_key: str | None = None,
+        stripe_api_base: str | None = None,
         stripe_port: int = 8420,
-        approval_timeout_seconds: Optional[int] = None,
+        approval_timeout_seconds: int | None = None,
         contact_list_mode: str = "list-per-tenant",
         enforce_ses_quotas: bool = False,
         reconcile_seconds: int = 60,
-        retry_interval_seconds: Optional[int] = None,
+        retry_interval_seconds: int | None = None,
     ) -> None:
         self._reconcile_seconds = reconcile_seconds
         self._retry_interval = retry_interval_seconds
@@ -190,14 +190,14 @@ class LocalStack:
         self._stripe_base = stripe_api_base
         self._stripe_port = stripe_port
         self._approval_timeout = approval_timeout_seconds
-        self._stripe_process: Optional[subprocess.Popen] = None
+        self._stripe_process: subprocess.Popen | None = None
         self._aws: Any = None
         self._api: Any = None
-        self._api_thread: Optional[threading.Thread] = None
-        self.outputs: Dict[str, Any] = {}
+        self._api_thread: threading.Thread | None = None
+        self.outputs: dict[str, Any] = {}
 
     # --- start -----------------------------------------------------------------
-    def start(self) -> Dict[str, Any]:
+    def start(self) -> dict[str, Any]:
         for port, variable in ((self._aws_port, "LOCAL_AWS_PORT"), (self._api_port, "LOCAL_API_PORT")):
             if not _port_free(port):
                 raise StackError(
@@ -251,21 +251,24 @@ class LocalStack:
             )
         # It dies with this process, even on kill -9 (stripe_server.exit_with_parent);
         # started from the main thread, whose end the kernel's signal follows.
-        self._stripe_process = subprocess.Popen(
+        process = self._stripe_process = subprocess.Popen(
             [sys.executable, "-m", "scripts.local.stripe_server", str(port), str(os.getpid())],
             cwd=PROJECT_DIR,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self._stripe_process.poll() is not None:
+
+        def listening() -> bool:
+            if process.poll() is not None:
                 raise StackError("localstripe exited while starting; see its output above")
             with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    return f"http://127.0.0.1:{port}"
-            time.sleep(0.1)
-        raise StackError("localstripe did not start listening within 20 seconds")
+                return probe.connect_ex(("127.0.0.1", port)) == 0
 
-    def _load_app(self, stripe_base: Optional[str]):
+        try:
+            eventually(listening, 20, "localstripe did not start listening", interval=0.1)
+        except TimedOut as error:
+            raise StackError(str(error)) from None
+        return f"http://127.0.0.1:{port}"
+
+    def _load_app(self, stripe_base: str | None):
         from chalice.cli.factory import CLIFactory
 
         # AWS answers in milliseconds; this emulator, under a burst, in seconds
@@ -302,7 +305,7 @@ class LocalStack:
 
         threading.Thread(target=every_period, name="local-reconcile", daemon=True).start()
 
-    def _provision(self) -> Dict[str, Any]:
+    def _provision(self) -> dict[str, Any]:
         """The stage's resources from template.json, then the app's environment from them."""
         import boto3
 
@@ -358,12 +361,14 @@ class LocalStack:
         )
 
         from chalicelib import dependencies as deps
+        from chalicelib.billing import StripeBilling
 
         lambda_eval_utils.boto_client_for(region=REGION, service="lambda")
         for build in (deps.tenants, deps.workflow, deps.publisher, deps.contact_lists):
             build()
-        if self._stripe_key:
-            deps.billing()._stripe_client()
+        billing = deps.billing()
+        if isinstance(billing, StripeBilling):
+            billing.stripe_client()
 
     def _start_api(self, app_obj: Any, config: Any) -> None:
         from chalice.local import create_local_server
@@ -427,7 +432,7 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def how_to_try_it(out: Dict[str, Any], state_dir: Path) -> str:
+def how_to_try_it(out: dict[str, Any], state_dir: Path) -> str:
     rel = os.path.relpath(state_dir)
     execution_prefix = out["stateMachineArn"].replace(":stateMachine:", ":execution:")
     return f"""
@@ -442,9 +447,11 @@ How to try it, in another terminal (Ctrl-C here stops everything):
   source {rel}/env && export PATH="$PWD/.venv/bin:$PATH"
   # 1. sign up, and confirm with the code Cognito "mailed" to the outbox
   aws cognito-idp sign-up --client-id $USER_POOL_CLIENT_ID --username ada@example.com \\
-      --password 'Correct-Horse-9' --user-attributes Name=email,Value=ada@example.com Name=name,Value="Ada Ltd"
+      --password 'Correct-Horse-9' \\
+      --user-attributes Name=email,Value=ada@example.com Name=name,Value="Ada Ltd"
   CODE=$(tail -n 1 {rel}/outbox.jsonl | python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')
-  aws cognito-idp confirm-sign-up --client-id $USER_POOL_CLIENT_ID --username ada@example.com --confirmation-code $CODE
+  aws cognito-idp confirm-sign-up --client-id $USER_POOL_CLIENT_ID --username ada@example.com \\
+      --confirmation-code $CODE
   TENANT=<UserSub>     # printed by sign-up
   # 2. become an admin: the temporary password is in the outbox too; login asks for it, then a new one
   make admin ARGS="add-admin ops@example.com"  &&  make admin ARGS="login ops@example.com"
@@ -458,7 +465,7 @@ How to try it, in another terminal (Ctrl-C here stops everything):
 """
 
 
-def _env_int(name: str, default: Optional[int]) -> Optional[int]:
+def _env_int(name: str, default: int | None) -> int | None:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
@@ -470,12 +477,12 @@ def _env_int(name: str, default: Optional[int]) -> Optional[int]:
 
 def _env_port(name: str, default: int) -> int:
     port = _env_int(name, default)
-    if not 0 <= port <= 65535:
+    if port is None or not 0 <= port <= 65535:
         raise StackError(f"{name} must be a port from 0 to 65535 (0: any free port), not {port}")
     return port
 
 
-def _positive(seconds: Optional[int], name: str = "APPROVAL_TIMEOUT_SECONDS") -> Optional[int]:
+def _positive(seconds: int | None, name: str = "APPROVAL_TIMEOUT_SECONDS") -> int | None:
     if seconds is not None and seconds <= 0:
         raise StackError(f"{name} must be a positive number of seconds")
     return seconds
@@ -483,7 +490,7 @@ def _positive(seconds: Optional[int], name: str = "APPROVAL_TIMEOUT_SECONDS") ->
 
 def _not_negative(name: str, default: int) -> int:
     seconds = _env_int(name, default)
-    if seconds < 0:
+    if seconds is None or seconds < 0:
         raise StackError(f"{name} must be 0 (off) or a positive number of seconds")
     return seconds
 
@@ -497,7 +504,7 @@ def _contact_list_mode() -> str:
     return mode
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -510,7 +517,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     state_dir = Path(args.state_dir).resolve()
 
     lock = StackLock(state_dir)
-    stack: Optional[LocalStack] = None
+    stack: LocalStack | None = None
     stopping = threading.Event()
     try:
         check_moto_version()  # before anything: the patches fit one moto only

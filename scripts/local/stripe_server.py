@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Dict, Tuple
+from typing import Any
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -26,7 +26,7 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 def idempotency_middleware() -> Any:
     from aiohttp import web
 
-    replies: Dict[Tuple[str, str, str], Tuple[int, bytes, str]] = {}
+    replies: dict[tuple[str, str, str], tuple[int, bytes, str]] = {}
     in_flight: set = set()
 
     @web.middleware

@@ -12,7 +12,7 @@ tenant named like markup shown as text, and both pages by keyboard alone at
 375 px wide.
 
 Screenshots go to BROWSER_SCREENSHOT_DIR when it is set (docs/ for the
-README: `BROWSER_SCREENSHOT_DIR=docs make test PYTEST_ARGS=tests/test_browser.py`),
+docs/tests.md: `BROWSER_SCREENSHOT_DIR=docs make test PYTEST_ARGS=tests/e2e/test_browser.py`),
 else to the test's temporary directory. Waits are bounded by
 BROWSER_TIMEOUT_SECONDS (default 30).
 """
@@ -20,14 +20,14 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from scripts.local.client import last_mail
-from tests.support.browser import DESKTOP, PHONE, TIMEOUT, Browser, WebDriverError, missing_tools
 from tests.support import PROJECT_DIR
+from tests.support.browser import DESKTOP, PHONE, TIMEOUT, Browser, WebDriverError, missing_tools
 from tests.support.stacks import RunningStack
 
 pytestmark = pytest.mark.e2e

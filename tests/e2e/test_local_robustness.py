@@ -4,8 +4,8 @@ stopped one can start again at once on the same ports, a bad port is one
 clear line, and a second confirmation, an over-long attribute or an email
 in another case are answered as Cognito answers them."""
 import json
-import re
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,10 +20,10 @@ import boto3
 import pytest
 
 from scripts.local.aws import AwsExtensions
-from scripts.local.cognito import LocalCognito
 from scripts.local.child import child_stack_environment
+from scripts.local.cognito import LocalCognito
 from scripts.local.stack import _port_free
-from tests.support import PROJECT_DIR
+from tests.support import PROJECT_DIR, eventually
 from tests.support.stacks import PASSWORD, RunningStack
 
 TRIGGER = "arn:aws:lambda:us-east-1:123456789012:function:tenant-onboarding-test-post_confirmation"
@@ -75,10 +75,8 @@ def test_given_a_stack_with_stripe_when_it_is_killed_then_localstripe_ends_too(t
         stack.process.send_signal(signal.SIGKILL)
         stack.process.wait(timeout=10)
 
-        deadline = time.monotonic() + 5
-        while _alive(localstripe[0]) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _alive(localstripe[0]), "localstripe outlived the stack"
+        eventually(lambda: not _alive(localstripe[0]), 5, "localstripe outlived the stack",
+                   interval=0.1)
         assert not _listening(port)
     finally:
         stack.stop()
@@ -444,7 +442,7 @@ def test_given_a_sign_up_then_a_six_digit_code_is_mailed_and_only_it_confirms(ap
     [message] = api.mail
     assert message["to"] == "ada@example.com" and re.fullmatch(r"\d{6}", message["code"])
     assert message["subject"] and message["sentAt"].endswith("Z")
-    wrong = "%06d" % ((int(message["code"]) + 1) % 10 ** 6)
+    wrong = f"{(int(message['code']) + 1) % 10 ** 6:06d}"
 
     with pytest.raises(api.cognito.exceptions.CodeMismatchException):
         api.cognito.confirm_sign_up(ClientId=client_id, Username="ada@example.com",

@@ -5,13 +5,12 @@ the execution history, approve with a POST, see the record and the event."""
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
 from scripts.local.child import child_stack_environment
 from scripts.local.client import last_mail
-from tests.support import PROJECT_DIR, localstripe_customers
+from tests.support import PROJECT_DIR, eventually, localstripe_customers
 from tests.support.stacks import PASSWORD, RunningStack, call
 
 pytestmark = pytest.mark.e2e
@@ -133,7 +132,8 @@ def test_the_admin_cli_lists_shows_and_decides_against_the_local_stack(stack):
 
     code, listing, _ = run_admin("list")
     assert code == 0
-    assert listing.splitlines()[0].split() == ["TENANT", "ID", "NAME", "EMAIL", "STATUS", "CREATED", "DECIDE", "BY"]
+    assert listing.splitlines()[0].split() == [
+        "TENANT", "ID", "NAME", "EMAIL", "STATUS", "CREATED", "DECIDE", "BY"]
     assert ada in listing and bob in listing and "Ada CLI Ltd" in listing
 
     assert run_admin("approve", ada)[0] == 0
@@ -312,12 +312,10 @@ def test_an_aborted_onboarding_is_failed_by_the_reconciler_then_retried_to_activ
         assert f"Retrying onboarding of {tenant_id} as attempt 2" in run_admin("retry", tenant_id)
         running.record(tenant_id, "onboarding")
         # attempt 2's wait has begun once the record has its deadline
-        deadline = time.monotonic() + 20
-        while "decideBy" not in running.ddb.get_item(
-                TableName=running.outputs["tableName"],
-                Key={"pk": {"S": tenant_id}, "sk": {"S": "tenant"}})["Item"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        eventually(lambda: "decideBy" in running.ddb.get_item(
+            TableName=running.outputs["tableName"],
+            Key={"pk": {"S": tenant_id}, "sk": {"S": "tenant"}})["Item"],
+            20, "attempt 2 never began its wait")
         run_admin("approve", tenant_id)
         record = running.record(tenant_id, "active")
         assert record["attempts"]["N"] == "2"

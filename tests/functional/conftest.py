@@ -3,7 +3,8 @@
 A module's tests share one provisioned stage, reset after each test; it
 goes when the module ends, so the unit tier's own mocks never meet it.
 """
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

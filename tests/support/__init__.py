@@ -7,7 +7,7 @@ import json
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 from scripts.shared import PROJECT_DIR, eventually
 
@@ -17,9 +17,9 @@ __all__ = ["PROJECT_DIR", "EVENTS_DIR", "eventually", "free_port", "load_event",
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 
 
-def load_event(name: str) -> Dict[str, Any]:
+def load_event(name: str) -> dict[str, Any]:
     """A sample event of tests/events/, as a new object each time."""
-    loaded: Dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
+    loaded: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
     return loaded
 
 
@@ -40,14 +40,14 @@ def wait_for_port(port: int, process: "subprocess.Popen[Any]", seconds: float = 
     eventually(listening, seconds, f"nothing listened on port {port}")
 
 
-def localstripe_customers(base: str, key: str = "sk_test_local") -> List[Dict[str, Any]]:
+def localstripe_customers(base: str, key: str = "sk_test_local") -> list[dict[str, Any]]:
     """Every customer localstripe holds (it is shared by the whole session)."""
     import requests
 
-    customers: List[Dict[str, Any]] = []
+    customers: list[dict[str, Any]] = []
     after = None
     while True:
-        params: Dict[str, Any] = {"limit": 100, **({"starting_after": after} if after else {})}
+        params: dict[str, Any] = {"limit": 100, **({"starting_after": after} if after else {})}
         response = requests.get(f"{base}/v1/customers", params=params, auth=(key, ""), timeout=10)
         response.raise_for_status()
         page = response.json()

@@ -12,12 +12,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any
 
+from scripts.shared import eventually
 from tests.support import free_port, wait_for_port
 
 CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
@@ -57,7 +58,7 @@ for (const kind of ['alert', 'confirm', 'prompt', 'print']) {
 """
 
 
-def missing_tools() -> List[str]:
+def missing_tools() -> list[str]:
     return [tool for tool in (CHROMIUM, CHROMEDRIVER) if not shutil.which(tool)]
 
 
@@ -72,7 +73,7 @@ class Element:
         self.browser = browser
         self.id = reference
 
-    def _call(self, method: str, path: str, body: Optional[dict] = None) -> Any:
+    def _call(self, method: str, path: str, body: dict | None = None) -> Any:
         return self.browser.command(method, f"/element/{self.id}{path}", body)
 
     @property
@@ -128,14 +129,15 @@ class Browser:
             }
             started = self._request("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})
             self.session = started["sessionId"]
-            self.command("POST", "/timeouts", {"implicit": 0, "pageLoad": TIMEOUT * 1000, "script": TIMEOUT * 1000})
+            self.command("POST", "/timeouts",
+                         {"implicit": 0, "pageLoad": TIMEOUT * 1000, "script": TIMEOUT * 1000})
             self._record_dialogs()
         except BaseException:
             self.quit()
             raise
 
     # --- the protocol ---------------------------------------------------------------
-    def _request(self, method: str, path: str, body: Optional[dict] = None) -> Any:
+    def _request(self, method: str, path: str, body: dict | None = None) -> Any:
         request = urllib.request.Request(
             self._base + path,
             method=method,
@@ -149,10 +151,10 @@ class Browser:
             value = json.loads(error.read() or b"{}").get("value", {})
             raise WebDriverError(value.get("error", str(error.code)), value.get("message", "")) from None
 
-    def command(self, method: str, path: str, body: Optional[dict] = None) -> Any:
+    def command(self, method: str, path: str, body: dict | None = None) -> Any:
         return self._request(method, f"/session/{self.session}{path}", body)
 
-    def cdp(self, command: str, params: Optional[dict] = None) -> Any:
+    def cdp(self, command: str, params: dict | None = None) -> Any:
         """A Chrome DevTools Protocol command on the current window."""
         return self.command("POST", "/goog/cdp/execute", {"cmd": command, "params": params or {}})
 
@@ -204,10 +206,10 @@ class Browser:
         wrapped = [{ELEMENT: a.id} if isinstance(a, Element) else a for a in args]
         return self.command("POST", "/execute/sync", {"script": script, "args": wrapped})
 
-    def dialogs(self) -> List[str]:
+    def dialogs(self) -> list[str]:
         return self.run("return window.__dialogs || []")
 
-    def open_alert(self) -> Optional[str]:
+    def open_alert(self) -> str | None:
         try:
             return self.command("GET", "/alert/text")
         except WebDriverError as error:
@@ -221,7 +223,8 @@ class Browser:
 
     def screenshot(self, path: Path) -> Path:
         """The whole page (beyond the viewport) as a PNG."""
-        size = self.run("return [document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+        size = self.run("return [document.documentElement.scrollWidth, "
+                        "document.documentElement.scrollHeight]")
         shot = self.cdp("Page.captureScreenshot", {
             "format": "png",
             "captureBeyondViewport": True,
@@ -244,11 +247,11 @@ class Browser:
         return Element(self, self.command("GET", "/element/active")[ELEMENT])
 
     # --- finding things as a person does ----------------------------------------------------
-    def find_all(self, css: str) -> List[Element]:
+    def find_all(self, css: str) -> list[Element]:
         found = self.command("POST", "/elements", {"using": "css selector", "value": css})
         return [Element(self, item[ELEMENT]) for item in found]
 
-    def _named(self, css: str, name: str) -> List[Element]:
+    def _named(self, css: str, name: str) -> list[Element]:
         matches = []
         for element in self.find_all(css):
             try:
@@ -259,16 +262,16 @@ class Browser:
                     raise
         return matches
 
-    def field(self, label: str, timeout: Optional[float] = None) -> Element:
+    def field(self, label: str, timeout: float | None = None) -> Element:
         """The one visible form field whose accessible name is ``label``."""
         return self._one("input, textarea, select", label, "field", timeout)
 
-    def button(self, name: str, timeout: Optional[float] = None) -> Element:
+    def button(self, name: str, timeout: float | None = None) -> Element:
         """The one visible button whose accessible name is ``name``."""
         return self._one("button, [role=button], input[type=submit]", name, "button", timeout)
 
-    def _one(self, css: str, name: str, kind: str, timeout: Optional[float]) -> Element:
-        found: List[Element] = []
+    def _one(self, css: str, name: str, kind: str, timeout: float | None) -> Element:
+        found: list[Element] = []
 
         def one() -> bool:
             nonlocal found
@@ -278,30 +281,31 @@ class Browser:
         self.wait_until(one, f"one visible {kind} named {name!r} (found {len(found)})", timeout)
         return found[0]
 
-    def wait_until(self, condition: Callable[[], Any], what: str, timeout: Optional[float] = None) -> Any:
-        deadline = time.monotonic() + (TIMEOUT if timeout is None else timeout)
-        last_error: Optional[Exception] = None
-        while True:
+    def wait_until(self, condition: Callable[[], Any], what: str, timeout: float | None = None) -> Any:
+        """What ``condition`` returns once truthy; a page re-rendering under it
+        (a stale or missing element) is asked again, not an error."""
+        seconds = TIMEOUT if timeout is None else timeout
+        last_error: list[Exception | None] = [None]
+
+        def met() -> Any:
             try:
-                result = condition()
-                if result:
-                    return result
+                return condition()
             except WebDriverError as error:
                 if error.error not in ("stale element reference", "no such element"):
                     raise
-                last_error = error
-            if time.monotonic() > deadline:
-                try:
-                    page = self.body_text
-                except WebDriverError:
-                    page = "(unreadable)"
-                raise AssertionError(
-                    f"waited {TIMEOUT if timeout is None else timeout}s for {what} "
-                    f"(last error: {last_error}); the page shows:\n{page}"
-                )
-            time.sleep(0.1)
+                last_error[0] = error
+                return None
 
-    def wait_for_text(self, text: str, timeout: Optional[float] = None) -> None:
+        def described() -> str:
+            try:
+                page = self.body_text
+            except WebDriverError:
+                page = "(unreadable)"
+            return f"{what} (last error: {last_error[0]}); the page shows:\n{page}"
+
+        return eventually(met, seconds, described, interval=0.1)
+
+    def wait_for_text(self, text: str, timeout: float | None = None) -> None:
         self.wait_until(lambda: text.lower() in self.body_text.lower(), f"text {text!r}", timeout)
 
     def error_next_to(self, field: Element) -> str:

@@ -14,16 +14,16 @@
 import http.server
 import threading
 import time
-from typing import Any, Dict, List, Union
+from typing import Any
 
 import requests
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 
 class FlakyProxy:
     def __init__(
-        self, upstream: str, faults: List[Union[int, str]], hang_seconds: float = 2.0
+        self, upstream: str, faults: list[int | str], hang_seconds: float = 2.0
     ) -> None:
         self.upstream = upstream
         self.hang_seconds = hang_seconds
@@ -88,7 +88,7 @@ class FlakyProxy:
         self._server.server_close()
 
 
-def aws_error(code: str, message: str = "injected fault", status: int = 400) -> Dict[str, Any]:
+def aws_error(code: str, message: str = "injected fault", status: int = 400) -> dict[str, Any]:
     return {
         "status": status,
         "parsed": {
@@ -102,7 +102,7 @@ class fail_first:
     """Register on a boto3 session: after ``skip`` calls, ``times`` calls get ``answer``."""
 
     def __init__(
-        self, session: Any, event: str, times: int, answer: Dict[str, Any], skip: int = 0
+        self, session: Any, event: str, times: int, answer: dict[str, Any], skip: int = 0
     ) -> None:
         self.remaining = times
         self.skip = skip
@@ -117,7 +117,7 @@ class fail_first:
             if self.calls <= self.skip or self.remaining <= 0:
                 return None
             self.remaining -= 1
-        return AWSResponse("", self._answer["status"], {}, None), dict(self._answer["parsed"])
+        return AWSResponse("", self._answer["status"], HTTPHeaders(), None), dict(self._answer["parsed"])
 
 
 NETWORK_FAULTS = {

@@ -8,7 +8,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from chalicelib.workflow import execution_arn
 from scripts.local.child import ChildStack
@@ -29,7 +29,7 @@ class RunningStack(ChildStack):
         self.cognito = session.client("cognito-idp", endpoint_url=endpoint)
         self.sfn = session.client("stepfunctions", endpoint_url=endpoint)
         self.ddb = session.client("dynamodb", endpoint_url=endpoint)
-        self._admin_token: Optional[str] = None
+        self._admin_token: str | None = None
 
     # --- what a user does --------------------------------------------------------
     def sign_up_and_confirm(self, email: str, name: str) -> str:
@@ -53,7 +53,7 @@ class RunningStack(ChildStack):
 
     def run_admin(self, *args: str, stdin: str = "") -> "subprocess.CompletedProcess[str]":
         """The admin CLI against this stack, signed in as the e2e admin."""
-        self.admin_token  # made, and its session saved where the CLI finds it
+        assert self.admin_token  # made, and its session saved where the CLI finds it
         session = self.state_dir / f"admin-session-{ADMIN_EMAIL}.json"
         (self.state_dir / "admin-session.json").write_bytes(session.read_bytes())
         return subprocess.run(
@@ -64,7 +64,7 @@ class RunningStack(ChildStack):
     def task_token(self, tenant_id: str, seconds: float = 20) -> str:
         execution = self.execution_arn(tenant_id)
 
-        def token() -> Optional[str]:
+        def token() -> str | None:
             try:
                 history = self.sfn.get_execution_history(executionArn=execution)["events"]
             except self.sfn.exceptions.ExecutionDoesNotExist:
@@ -78,12 +78,12 @@ class RunningStack(ChildStack):
         return eventually(token, seconds, lambda: f"no task token for {tenant_id}:\n{self.output()}",
                           interval=0.1)
 
-    def finalize(self, body: Dict[str, Any]) -> Tuple[int, Any]:
+    def finalize(self, body: dict[str, Any]) -> tuple[int, Any]:
         return call(self, "POST", "/tenant/finalize", self.admin_token, body)
 
-    def record(self, tenant_id: str, status: str, seconds: float = 15) -> Dict[str, Any]:
-        def in_status() -> Optional[Dict[str, Any]]:
-            item: Dict[str, Any] = self.ddb.get_item(
+    def record(self, tenant_id: str, status: str, seconds: float = 15) -> dict[str, Any]:
+        def in_status() -> dict[str, Any] | None:
+            item: dict[str, Any] = self.ddb.get_item(
                 TableName=self.outputs["tableName"],
                 Key={"pk": {"S": tenant_id}, "sk": {"S": "tenant"}},
             ).get("Item", {})
@@ -92,11 +92,11 @@ class RunningStack(ChildStack):
         return eventually(in_status, seconds,
                           lambda: f"record never reached {status}\n{self.output()}", interval=0.1)
 
-    def events(self) -> List[Dict[str, Any]]:
+    def events(self) -> list[dict[str, Any]]:
         path = self.state_dir / "events.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines() if line]
 
-    def wait_for_event(self, tenant_id: str, detail_type: str, seconds: float = 15) -> List[str]:
+    def wait_for_event(self, tenant_id: str, detail_type: str, seconds: float = 15) -> list[str]:
         return wait_for_event(self.events, tenant_id, detail_type, seconds)
 
     def execution_arn(self, name: str) -> str:
@@ -104,8 +104,8 @@ class RunningStack(ChildStack):
         return execution_arn(self.outputs["stateMachineArn"], name)
 
 
-def call(stack: ChildStack, method: str, path: str, token: Optional[str] = None,
-         body: Any = None) -> Tuple[int, Any]:
+def call(stack: ChildStack, method: str, path: str, token: str | None = None,
+         body: Any = None) -> tuple[int, Any]:
     """One request to the stack's API: (status, JSON answer)."""
     request = urllib.request.Request(
         stack.outputs["apiUrl"] + path, method=method,

@@ -15,7 +15,8 @@ closes the world when its module ends, so no mock outlives a module.
 """
 import json
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import boto3
 from moto import mock_aws
@@ -65,7 +66,9 @@ class StageWorld:
         self.secrets = self.session.client("secretsmanager")
         self.resources = provision_stage(self.session, STAGE, ACCOUNT)
         self._queue = self._capture_events(self.session.client("events"))
-        self.events: List[Dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        # every event seen that the catalogue (chalicelib/events.py) does not describe
+        self.off_contract: list[str] = []
 
         import app
 
@@ -97,9 +100,9 @@ class StageWorld:
     # --- one test's configuration ----------------------------------------------
     def configure(
         self,
-        approval_timeout_seconds: Optional[int],
-        retry_interval_seconds: Optional[int],
-        stripe_api_key: Optional[str],
+        approval_timeout_seconds: int | None,
+        retry_interval_seconds: int | None,
+        stripe_api_key: str | None,
         enforce_ses_quotas: bool,
     ) -> None:
         """The state machines with this test's waits; the Stripe secret it reads."""
@@ -178,14 +181,17 @@ class StageWorld:
         while self._receive():
             pass
 
-    def _receive(self) -> List[Dict[str, Any]]:
+    def _receive(self) -> list[dict[str, Any]]:
         messages = self.sqs.receive_message(
             QueueUrl=self._queue, MaxNumberOfMessages=10).get("Messages", [])
         for message in messages:
             self.sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
-        return [json.loads(message["Body"]) for message in messages]
+        received = [json.loads(message["Body"]) for message in messages]
+        for event in received:
+            self.off_contract += contract_violations(event)
+        return received
 
-    def read_events(self) -> List[Dict[str, Any]]:
+    def read_events(self) -> list[dict[str, Any]]:
         """Every event put on the bus since the test began, in order received."""
         while True:
             received = self._receive()
@@ -200,12 +206,12 @@ class Stage:
     def __init__(
         self,
         monkeypatch: Any,
-        approval_timeout_seconds: Optional[int] = None,
-        stripe_api_base: Optional[str] = None,
+        approval_timeout_seconds: int | None = None,
+        stripe_api_base: str | None = None,
         stripe_api_key: str = "sk_test_local",
         contact_list_mode: str = DEFAULT_CONTACT_LIST_MODE,
         enforce_ses_quotas: bool = False,
-        retry_interval_seconds: Optional[int] = 1,
+        retry_interval_seconds: int | None = 1,
     ) -> None:
         self._monkeypatch = monkeypatch
         self._approval_timeout = approval_timeout_seconds
@@ -242,11 +248,14 @@ class Stage:
             monkeypatch.setenv("STRIPE_API_BASE", self._stripe_base)
 
     def __exit__(self, *exc: Any) -> None:
-        self.world.reset()
+        world = self.world
+        world.reset()
         deps.reset()
+        violations, world.off_contract = world.off_contract, []
+        assert not violations, f"events off the catalogue's contract: {violations}"
 
     # --- driving ---------------------------------------------------------------
-    def start(self, tenant: Dict[str, str]) -> str:
+    def start(self, tenant: dict[str, str]) -> str:
         """Start onboarding the way the trigger does."""
         from chalicelib.tenants import NewTenant
 
@@ -255,7 +264,7 @@ class Stage:
         )
 
     def wait_for_token(self, execution_arn: str, seconds: float = 15) -> str:
-        def token() -> Optional[str]:
+        def token() -> str | None:
             for event in self.history(execution_arn):
                 if event["type"] == "TaskScheduled":
                     parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
@@ -267,7 +276,7 @@ class Stage:
 
         return eventually(token, seconds, "the execution never reached Wait For Callback")
 
-    def tenant_with_login(self, n: int) -> Dict[str, str]:
+    def tenant_with_login(self, n: int) -> dict[str, str]:
         """A tenant whose id is the sub of a real user of the stage's pool."""
         t = tenant(n)
         user = self.world.cognito.admin_create_user(
@@ -283,22 +292,22 @@ class Stage:
         return bool(self.world.cognito.admin_get_user(
             UserPoolId=self.resources.ref("UserPool"), Username=tenant_id)["Enabled"])
 
-    def wait_for_status(self, tenant_id: str, status: str, seconds: float = 30) -> Dict[str, Any]:
-        def in_status() -> Optional[Dict[str, Any]]:
+    def wait_for_status(self, tenant_id: str, status: str, seconds: float = 30) -> dict[str, Any]:
+        def in_status() -> dict[str, Any] | None:
             record = self.record(tenant_id) or {}
             return record if record.get("status") == status else None
 
         return eventually(in_status, seconds,
                           lambda: f"tenant {tenant_id} never became {status}: {self.record(tenant_id)}")
 
-    def kinds(self, tenant_id: str) -> List[str]:
+    def kinds(self, tenant_id: str) -> list[str]:
         """The detail types of the tenant's events so far, in order."""
         return event_kinds(self.events(), tenant_id)
 
-    def wait_for_event(self, tenant_id: str, detail_type: str, seconds: float = 30) -> List[str]:
+    def wait_for_event(self, tenant_id: str, detail_type: str, seconds: float = 30) -> list[str]:
         return wait_for_event(self.events, tenant_id, detail_type, seconds)
 
-    def offboarding_ended(self, tenant_id: str, attempt: int = 1, seconds: float = 60) -> List[str]:
+    def offboarding_ended(self, tenant_id: str, attempt: int = 1, seconds: float = 60) -> list[str]:
         """Once the offboarding run has ended: every event type the tenant got (so a
         count is final: nothing more will be published)."""
         from chalicelib.workflow import execution_arn, offboarding_name
@@ -315,49 +324,64 @@ class Stage:
         eventually(ended, seconds, f"offboarding run {arn} still running")
         return self.kinds(tenant_id)
 
-    def wait_until_asked(self, tenant_id: str, seconds: float = 30) -> Dict[str, Any]:
+    def wait_until_asked(self, tenant_id: str, seconds: float = 30) -> dict[str, Any]:
         """Until the wait task has kept its token and asked for approval; the record."""
-        def asked() -> Optional[Dict[str, Any]]:
+        def asked() -> dict[str, Any] | None:
             record = self.record(tenant_id) or {}
             return record if (record.get("pendingDecision") or {}).get("requestNotifiedAt") else None
 
         return eventually(asked, seconds, f"tenant {tenant_id} was never asked about")
 
-    def wait_for_end(self, execution_arn: str, seconds: float = 30) -> Dict[str, Any]:
-        def ended() -> Optional[Dict[str, Any]]:
-            description = self.sfn.describe_execution(executionArn=execution_arn)
+    def wait_for_end(self, execution_arn: str, seconds: float = 30) -> dict[str, Any]:
+        def ended() -> dict[str, Any] | None:
+            description = dict(self.sfn.describe_execution(executionArn=execution_arn))
             return description if description["status"] != "RUNNING" else None
 
         return eventually(ended, seconds, f"execution {execution_arn} still running")
 
-    def history(self, execution_arn: str) -> List[Dict[str, Any]]:
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
         return history(self.sfn, execution_arn)
 
-    def states_visited(self, execution_arn: str) -> List[str]:
+    def states_visited(self, execution_arn: str) -> list[str]:
         return [
             event["stateEnteredEventDetails"]["name"]
             for event in self.history(execution_arn)
             if event["type"].endswith("StateEntered")
         ]
 
-    def record(self, tenant_id: str) -> Optional[Dict[str, Any]]:
+    def record(self, tenant_id: str) -> dict[str, Any] | None:
         return deps.tenants().get(tenant_id)
 
-    def events(self) -> List[Dict[str, Any]]:
+    def events(self) -> list[dict[str, Any]]:
         """Every event put on the bus so far, in order received."""
         return self.world.read_events()
 
 
-def history(sfn: Any, execution_arn: str) -> List[Dict[str, Any]]:
-    events: List[Dict[str, Any]] = []
+def contract_violations(event: dict[str, Any]) -> list[str]:
+    """What is wrong with a published event by the catalogue (chalicelib/events.py)."""
+    import jsonschema
+
+    from chalicelib.events import CATALOGUE, DEFAULT_SOURCE
+
+    declared = CATALOGUE.get(event.get("detail-type", ""))
+    if declared is None:
+        return [f"{event.get('detail-type')!r} is not in the catalogue"]
+    problems = [] if event.get("source") == DEFAULT_SOURCE else [f"source {event.get('source')!r}"]
+    validator = jsonschema.Draft202012Validator(declared.schema())
+    problems += [f"{declared}: {error.message}" for error in validator.iter_errors(event["detail"])]
+    return problems
+
+
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
         events.extend(page["events"])
     return events
 
 
-def at_once(call: Callable[[], Any], times: int = 2) -> List[Any]:
+def at_once(call: Callable[[], Any], times: int = 2) -> list[Any]:
     """What ``call`` returns, run ``times`` times at once in threads (races)."""
-    results: List[Any] = []
+    results: list[Any] = []
     threads = [threading.Thread(target=lambda: results.append(call())) for _ in range(times)]
     for thread in threads:
         thread.start()
@@ -366,7 +390,7 @@ def at_once(call: Callable[[], Any], times: int = 2) -> List[Any]:
     return results
 
 
-def tenant(n: int = 1) -> Dict[str, str]:
+def tenant(n: int = 1) -> dict[str, str]:
     return {
         "tenantId": f"00000000-0000-4000-8000-{n:012d}",
         "email": f"tenant{n}@example.com",
@@ -374,24 +398,24 @@ def tenant(n: int = 1) -> Dict[str, str]:
     }
 
 
-def finalize_body(token: str, status: str, reason: Optional[str] = None) -> str:
-    body: Dict[str, Any] = {"taskToken": token, "status": status}
+def finalize_body(token: str, status: str, reason: str | None = None) -> str:
+    body: dict[str, Any] = {"taskToken": token, "status": status}
     if reason is not None:
         body["reason"] = reason
     return json.dumps(body)
 
 
-def event_kinds(events: List[Dict[str, Any]], tenant_id: str) -> List[str]:
+def event_kinds(events: list[dict[str, Any]], tenant_id: str) -> list[str]:
     return [e["detail-type"] for e in events if e["detail"]["tenantId"] == tenant_id]
 
 
 def wait_for_event(
-    read_events: Callable[[], List[Dict[str, Any]]], tenant_id: str, detail_type: str,
+    read_events: Callable[[], list[dict[str, Any]]], tenant_id: str, detail_type: str,
     seconds: float,
-) -> List[str]:
+) -> list[str]:
     """The tenant's event types so far, once ``detail_type`` is among them (a
     status is set a moment before its event goes out)."""
-    def published() -> Optional[List[str]]:
+    def published() -> list[str] | None:
         kinds = event_kinds(read_events(), tenant_id)
         return kinds if detail_type in kinds else None
 

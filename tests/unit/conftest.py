@@ -3,13 +3,14 @@
 Every AWS resource lives inside one ``mock_aws`` context per test, created in
 us-east-1 by the fixture that needs it, so nothing outlives its test.
 """
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from chalicelib.events import CATALOGUE
 from chalicelib.tenants import NewTenant, TenantRepository
 
 REGION = "us-east-1"
@@ -53,7 +54,7 @@ def new_tenant():
     return NewTenant(tenant_id=TENANT_ID, email="ada@example.com", name="Ada Ltd")
 
 
-def raw_item(dynamodb, tenant_id: str = TENANT_ID) -> Dict[str, Any]:
+def raw_item(dynamodb, tenant_id: str = TENANT_ID) -> dict[str, Any]:
     """The record exactly as DynamoDB stores it (typed attribute values)."""
     return dynamodb.get_item(
         TableName=TABLE_NAME,
@@ -71,7 +72,7 @@ class FailingClient:
 
     def __init__(self, code: str) -> None:
         self.code = code
-        self.calls: List[str] = []
+        self.calls: list[str] = []
 
     def __getattr__(self, operation: str):
         def call(**_kwargs):
@@ -85,10 +86,12 @@ class FakePublisher:
     """Records what would have gone to EventBridge."""
 
     def __init__(self) -> None:
-        self.events: List[Tuple[str, Dict[str, Any]]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
         self.fail_next = False  # the next publish fails as EventBridge would
 
-    def publish(self, detail_type: str, detail: Dict[str, Any]) -> str:
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> str:
+        """As EventPublisher: a detail the catalogue does not describe is refused."""
+        CATALOGUE[detail_type].check(detail)
         if self.fail_next:
             from chalicelib.errors import EventPublishFailed
 

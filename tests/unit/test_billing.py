@@ -213,7 +213,7 @@ def test_given_an_in_flight_idempotent_request_when_retried_then_stripe_unavaila
                     raise stripe.IdempotencyError("A request with this key is in progress",
                                                   http_status=409)
 
-    monkeypatch.setattr(billing, "_stripe_client", lambda: InFlight)
+    monkeypatch.setattr(billing, "stripe_client", lambda: InFlight)
     with pytest.raises(StripeUnavailable, match="still processing"):
         billing.create_customer(NewTenant("t-1", "a@example.com", "A"))
 

@@ -16,7 +16,7 @@ DECLARED = {fn.name for fn in app_module.app.pure_lambda_functions}
 
 
 def test_every_placeholder_is_substituted_with_a_task_function_the_app_declares():
-    by_logical_id = {logical: name for name, logical in stack_template.FUNCTIONS.items()}
+    by_logical_id = {logical: name for name, logical in stack_template.app_functions().items()}
     used = stack_template.placeholders(DEFINITION)
 
     assert used, "the definition should reference the app's functions"

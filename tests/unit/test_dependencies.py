@@ -1,10 +1,10 @@
 import pytest
 
 from chalicelib import dependencies as deps
-from chalicelib.errors import StripeNotConfigured
-from chalicelib.settings import SettingsError
+from chalicelib.billing import NoBilling
 from chalicelib.contact_lists import ContactLists, SharedListTopics
-from chalicelib.tenants import TenantRepository
+from chalicelib.errors import SettingsError, StripeNotConfigured
+from chalicelib.tenants import NewTenant, TenantRepository
 
 
 @pytest.fixture
@@ -40,9 +40,13 @@ def test_given_an_override_when_asked_for_then_the_override_is_returned(stage):
     assert deps.tenants() is fake
 
 
-def test_given_no_stripe_secret_id_when_billing_is_asked_for_then_stripe_not_configured(stage):
+def test_given_no_stripe_secret_id_when_a_customer_is_asked_for_then_stripe_not_configured(stage):
+    billing = deps.billing()
+
+    assert isinstance(billing, NoBilling)
     with pytest.raises(StripeNotConfigured):
-        deps.billing()
+        billing.create_customer(NewTenant("t-1", "ada@example.com", "Ada Ltd"))
+    assert billing.delete_customer("cus_1", "t-1") is False
 
 
 def test_given_no_stage_variables_when_a_service_is_asked_for_then_settings_error():

@@ -3,14 +3,15 @@ import json
 
 from chalicelib.locks import LeaseLock
 from chalicelib.tenant_admin import CLAIM_LEASE_SECONDS
-from scripts.deploy.template import FUNCTIONS, PROJECT_DIR
+from scripts.deploy.template import app_functions
+from scripts.shared import PROJECT_DIR
 
 CONFIG = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
 TIMEOUTS = {name: spec["lambda_timeout"] for name, spec in CONFIG["lambda_functions"].items()}
 
 
 def test_every_function_has_an_explicit_timeout():
-    assert set(TIMEOUTS) == set(FUNCTIONS)
+    assert set(TIMEOUTS) == set(app_functions())
 
 
 def test_the_cognito_triggers_fit_cognitos_five_seconds():

@@ -9,20 +9,21 @@ keeps the list honest.
 import json
 import threading
 import time
-from typing import Any, Dict, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from scripts.local.aws import behave_like_aws, remember_backends_by_host
-from scripts.local.ses import reproduce_ses_contact_lists
 from scripts.local.patching import MOTO_VERSION, MotoVersionError, as_released, check_moto_version, replaced
+from scripts.local.ses import reproduce_ses_contact_lists
 from tests.support import eventually
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/canary"
-CANARIES: Dict[str, str] = {}  # patched member -> the canary that covers it
+CANARIES: dict[str, str] = {}  # patched member -> the canary that covers it
 
 
 def covers(*members: str) -> Any:
@@ -57,16 +58,16 @@ class TokenWait:
     """A state machine whose first task waits for its token (sent to an SQS queue)."""
 
     def __init__(self, session: boto3.session.Session, timeout_seconds: int = 30,
-                 then: Dict[str, Any] = None) -> None:
+                 then: dict[str, Any] = None) -> None:
         self.sqs = session.client("sqs")
         self.sfn = session.client("stepfunctions")
         self.queue = self.sqs.create_queue(QueueName="tokens")["QueueUrl"]
-        wait: Dict[str, Any] = {
+        wait: dict[str, Any] = {
             "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
             "TimeoutSeconds": timeout_seconds,
             "Parameters": {"QueueUrl": self.queue, "MessageBody": {"token.$": "$$.Task.Token"}},
         }
-        states: Dict[str, Any] = {"Wait for token": wait}
+        states: dict[str, Any] = {"Wait for token": wait}
         if then:
             wait["Next"] = "Then"
             states["Then"] = then

@@ -1,11 +1,12 @@
 import json
 import logging
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from chalicelib import steps
+from chalicelib.clock import format_instant, utc_now
 from chalicelib.contact_lists import ContactListPlace
 from chalicelib.errors import (
     EventPublishFailed,
@@ -13,7 +14,9 @@ from chalicelib.errors import (
     TenantAlreadyFinal,
     TenantNotFound,
 )
+from chalicelib.outcomes import Outcomes
 from chalicelib.settings import Settings
+from chalicelib.tenants import MAX_REASON_LENGTH
 from tests.support import load_event
 from tests.unit.conftest import TENANT_ID, raw_item
 
@@ -55,11 +58,11 @@ def lambda_error(error_type, message):
 
 # --- utc_now ------------------------------------------------------------------
 def test_given_now_when_formatted_then_iso_8601_utc_with_millis_ending_in_z():
-    value = steps.utc_now()
+    value = utc_now()
 
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", value)
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    assert abs(datetime.now(timezone.utc) - parsed) < timedelta(seconds=5)
+    assert abs(datetime.now(UTC) - parsed) < timedelta(seconds=5)
 
 
 # --- tenant_from_input --------------------------------------------------------
@@ -187,8 +190,8 @@ def waiting(task_input, token=TOKEN):
 @pytest.fixture
 def clock(monkeypatch):
     """steps.utc_now, moved by hand."""
-    now = {"value": datetime(2026, 11, 26, 10, 0, 5, tzinfo=timezone.utc)}
-    monkeypatch.setattr(steps, "utc_now", lambda: steps._format(now["value"]))
+    now = {"value": datetime(2026, 11, 26, 10, 0, 5, tzinfo=UTC)}
+    monkeypatch.setattr(steps, "utc_now", lambda: format_instant(now["value"]))
 
     def advance(seconds):
         now["value"] += timedelta(seconds=seconds)
@@ -286,7 +289,7 @@ def test_given_a_new_wait_when_awaiting_then_approval_is_requested_again(
 def test_given_a_final_tenant_when_awaiting_then_tenant_already_final(
     onboarding, publisher, task_input
 ):
-    steps.update_status_and_notify(approval(task_input), onboarding, publisher)
+    steps.update_status_and_notify(approval(task_input), Outcomes(onboarding, publisher))
 
     with pytest.raises(TenantAlreadyFinal):
         steps.await_decision(waiting(task_input), onboarding, publisher)
@@ -295,7 +298,7 @@ def test_given_a_final_tenant_when_awaiting_then_tenant_already_final(
 def test_given_a_decision_when_final_then_the_token_is_not_kept(onboarding, publisher, task_input):
     steps.await_decision(waiting(task_input), onboarding, publisher)
 
-    steps.update_status_and_notify(approval(task_input), onboarding, publisher)
+    steps.update_status_and_notify(approval(task_input), Outcomes(onboarding, publisher))
 
     assert "pendingDecision" not in onboarding.get(TENANT_ID)
 
@@ -316,7 +319,7 @@ def test_given_no_approval_window_when_awaiting_then_invalid_task_input(
 def test_given_onboarding_when_approved_then_one_complete_event_with_tenant_and_status(
     onboarding, publisher, task_input
 ):
-    result = steps.update_status_and_notify(approval(task_input), onboarding, publisher)
+    result = steps.update_status_and_notify(approval(task_input), Outcomes(onboarding, publisher))
 
     assert result == {"status": "active", "published": True}
     [(detail_type, detail)] = publisher.events
@@ -330,7 +333,7 @@ def test_given_onboarding_when_approved_then_one_complete_event_with_tenant_and_
 def test_given_onboarding_when_approved_then_record_is_active_and_marked_notified(
     onboarding, publisher, task_input
 ):
-    steps.update_status_and_notify(approval(task_input), onboarding, publisher)
+    steps.update_status_and_notify(approval(task_input), Outcomes(onboarding, publisher))
 
     record = onboarding.get(TENANT_ID)
     assert record["status"] == "active"
@@ -341,9 +344,9 @@ def test_given_onboarding_when_approved_then_record_is_active_and_marked_notifie
 def test_given_an_approval_already_published_when_step_runs_again_then_nothing_more_published(
     onboarding, publisher, task_input
 ):
-    steps.update_status_and_notify(approval(task_input), onboarding, publisher)
+    steps.update_status_and_notify(approval(task_input), Outcomes(onboarding, publisher))
 
-    result = steps.update_status_and_notify(approval(task_input), onboarding, publisher)
+    result = steps.update_status_and_notify(approval(task_input), Outcomes(onboarding, publisher))
 
     assert result == {"status": "active", "published": False}
     assert len(publisher.events) == 1
@@ -357,9 +360,9 @@ def test_given_active_but_publish_failed_when_step_runs_again_then_the_event_goe
             raise EventPublishFailed("EventBridge did not accept it")
 
     with pytest.raises(EventPublishFailed):
-        steps.update_status_and_notify(approval(task_input), onboarding, RefusingPublisher())
+        steps.update_status_and_notify(approval(task_input), Outcomes(onboarding, RefusingPublisher()))
 
-    result = steps.update_status_and_notify(approval(task_input), onboarding, publisher)
+    result = steps.update_status_and_notify(approval(task_input), Outcomes(onboarding, publisher))
 
     assert result["published"] is True
     assert [t for t, _ in publisher.events] == ["Tenant Onboarding Complete"]
@@ -374,7 +377,7 @@ def test_given_a_rejection_when_step_runs_then_the_event_carries_the_reason(
         decision={"status": "rejected", "reason": "incomplete", "decidedAt": DECIDED_AT, "decidedBy": ADMIN},
     )
 
-    steps.update_status_and_notify(event, onboarding, publisher)
+    steps.update_status_and_notify(event, Outcomes(onboarding, publisher))
 
     [(detail_type, detail)] = publisher.events
     assert detail_type == "Tenant Onboarding Rejected"
@@ -393,7 +396,7 @@ def test_given_a_rejection_when_step_runs_then_the_decision_is_stored_on_the_rec
         decision={"status": "rejected", "reason": "incomplete", "decidedAt": DECIDED_AT, "decidedBy": None},
     )
 
-    steps.update_status_and_notify(event, onboarding, publisher)
+    steps.update_status_and_notify(event, Outcomes(onboarding, publisher))
 
     record = onboarding.get(TENANT_ID)
     assert record["status"] == "rejected"
@@ -409,7 +412,7 @@ def test_given_a_lambda_failure_when_step_runs_then_failure_reason_uses_the_erro
 ):
     event = outcome(task_input, "failed", error=lambda_error("StripeAuthenticationFailed", "bad key"))
 
-    steps.update_status_and_notify(event, onboarding, publisher)
+    steps.update_status_and_notify(event, Outcomes(onboarding, publisher))
 
     record = onboarding.get(TENANT_ID)
     assert record["status"] == "failed"
@@ -423,7 +426,8 @@ def test_given_a_plain_string_cause_when_step_runs_then_failure_reason_uses_it(
 ):
     error = {"Error": "InvalidDecision", "Cause": "the callback did not carry status approved or rejected"}
 
-    steps.update_status_and_notify(outcome(task_input, "failed", error=error), onboarding, publisher)
+    steps.update_status_and_notify(outcome(task_input, "failed", error=error),
+                                   Outcomes(onboarding, publisher))
 
     assert onboarding.get(TENANT_ID)["failureReason"] == (
         "InvalidDecision: the callback did not carry status approved or rejected"
@@ -435,7 +439,7 @@ def test_given_no_record_when_failed_then_failed_event_still_published(
 ):
     event = outcome(task_input, "failed", error=lambda_error("AwsServiceUnavailable", "throttled"))
 
-    result = steps.update_status_and_notify(event, tenants, publisher)
+    result = steps.update_status_and_notify(event, Outcomes(tenants, publisher))
 
     assert result == {"status": "failed", "published": True}
     [(detail_type, detail)] = publisher.events
@@ -448,17 +452,17 @@ def test_given_no_record_when_approved_then_tenant_not_found_and_nothing_publish
     tenants, publisher, task_input
 ):
     with pytest.raises(TenantNotFound):
-        steps.update_status_and_notify(approval(task_input), tenants, publisher)
+        steps.update_status_and_notify(approval(task_input), Outcomes(tenants, publisher))
     assert publisher.events == []
 
 
 def test_given_active_and_notified_when_failed_outcome_arrives_then_nothing_changes(
     onboarding, publisher, task_input
 ):
-    steps.update_status_and_notify(approval(task_input), onboarding, publisher)
+    steps.update_status_and_notify(approval(task_input), Outcomes(onboarding, publisher))
     event = outcome(task_input, "failed", error=lambda_error("X", "late"))
 
-    result = steps.update_status_and_notify(event, onboarding, publisher)
+    result = steps.update_status_and_notify(event, Outcomes(onboarding, publisher))
 
     assert result == {"status": "active", "published": False}
     assert onboarding.get(TENANT_ID)["status"] == "active"
@@ -473,7 +477,7 @@ def test_given_active_but_unpublished_when_failure_path_runs_then_complete_goes_
                       {"decision": {"status": "approved", "decidedBy": "admin"}})
     event = outcome(task_input, "failed", error=lambda_error("EventPublishFailed", "down"))
 
-    result = steps.update_status_and_notify(event, onboarding, publisher)
+    result = steps.update_status_and_notify(event, Outcomes(onboarding, publisher))
 
     assert result == {"status": "active", "published": True}
     [(detail_type, detail)] = publisher.events
@@ -486,16 +490,16 @@ def test_given_active_but_unpublished_when_failure_path_runs_then_complete_goes_
 def test_given_rejected_when_a_late_approval_arrives_then_already_final(
     onboarding, publisher, task_input
 ):
-    steps.update_status_and_notify(outcome(task_input, "timeout"), onboarding, publisher)
+    steps.update_status_and_notify(outcome(task_input, "timeout"), Outcomes(onboarding, publisher))
 
     with pytest.raises(TenantAlreadyFinal):
-        steps.update_status_and_notify(approval(task_input), onboarding, publisher)
+        steps.update_status_and_notify(approval(task_input), Outcomes(onboarding, publisher))
 
 
 def test_given_a_timeout_when_step_runs_then_timeout_event_carries_the_timeout_reason(
     onboarding, publisher, task_input
 ):
-    steps.update_status_and_notify(outcome(task_input, "timeout"), onboarding, publisher)
+    steps.update_status_and_notify(outcome(task_input, "timeout"), Outcomes(onboarding, publisher))
 
     [(detail_type, detail)] = publisher.events
     assert detail_type == "Tenant Onboarding Timeout"
@@ -508,7 +512,7 @@ def test_given_an_unknown_outcome_status_when_step_runs_then_invalid_task_input(
     onboarding, publisher, task_input, status
 ):
     with pytest.raises(InvalidTaskInput):
-        steps.update_status_and_notify(outcome(task_input, status), onboarding, publisher)
+        steps.update_status_and_notify(outcome(task_input, status), Outcomes(onboarding, publisher))
     assert publisher.events == []
 
 
@@ -534,4 +538,4 @@ def test_given_no_error_object_when_described_then_an_unknown_reason():
 
 
 def test_given_a_huge_cause_when_described_then_it_is_capped_at_1000_chars():
-    assert len(steps.failure_reason({"Error": "E", "Cause": "c" * 5000})) == steps.MAX_REASON_LENGTH
+    assert len(steps.failure_reason({"Error": "E", "Cause": "c" * 5000})) == MAX_REASON_LENGTH

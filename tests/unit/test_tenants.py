@@ -1,7 +1,7 @@
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-import boto3
 
 from chalicelib.errors import (
     AwsServiceUnavailable,

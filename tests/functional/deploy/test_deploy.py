@@ -5,13 +5,13 @@ describe / execute / delete, stack events, outputs, delete).
 moto's CloudFormation cannot run the SAM transform, so `make package` is
 replaced by a small template of resources it can create (with a CodeUri, to
 see the upload); the packaged template itself is tested in
-test_template.py. What only a real account can show is in the README.
+test_template.py. What only a real account can show is in docs/deploy.md.
 """
 import io
 import json
 import shutil
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -19,7 +19,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from scripts.deploy import deploy
-from scripts.deploy.template import PROJECT_DIR, stripe_secret_name
+from scripts.shared import PROJECT_DIR, stripe_secret_name
 from tests.support import free_port
 
 REGION = "us-east-1"
@@ -246,7 +246,7 @@ class RollingBack:
 
     def __init__(self):
         self.status = "CREATE_IN_PROGRESS"
-        at = datetime.now(timezone.utc)
+        at = datetime.now(UTC)
         self.events = [  # newest first, as DescribeStackEvents answers
             self._event("5", "ROLLBACK_COMPLETE", "tenant-onboarding-dev", at),
             self._event("4", "DELETE_COMPLETE", "TenantTable", at),

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from chalicelib.locks import LeaseLock
+from chalicelib.settings import CONTACT_LIST_MODES
 from scripts.deploy import package
 from scripts.deploy import template as stack_template
-from scripts.deploy.template import FUNCTIONS, PROJECT_DIR, Resolver
+from scripts.deploy.template import Resolver, app_functions
+from scripts.shared import PROJECT_DIR
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 # Resource "*" only where AWS has no resource-level permission; each such
@@ -31,7 +33,8 @@ RESOURCE_STAR_ALLOWED = {
     "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
     "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
 }
-MODES = stack_template.CONTACT_LIST_MODES
+MODES = CONTACT_LIST_MODES
+FUNCTIONS = app_functions()
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,8 @@ import threading
 import pytest
 from chalice.test import Client
 
+from chalicelib.events import APPROVAL_REQUESTED as APPROVAL
 from tests.support.stage import STAGE, finalize_body, tenant
-
-APPROVAL = "Tenant Onboarding Approval Requested"
 
 
 def get(client, path):

@@ -2,7 +2,6 @@
 tests): one list per account and Region, 20 topics per list."""
 import threading
 
-
 from tests.support.stage import Stage, tenant
 
 

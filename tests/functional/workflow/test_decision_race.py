@@ -15,6 +15,9 @@ from datetime import datetime
 import pytest
 from chalice.test import Client
 
+from chalicelib.events import ONBOARDING_COMPLETE as COMPLETE
+from chalicelib.events import ONBOARDING_TIMEOUT as TIMEOUT
+from tests.support import eventually
 from tests.support.stage import STAGE, Stage, finalize_body, tenant
 
 # timing-sensitive: run on one worker with the other such tests, one at a time
@@ -27,21 +30,20 @@ EXECUTIONS = 20
 # around the deadline), and two well before and two well after it, so that on a
 # busy machine too some are surely in time and some surely late
 OFFSETS_MS = [-900, -450] + [-81 + 6 * n for n in range(EXECUTIONS - 4)] + [450, 900]
-COMPLETE = "Tenant Onboarding Complete"
-TIMEOUT = "Tenant Onboarding Timeout"
 
 
 def waiting_task(stage, execution_arn, seconds=15):
     """The task token, and when Wait For Callback was entered (epoch seconds)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    def scheduled():
         for event in stage.history(execution_arn):
             if event["type"] == "TaskScheduled":
                 payload = json.loads(event["taskScheduledEventDetails"]["parameters"])["Payload"]
                 entered = datetime.fromisoformat(payload["waitStartedAt"]).timestamp()
                 return payload["taskToken"], entered
-        time.sleep(0.02)
-    raise AssertionError(f"{execution_arn} never reached Wait For Callback")
+        return None
+
+    return eventually(scheduled, seconds, f"{execution_arn} never reached Wait For Callback",
+                      interval=0.02)
 
 
 def approve(client, token):

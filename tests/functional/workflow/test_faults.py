@@ -7,6 +7,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import dependencies as deps
+from chalicelib.events import APPROVAL_REQUESTED as APPROVAL
 from tests.support import localstripe_customers
 from tests.support.faults import FlakyProxy, aws_error, fail_first
 from tests.support.stage import REGION, STAGE, Stage, finalize_body, tenant
@@ -31,7 +32,6 @@ def approve(stage, execution):
     return token
 
 
-APPROVAL = "Tenant Onboarding Approval Requested"
 
 
 def outcome_events(stage):

@@ -12,14 +12,13 @@ import requests
 from chalice.test import Client
 
 from chalicelib import dependencies as deps
+from chalicelib.events import APPROVAL_REQUESTED as APPROVAL
+from chalicelib.events import OFFBOARDING_COMPLETE as OFFBOARDED
+from chalicelib.events import OFFBOARDING_FAILED
 from scripts.local.lambdas import scheduled_event
 from tests.support import localstripe_customers
 from tests.support.faults import FlakyProxy, aws_error, fail_first
 from tests.support.stage import REGION, STAGE, Stage, app_session, at_once, finalize_body
-
-APPROVAL = "Tenant Onboarding Approval Requested"
-OFFBOARDED = "Tenant Offboarding Complete"
-OFFBOARDING_FAILED = "Tenant Offboarding Failed"
 
 
 def post(client, path, body):

@@ -11,12 +11,12 @@ import json
 import pytest
 from chalice.test import Client
 
+from chalicelib.events import APPROVAL_REQUESTED as APPROVAL
+from chalicelib.events import ONBOARDING_COMPLETE as COMPLETE
 from tests.support import localstripe_customers
 from tests.support.faults import NETWORK_FAULTS, FlakyProxy, unreachable
 from tests.support.stage import STAGE, Stage, app_client, finalize_body, tenant
 
-APPROVAL = "Tenant Onboarding Approval Requested"
-COMPLETE = "Tenant Onboarding Complete"
 # An AWS call each task makes: (the app's client, its operation, when the
 # fault starts: at once, or once the tenant waits, so it hits this task and
 # not an earlier one making the same call).

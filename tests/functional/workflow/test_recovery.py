@@ -9,15 +9,14 @@ import json
 import pytest
 from chalice.test import Client
 
+from chalicelib.events import APPROVAL_REQUESTED as APPROVAL
+from chalicelib.events import ONBOARDING_COMPLETE as COMPLETE
+from chalicelib.events import ONBOARDING_FAILED as FAILED
 from chalicelib.workflow import execution_arn
 from scripts.local.lambdas import scheduled_event
 from tests.support import localstripe_customers
 from tests.support.faults import aws_error, fail_first
 from tests.support.stage import STAGE, Stage, app_client, app_session, at_once, finalize_body, tenant
-
-APPROVAL = "Tenant Onboarding Approval Requested"
-FAILED = "Tenant Onboarding Failed"
-COMPLETE = "Tenant Onboarding Complete"
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ import json
 from chalice.test import Client
 
 from chalicelib import dependencies as deps
+from chalicelib.events import APPROVAL_REQUESTED as APPROVAL
 from tests.support import localstripe_customers
 from tests.support.stage import STAGE, Stage, finalize_body, tenant
-
-APPROVAL = "Tenant Onboarding Approval Requested"
 
 HAPPY_PATH_WITHOUT_STRIPE = [
     "Create Tenant Record",
