@@ -131,6 +131,43 @@ def my_onboarding() -> Any:
     return tenant_view(deps.tenants(), _request().context)
 
 
+@app.route("/me/subscribers", methods=["GET"], authorizer=tenant_only)
+@answers
+def my_subscribers() -> Any:
+    from chalicelib.my_subscribers import caller_tenant
+
+    request = _request()
+    return deps.my_subscribers().listing(caller_tenant(request.context), request.query_params)
+
+
+@app.route("/me/subscribers", methods=["POST"], authorizer=tenant_only)
+@answers
+def add_my_subscriber() -> Any:
+    from chalicelib.my_subscribers import caller_tenant
+
+    request = _request()
+    return deps.my_subscribers().add(caller_tenant(request.context), request.raw_body)
+
+
+@app.route("/me/subscribers/import", methods=["POST"], authorizer=tenant_only,
+           content_types=["application/json", "text/csv", "text/plain"])
+@answers
+def import_my_subscribers() -> Any:
+    from chalicelib.my_subscribers import caller_tenant
+
+    request = _request()
+    return deps.my_subscribers().import_rows(
+        caller_tenant(request.context), request.raw_body, request.headers.get("content-type"))
+
+
+@app.route("/me/subscribers/{email}", methods=["DELETE"], authorizer=tenant_only)
+@answers
+def remove_my_subscriber(email: str) -> Any:
+    from chalicelib.my_subscribers import caller_tenant
+
+    return deps.my_subscribers().remove(caller_tenant(_request().context), email)
+
+
 @app.route("/config", methods=["GET"])
 def public_config() -> Any:
     from chalicelib.settings import public_config

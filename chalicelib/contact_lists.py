@@ -1,7 +1,11 @@
-"""The tenant's place in Amazon SES list management (SES v2).
+"""The tenant's contact list: where its subscribers live, per the stage's mode.
 
-Two modes, set per stage (CONTACT_LIST_MODE):
-- ``list-per-tenant``: one contact list per tenant, as the seed describes. AWS
+Three modes, set per stage (CONTACT_LIST_MODE):
+- ``subscriber-store`` (the default): the tenant's subscribers are items of
+  the tenant in our own DynamoDB table (subscribers.py), and the tenant gets
+  its own SES tenant (ses_tenants.py), SES's unit of per-tenant reputation and
+  suppression. No SES list quota applies.
+- ``list-per-tenant``: one SES contact list per tenant, as the seed describes. AWS
   allows only ONE contact list per account and Region, so in a real account
   this fails from the second tenant on (ContactListQuotaReached).
 - ``topic-per-tenant``: one shared list per stage, made by the first
@@ -10,18 +14,25 @@ Two modes, set per stage (CONTACT_LIST_MODE):
   tenant gets a topic on it, at most 20 topics per list. UpdateContactList
   replaces the whole topic array, so the read-modify-write happens under a
   lease lock.
+
+The record names the place a tenant was given and its mode (``listMode``), so
+a stage that changes mode gives each tenant's place back as it was made
+(``ContactListPlaces``).
 """
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.errors import ContactListBusy, ContactListQuotaReached, aws_call, aws_error_code
 from chalicelib.logs import get_logger
+from chalicelib.settings import LIST_PER_TENANT, SUBSCRIBER_STORE, TOPIC_PER_TENANT
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sesv2.type_defs import GetContactListResponseTypeDef, TopicTypeDef
 
     from chalicelib.locks import LeaseLock
+    from chalicelib.ses_tenants import SesTenants
+    from chalicelib.subscribers import SubscriberStore
 
 logger = get_logger(__name__)
 
@@ -37,13 +48,34 @@ def topic_name(tenant_id: str) -> str:
     return f"tenant-{tenant_id}"
 
 
+def subscriber_list_name(tenant_id: str) -> str:
+    """The tenant's list in our own store (its subscriber items' partition)."""
+    return f"subscribers-{tenant_id}"
+
+
 @dataclass(frozen=True)
 class ContactListPlace:
     list: str
     topic: str | None = None
+    ses_tenant: str | None = None
+    mode: str = LIST_PER_TENANT
 
     def to_dict(self) -> dict[str, str]:
-        return {"list": self.list, **({"topic": self.topic} if self.topic else {})}
+        """As the record keeps it: list, listMode, and topic or sesTenant."""
+        return {"list": self.list, "listMode": self.mode,
+                **({"topic": self.topic} if self.topic else {}),
+                **({"sesTenant": self.ses_tenant} if self.ses_tenant else {})}
+
+    @classmethod
+    def of_record(cls, record: dict[str, Any]) -> "ContactListPlace | None":
+        """The place a record names, or None when it holds none. Records from
+        before ``listMode`` was kept are list-per-tenant, or topic-per-tenant
+        when they name a topic."""
+        if not record.get("list"):
+            return None
+        mode = record.get("listMode") or (TOPIC_PER_TENANT if record.get("topic") else LIST_PER_TENANT)
+        return cls(list=record["list"], topic=record.get("topic"),
+                   ses_tenant=record.get("sesTenant"), mode=mode)
 
 
 class ContactListProvider(Protocol):
@@ -81,11 +113,12 @@ class ContactLists:
             elif code == "LimitExceededException":
                 raise ContactListQuotaReached(
                     "the SES contact-list quota is reached: AWS allows one contact "
-                    "list per account and Region; use CONTACT_LIST_MODE=topic-per-tenant"
+                    "list per account and Region; use CONTACT_LIST_MODE=subscriber-store "
+                    "(the default)"
                 ) from None
             else:
                 raise
-        return ContactListPlace(list=name)
+        return ContactListPlace(list=name, mode=LIST_PER_TENANT)
 
     def release_for_tenant(self, tenant_id: str, place: ContactListPlace) -> bool:
         """Delete the tenant's list; False when it was already gone."""
@@ -118,7 +151,7 @@ class SharedListTopics:
             if any(t.get("TopicName") == topic for t in topics):
                 logger.info("topic %s already on %s", topic, self._list,
                             extra={"tenantId": tenant_id})
-                return ContactListPlace(list=self._list, topic=topic)
+                return ContactListPlace(list=self._list, topic=topic, mode=TOPIC_PER_TENANT)
             if len(topics) >= MAX_TOPICS_PER_LIST:
                 raise ContactListQuotaReached(
                     f"the SES contact-list quota is reached: {self._list} already has "
@@ -146,7 +179,7 @@ class SharedListTopics:
             if not any(t.get("TopicName") == topic for t in written.get("Topics") or []):
                 raise ContactListBusy(f"topic {topic} was overwritten on {self._list}; will retry")
         logger.info("added topic %s to %s", topic, self._list, extra={"tenantId": tenant_id})
-        return ContactListPlace(list=self._list, topic=topic)
+        return ContactListPlace(list=self._list, topic=topic, mode=TOPIC_PER_TENANT)
 
     def release_for_tenant(self, tenant_id: str, place: ContactListPlace) -> bool:
         """Take the tenant's topic off the shared list, under the lock that adds
@@ -210,6 +243,48 @@ class SharedListTopics:
                 raise
         with aws_call("SES"):
             return self._ses.get_contact_list(ContactListName=self._list)
+
+
+class SubscriberStoreLists:
+    """subscriber-store: the tenant's SES tenant, and its subscribers in our table."""
+
+    def __init__(self, ses_tenants: "SesTenants", subscribers: "SubscriberStore") -> None:
+        self._ses_tenants = ses_tenants
+        self._subscribers = subscribers
+
+    def ensure_for_tenant(self, tenant_id: str, tenant_name: str) -> ContactListPlace:
+        """The SES tenant is made here; the subscriber list needs nothing made
+        (its items appear as the tenant adds subscribers)."""
+        ses_tenant = self._ses_tenants.ensure(tenant_id)
+        return ContactListPlace(list=subscriber_list_name(tenant_id), ses_tenant=ses_tenant,
+                                mode=SUBSCRIBER_STORE)
+
+    def release_for_tenant(self, tenant_id: str, place: ContactListPlace) -> bool:
+        """Every subscriber item (counted off), then the SES tenant; False when
+        the SES tenant was already gone."""
+        removed = self._subscribers.remove_all(tenant_id)
+        if removed:
+            logger.info("removed %d subscribers", removed, extra={"tenantId": tenant_id})
+        if not place.ses_tenant:
+            return removed > 0
+        return self._ses_tenants.delete(place.ses_tenant, tenant_id)
+
+
+class ContactListPlaces:
+    """Gives a tenant's place back by the mode its record names, whatever the
+    stage's mode is now (a stage may change mode with tenants in each)."""
+
+    def __init__(self, providers: "dict[str, Any]") -> None:
+        """``providers``: mode -> a function (place) -> ContactListProvider,
+        called only for a mode a tenant's record names."""
+        self._providers = providers
+
+    def release_for_tenant(self, tenant_id: str, place: ContactListPlace) -> bool:
+        provider = self._providers.get(place.mode)
+        if provider is None:
+            raise ValueError(f"no contact-list mode {place.mode!r}")
+        released: bool = provider(place).release_for_tenant(tenant_id, place)
+        return released
 
 
 def _writable(topic: "TopicTypeDef") -> "TopicTypeDef":

@@ -11,14 +11,17 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from chalicelib.billing import BillingProvider
-    from chalicelib.contact_lists import ContactListProvider
+    from chalicelib.contact_lists import ContactListPlaces, ContactListProvider
     from chalicelib.events import EventPublisher
     from chalicelib.logins import TenantLogins
+    from chalicelib.my_subscribers import MySubscribers
     from chalicelib.offboarding import Offboardings
     from chalicelib.outcomes import Outcomes
     from chalicelib.reconciler import Reconciler
     from chalicelib.releases import TenantReleases
+    from chalicelib.ses_tenants import SesTenants
     from chalicelib.settings import Settings
+    from chalicelib.subscribers import SubscriberStore
     from chalicelib.tenants import TenantRepository
     from chalicelib.workflow import OffboardingWorkflow, OnboardingWorkflow
 
@@ -140,20 +143,58 @@ def offboardings() -> "Offboardings":
 
 
 def contact_lists() -> "ContactListProvider":
+    """The stage's contact-list mode: where onboarding puts a new tenant."""
     def build() -> "ContactListProvider":
-        from chalicelib import contact_lists as ses
-        from chalicelib.locks import LeaseLock
-        from chalicelib.settings import TOPIC_PER_TENANT
-
         config = settings()
-        if config.contact_list_mode != TOPIC_PER_TENANT or not config.shared_contact_list:
-            return ses.ContactLists(_client("sesv2"))
-        lock = LeaseLock(
-            _client("dynamodb"), config.tenant_table_name, config.shared_contact_list
-        )
-        return ses.SharedListTopics(_client("sesv2"), config.shared_contact_list, lock)
+        return _contact_list_mode(config.contact_list_mode, config.shared_contact_list)
 
     return _cached("contact_lists", build)
+
+
+def contact_list_places() -> "ContactListPlaces":
+    """Gives a place back by the mode its record names (releases)."""
+    def build() -> "ContactListPlaces":
+        from chalicelib.contact_lists import ContactListPlaces
+        from chalicelib.settings import CONTACT_LIST_MODES
+
+        return ContactListPlaces({
+            mode: (lambda place, mode=mode: _contact_list_mode(mode, place.list))
+            for mode in CONTACT_LIST_MODES})
+
+    return _cached("contact_list_places", build)
+
+
+def _contact_list_mode(mode: str, shared_list: str | None) -> "ContactListProvider":
+    from chalicelib import contact_lists as ses
+    from chalicelib.settings import LIST_PER_TENANT, TOPIC_PER_TENANT
+
+    if mode == LIST_PER_TENANT:
+        return ses.ContactLists(_client("sesv2"))
+    if mode == TOPIC_PER_TENANT and shared_list:
+        from chalicelib.locks import LeaseLock
+
+        lock = LeaseLock(_client("dynamodb"), settings().tenant_table_name, shared_list)
+        return ses.SharedListTopics(_client("sesv2"), shared_list, lock)
+    return ses.SubscriberStoreLists(ses_tenants(), subscriber_store())
+
+
+def ses_tenants() -> "SesTenants":
+    from chalicelib.ses_tenants import SesTenants
+
+    return _cached("ses_tenants", lambda: SesTenants(_client("sesv2"), settings().stage))
+
+
+def subscriber_store() -> "SubscriberStore":
+    from chalicelib.subscribers import SubscriberStore
+
+    return _cached("subscriber_store",
+                   lambda: SubscriberStore(_client("dynamodb"), settings().tenant_table_name))
+
+
+def my_subscribers() -> "MySubscribers":
+    from chalicelib.my_subscribers import MySubscribers
+
+    return _cached("my_subscribers", lambda: MySubscribers(tenants(), subscriber_store()))
 
 
 def billing() -> "BillingProvider":
@@ -213,5 +254,5 @@ def releases() -> "TenantReleases":
 
     return _cached(
         "releases",
-        lambda: TenantReleases(tenants(), contact_lists(), logins(), billing, utc_now),
+        lambda: TenantReleases(tenants(), contact_list_places(), logins(), billing, utc_now),
     )

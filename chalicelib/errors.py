@@ -126,6 +126,15 @@ class NotRetryable(Exception):
         )
 
 
+class TenantNotActive(Exception):
+    """A tenant's own changes (its subscribers) need an active onboarding."""
+
+    def __init__(self, tenant_id: str, status: str | None = None) -> None:
+        self.tenant_id = tenant_id
+        self.status = status
+        super().__init__(f"tenant {tenant_id} is {status or 'not active'}")
+
+
 class DecisionNotDelivered(Exception):
     """SendTaskSuccess refused the decision; ``reason`` says why."""
 

@@ -20,7 +20,7 @@ from chalicelib.tenants import TenantRepository
 
 if TYPE_CHECKING:
     from chalicelib.billing import BillingProvider
-    from chalicelib.contact_lists import ContactListProvider
+    from chalicelib.contact_lists import ContactListPlaces
     from chalicelib.logins import TenantLogins
 
 logger = get_logger(__name__)
@@ -35,7 +35,7 @@ class TenantReleases:
     def __init__(
         self,
         tenants: TenantRepository,
-        contact_lists: "ContactListProvider",
+        contact_lists: "ContactListPlaces",
         logins: "TenantLogins",
         billing: "Callable[[], BillingProvider]",
         clock: Callable[[], str],
@@ -63,12 +63,14 @@ class TenantReleases:
         return done
 
     def _release_contactList(self, tenant_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
-        if not record.get("list"):
+        place = ContactListPlace.of_record(record)
+        if place is None:
             return None  # never made, or already released
-        place = ContactListPlace(list=record["list"], topic=record.get("topic"))
+        # by the mode the record names: the stage may have changed mode since
         existed = self._contact_lists.release_for_tenant(tenant_id, place)
         details = {"at": self._clock(), **place.to_dict(), "existed": existed}
-        self._tenants.mark_released(tenant_id, CONTACT_LIST, details, removes=("list", "topic"))
+        self._tenants.mark_released(tenant_id, CONTACT_LIST, details,
+                                    removes=("list", "topic", "sesTenant", "listMode"))
         return details
 
     def _release_stripeCustomer(self, tenant_id: str, record: dict[str, Any]) -> dict[str, Any] | None:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from chalicelib.errors import SettingsError
 
 DEFAULT_EVENT_SOURCE = "tenant-onboarding"
+SUBSCRIBER_STORE = "subscriber-store"
 LIST_PER_TENANT = "list-per-tenant"
 TOPIC_PER_TENANT = "topic-per-tenant"
-CONTACT_LIST_MODES = (LIST_PER_TENANT, TOPIC_PER_TENANT)
+# The default first: every stage's, unless it asks for SES list management.
+CONTACT_LIST_MODES = (SUBSCRIBER_STORE, LIST_PER_TENANT, TOPIC_PER_TENANT)
 
 
 @dataclass(frozen=True)
@@ -36,10 +38,13 @@ class Settings:
     # reconcile: remind this long before decideBy; leave younger records alone
     approval_reminder_seconds: int = 4 * 3600
     reconcile_grace_seconds: int = 600
-    # list-per-tenant (the seed's: one SES list each) or topic-per-tenant (one
-    # topic each on the stage's shared list); see docs/contact-lists.md.
-    contact_list_mode: str = LIST_PER_TENANT
+    # subscriber-store (each tenant's subscribers in our table, an SES tenant
+    # each), list-per-tenant (the seed's: one SES list each) or topic-per-tenant
+    # (one topic each on the stage's shared list); see docs/contact-lists.md.
+    contact_list_mode: str = SUBSCRIBER_STORE
     shared_contact_list: str | None = None
+    # the stage, as the SES tenants it makes are tagged
+    stage: str = "local"
 
     def require_state_machine_arn(self) -> str:
         return _required_here(self.state_machine_arn, "STATE_MACHINE_ARN")
@@ -71,7 +76,7 @@ class Settings:
         def optional(name: str) -> str | None:
             return environ.get(name, "").strip() or None
 
-        mode = optional("CONTACT_LIST_MODE") or LIST_PER_TENANT
+        mode = optional("CONTACT_LIST_MODE") or SUBSCRIBER_STORE
         if mode not in CONTACT_LIST_MODES:
             raise SettingsError(
                 f"CONTACT_LIST_MODE must be one of {', '.join(CONTACT_LIST_MODES)}, not {mode!r}"
@@ -79,8 +84,10 @@ class Settings:
         return cls(
             contact_list_mode=mode,
             shared_contact_list=(
-                required("SHARED_CONTACT_LIST_NAME") if mode == TOPIC_PER_TENANT else None
+                required("SHARED_CONTACT_LIST_NAME") if mode == TOPIC_PER_TENANT
+                else optional("SHARED_CONTACT_LIST_NAME")
             ),
+            stage=optional("STAGE") or "local",
             tenant_table_name=required("TENANT_TABLE_NAME"),
             event_bus_name=required("EVENT_BUS_NAME"),
             state_machine_arn=optional("STATE_MACHINE_ARN"),

@@ -78,7 +78,7 @@ def create_contact_list(
     """``contact_lists`` is the stage's mode (contact_lists.py)."""
     tenant = tenant_from_input(event)
     place = contact_lists.ensure_for_tenant(tenant.tenant_id, tenant.name)
-    tenants.set_contact_list(tenant.tenant_id, place.list, utc_now(), place.topic)
+    tenants.set_contact_list(tenant.tenant_id, place.to_dict(), utc_now())
     return place.to_dict()
 
 

@@ -4,10 +4,6 @@ Routes in app.py hand the request's pieces here and get a JSON-able answer
 or a Chalice view error with a message an admin can act on. The task token
 stays inside: no answer ever contains it.
 """
-import base64
-import binascii
-import json
-import re
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
@@ -25,6 +21,7 @@ from chalicelib.errors import (
     TenantNotFound,
 )
 from chalicelib.logs import get_logger
+from chalicelib.paging import ISO_INSTANT, decode_page_token, encode_page_token, page_size
 from chalicelib.signup import TENANT_ID
 from chalicelib.tenants import (
     MAX_REASON_LENGTH,
@@ -35,7 +32,6 @@ from chalicelib.tenants import (
 )
 from chalicelib.workflow import OffboardingWorkflow, OnboardingWorkflow
 
-_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]{8,12}Z$")
 logger = get_logger(__name__)
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
@@ -56,7 +52,8 @@ def tenant_summary(record: dict[str, Any]) -> dict[str, Any]:
 
 def tenant_detail(record: dict[str, Any]) -> dict[str, Any]:
     detail = tenant_summary(record)
-    for key in ("stripeCustomerId", "list", "topic", "failureReason", "decision", "released",
+    for key in ("stripeCustomerId", "list", "listMode", "topic", "sesTenant", "failureReason",
+                "decision", "released",
                 "releaseFailure", "offboarding", "offboardingFailure", "offboardedAt",
                 "offboardedBy", "offboardReason", "retries"):
         if record.get(key) is not None:
@@ -98,29 +95,12 @@ def tenant_view(tenants: TenantRepository, request_context: dict[str, Any]) -> d
     return view
 
 
-def encode_page_token(key: dict[str, Any] | None) -> str | None:
-    if not key:
-        return None
-    raw = json.dumps(key, sort_keys=True, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_page_token(token: str) -> dict[str, Any]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        key = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        key = None
-    if (
-        not isinstance(key, dict)
-        or set(key) != {"pk", "sk", "status", "createdAt"}
-        or not all(isinstance(v, str) for v in key.values())
-        or key["sk"] != "tenant"
-        or not TENANT_ID.match(key["pk"])
-        or not _ISO_INSTANT.match(key["createdAt"])
-    ):
-        raise BadRequestError("nextToken is not one this API returned")
-    return key
+def decode_listing_token(token: str) -> dict[str, str]:
+    """Where a page of the byStatus listing begins: a key of that index, of a tenant."""
+    return decode_page_token(
+        token, {"pk", "sk", "status", "createdAt"},
+        lambda key: key["sk"] == "tenant" and bool(TENANT_ID.match(key["pk"]))
+        and bool(ISO_INSTANT.match(key["createdAt"])))
 
 
 class TenantAdmin:
@@ -136,8 +116,8 @@ class TenantAdmin:
         status = query.get("status", "onboarding")
         if status not in STATUSES:
             raise BadRequestError(f"status must be one of {', '.join(STATUSES)}")
-        limit = _page_size(query.get("limit"))
-        start = decode_page_token(query["nextToken"]) if query.get("nextToken") else None
+        limit = page_size(query.get("limit"), DEFAULT_PAGE, MAX_PAGE)
+        start = decode_listing_token(query["nextToken"]) if query.get("nextToken") else None
         if start and start["status"] != status:
             raise BadRequestError("nextToken belongs to a listing of another status")
         items, last = self._tenants.list_by_status(status, limit, start)
@@ -288,11 +268,3 @@ def parse_decision_body(raw_body: bytes | str | None) -> tuple[str, str | None]:
     if status == "rejected" and not reason:
         raise BadRequestError("a rejection needs a reason")
     return status, reason
-
-
-def _page_size(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_PAGE
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE:
-        raise BadRequestError(f"limit must be a whole number from 1 to {MAX_PAGE}")
-    return int(value)

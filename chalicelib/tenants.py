@@ -170,11 +170,10 @@ class TenantRepository:
     def set_stripe_customer(self, tenant_id: str, customer_id: str, now: str) -> None:
         self._set_once(tenant_id, {"stripeCustomerId": customer_id}, now)
 
-    def set_contact_list(
-        self, tenant_id: str, list_name: str, now: str, topic: str | None = None
-    ) -> None:
-        values = {"list": list_name, **({"topic": topic} if topic else {})}
-        self._set_once(tenant_id, values, now)
+    def set_contact_list(self, tenant_id: str, place: dict[str, str], now: str) -> None:
+        """The contact-list place onboarding made (``ContactListPlace.to_dict``:
+        list, listMode, and topic or sesTenant); once set, never another."""
+        self._set_once(tenant_id, place, now)
 
     def _set_once(self, tenant_id: str, values: dict[str, str], now: str) -> None:
         """Set attributes that, once set, must never change to other values."""

@@ -31,8 +31,9 @@ def check_moto_version() -> None:
         )
 
 
-# (owner id, attribute) -> (owner, attribute, moto's own, ours)
+# (owner id, attribute) -> (owner, attribute, moto's own or MISSING, ours)
 _replaced: dict[tuple[int, str], tuple[Any, str, Any, Any]] = {}
+MISSING = object()  # what moto has where we add a member it lacks
 
 
 def replace(owner: Any, attribute: str, build: Callable[[Any], Any]) -> None:
@@ -47,6 +48,18 @@ def replace(owner: Any, attribute: str, build: Callable[[Any], Any]) -> None:
     _replaced[key] = (owner, attribute, original, replacement)
 
 
+def add(owner: Any, attribute: str, value: Any) -> None:
+    """Give moto a member it lacks (an operation it does not implement), once."""
+    key = (id(owner), attribute)
+    if key in _replaced:
+        return
+    check_moto_version()
+    if attribute in vars(owner):
+        raise RuntimeError(f"moto now has {_name(owner)}.{attribute}: remove our own")
+    setattr(owner, attribute, value)
+    _replaced[key] = (owner, attribute, MISSING, value)
+
+
 def replaced() -> list[str]:
     """Each replaced member, as ``module.Owner.attribute``."""
     return sorted(f"{_name(owner)}.{attribute}" for owner, attribute, _, _ in _replaced.values())
@@ -57,7 +70,10 @@ def as_released() -> Iterator[None]:
     """moto as released, for the length of the block (the canaries; nothing
     else may run meanwhile)."""
     for owner, attribute, original, _ in _replaced.values():
-        setattr(owner, attribute, original)
+        if original is MISSING:
+            delattr(owner, attribute)
+        else:
+            setattr(owner, attribute, original)
     try:
         yield
     finally:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.settings import SUBSCRIBER_STORE
 from scripts.deploy import template as stack_template
 from scripts.deploy.template import Resolver, TemplateError, app_functions
 from scripts.shared import stack_name
@@ -165,7 +166,7 @@ def provision_stage(
     session: Any,
     stage: str,
     account: str,
-    contact_list_mode: str = "list-per-tenant",
+    contact_list_mode: str = SUBSCRIBER_STORE,
     stripe: bool = False,
     approval_timeout_seconds: int | None = None,
     retry_interval_seconds: int | None = None,

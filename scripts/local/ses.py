@@ -1,20 +1,34 @@
-"""SES v2 contact lists as AWS has them, on moto (which is pinned).
+"""SES v2 as AWS has it, on moto (scripts/local/patching.py): contact lists and tenants.
 
-moto silently replaces a contact list created twice, and has no quotas. AWS
-answers AlreadyExistsException to the first, and (SES developer guide,
-"Using list management") allows ONE contact list per account and Region and
-at most 20 topics per list, answering LimitExceededException beyond them.
-``reproduce_ses_contact_lists`` makes moto do the same; the quotas only when
-asked (LOCAL_ENFORCE_SES_QUOTAS=1 for the local stack), since the seed's
-list-per-tenant mode cannot onboard a second tenant under them.
+Contact lists: moto silently replaces a contact list created twice, and has
+no quotas. AWS answers AlreadyExistsException to the first, and (SES
+developer guide, "Using list management") allows ONE contact list per
+account and Region and at most 20 topics per list, answering
+LimitExceededException beyond them.
+
+Tenants: moto has none. AWS's CreateTenant, GetTenant, ListTenants and
+DeleteTenant are answered here as AWS answers them: AlreadyExistsException
+for a name taken, NotFoundException for a name unknown, BadRequestException
+for a name SES refuses, and, past SES's default quota of 10,000 tenants per
+account and Region, LimitExceededException.
+
+``reproduce_ses_contact_lists`` makes moto do all of that; the quotas only
+when asked (LOCAL_ENFORCE_SES_QUOTAS=1 for the local stack).
 """
+import json
+import re
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
-from scripts.local.patching import replace
+from scripts.local.patching import add, replace
 
 MAX_CONTACT_LISTS = 1
 MAX_TOPICS_PER_LIST = 20
+MAX_TENANTS = 10_000  # SES's default per account and Region (adjustable)
+TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TENANT_PATHS = ("", "/get", "/list", "/delete")  # CreateTenant, GetTenant, ListTenants, DeleteTenant
 _state: dict[str, bool] = {"quotas": False}
 
 
@@ -56,6 +70,82 @@ def reproduce_ses_contact_lists(enforce_quotas: bool) -> None:
 
     replace(SESV2Backend, "create_contact_list", refuse_existing_and_beyond_quota)
     replace(SESV2Backend, "update_contact_list", refuse_beyond_quota)
+    emulate_ses_tenants(SesError)
+
+
+def emulate_ses_tenants(error: Any) -> None:
+    """SES tenants, kept on moto's SES v2 backend of the account and Region
+    (so a new mock or a reset forgets them with the rest)."""
+    from moto.sesv2.responses import SESV2Response
+
+    def tenants_of(response: Any) -> dict[str, dict[str, Any]]:
+        kept: dict[str, dict[str, Any]] = response.sesv2_backend.__dict__.setdefault(
+            "_local_tenants", {})
+        return kept
+
+    def named(response: Any, name: Any) -> dict[str, Any]:
+        found = tenants_of(response).get(name) if isinstance(name, str) else None
+        if found is None:
+            raise error("NotFoundException", f"Tenant {name} does not exist.", 404)
+        return found
+
+    def create_tenant(response: Any) -> str:
+        params = json.loads(response.body or "{}")
+        name = params.get("TenantName")
+        if not isinstance(name, str) or not TENANT_NAME.match(name):
+            raise error("BadRequestException", "TenantName must be 1-64 letters, digits, "
+                        "hyphens or underscores.", 400)
+        tenants = tenants_of(response)
+        if name in tenants:
+            raise error("AlreadyExistsException", f"Tenant {name} already exists.", 400)
+        if _state["quotas"] and len(tenants) >= MAX_TENANTS:
+            raise error("LimitExceededException",
+                        f"Maximum number of tenants ({MAX_TENANTS}) reached.", 400)
+        tenant_id = f"tn-{uuid.uuid4().hex[:24]}"
+        tenants[name] = {
+            "TenantName": name, "TenantId": tenant_id,
+            "TenantArn": f"arn:aws:ses:{response.region}:{response.current_account}:"
+                         f"tenant/{name}/{tenant_id}",
+            "CreatedTimestamp": time.time(), "SendingStatus": "ENABLED",
+            "Tags": list(params.get("Tags") or []),
+        }
+        return json.dumps(tenants[name])
+
+    def get_tenant(response: Any) -> str:
+        return json.dumps({"Tenant": named(response, json.loads(response.body or "{}").get("TenantName"))})
+
+    def delete_tenant(response: Any) -> str:
+        name = json.loads(response.body or "{}").get("TenantName")
+        named(response, name)
+        del tenants_of(response)[name]
+        return json.dumps({})
+
+    def list_tenants(response: Any) -> str:
+        params = json.loads(response.body or "{}")
+        size = int(params.get("PageSize") or 1000)
+        names = sorted(tenants_of(response))
+        start = names.index(params["NextToken"]) if params.get("NextToken") in names else 0
+        page = names[start:start + size]
+        listed = [{k: tenants_of(response)[n][k] for k in
+                   ("TenantName", "TenantId", "TenantArn", "CreatedTimestamp")} for n in page]
+        answer: dict[str, Any] = {"Tenants": listed}
+        if start + size < len(names):
+            answer["NextToken"] = names[start + size]
+        return json.dumps(answer)
+
+    # moto's server routes a request by its path (its catch-all /v2/.* is not
+    # a pattern there): the tenant operations' paths need routes of their own
+    from moto.sesv2 import urls
+
+    def with_tenant_routes(moto_paths: dict[str, Any]) -> dict[str, Any]:
+        return {**moto_paths, **{f"{{0}}/v2/email/tenants{suffix}$": SESV2Response.dispatch
+                                 for suffix in TENANT_PATHS}}
+
+    replace(urls, "url_paths", with_tenant_routes)
+    add(SESV2Response, "create_tenant", create_tenant)
+    add(SESV2Response, "get_tenant", get_tenant)
+    add(SESV2Response, "delete_tenant", delete_tenant)
+    add(SESV2Response, "list_tenants", list_tenants)
 
 
 def _check_topics(topics: Any, error: Any) -> None:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chalicelib.settings import CONTACT_LIST_MODES, SUBSCRIBER_STORE
 from scripts.local.patching import MotoVersionError, check_moto_version
 from scripts.shared import PROJECT_DIR, TimedOut, eventually, stack_name, stripe_secret_name
 
@@ -171,7 +172,7 @@ class LocalStack:
         stripe_api_base: str | None = None,
         stripe_port: int = 8420,
         approval_timeout_seconds: int | None = None,
-        contact_list_mode: str = "list-per-tenant",
+        contact_list_mode: str = SUBSCRIBER_STORE,
         enforce_ses_quotas: bool = False,
         reconcile_seconds: int = 60,
         retry_interval_seconds: int | None = None,
@@ -496,9 +497,7 @@ def _not_negative(name: str, default: int) -> int:
 
 
 def _contact_list_mode() -> str:
-    from chalicelib.settings import CONTACT_LIST_MODES, LIST_PER_TENANT
-
-    mode = os.environ.get("CONTACT_LIST_MODE", "").strip() or LIST_PER_TENANT
+    mode = os.environ.get("CONTACT_LIST_MODE", "").strip() or SUBSCRIBER_STORE
     if mode not in CONTACT_LIST_MODES:
         raise StackError(f"CONTACT_LIST_MODE must be one of {', '.join(CONTACT_LIST_MODES)}")
     return mode

@@ -192,6 +192,27 @@ def test_a_tenant_signs_up_confirms_and_turns_active_when_an_admin_approves(stac
     assert browser.run("return window.__sameDocument") is True
     assert "Your account is approved and ready to use." in browser.body_text
 
+    # and, active, it keeps its subscribers: a refusal is a sentence next to the field
+    browser.wait_for_text("0 subscribers")
+    browser.field("Subscriber email").fill("not-an-email")
+    browser.button("Add subscriber").click()
+    field = browser.field("Subscriber email")
+    said = browser.wait_until(lambda: browser.error_next_to(field), "an error next to the email")
+    assert said == "Email must contain exactly one @."
+    # one added is listed (its name as text, not markup), and counted
+    field.fill("Grace@Example.com")
+    browser.field("Subscriber name (optional)").fill(MARKUP_NAME)
+    browser.button("Add subscriber").click()
+    browser.wait_for_text("Added Grace@Example.com.")
+    browser.wait_for_text("1 subscriber")
+    assert MARKUP_NAME in browser.body_text
+    no_script_ran(browser)
+    screenshot("tenant-subscribers.png")
+    # and removed
+    browser.button("Remove").click()
+    browser.wait_for_text("Removed Grace@Example.com.")
+    browser.wait_for_text("0 subscribers")
+
 
 def test_a_tenant_named_like_markup_is_shown_as_text_and_runs_nothing(stack, browser):
     email = unique("markup")

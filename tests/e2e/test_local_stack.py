@@ -44,7 +44,8 @@ def test_sign_up_confirm_approve_ends_active_with_a_complete_event(stack):
     record = stack.record(tenant_id, "active")
     assert record["email"]["S"] == "ada@example.com"
     assert record["name"]["S"] == "Ada Ltd"
-    assert record["list"]["S"] == f"tenant-{tenant_id}"
+    assert record["list"]["S"] == f"subscribers-{tenant_id}"
+    assert record["sesTenant"]["S"] == f"tenant-{tenant_id}"
     assert record["subscribers"]["N"] == "0"
     assert stack.wait_for_event(tenant_id, "Tenant Onboarding Complete") == [
         "Tenant Onboarding Approval Requested", "Tenant Onboarding Complete",
@@ -203,7 +204,8 @@ def test_the_local_resources_are_the_templates_own(stack):
     assert table["KeySchema"] == want_table["KeySchema"]
     indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
     wanted = {i["IndexName"]: i for i in want_table["GlobalSecondaryIndexes"]}
-    assert set(indexes) == set(wanted) == {"byStatus", "byOutcomeDue", "byReleaseDue"}
+    assert set(indexes) == set(wanted) == {"byStatus", "byOutcomeDue", "byReleaseDue",
+                                           "bySubscribedAt"}
     for name, index in indexes.items():
         assert index["KeySchema"] == wanted[name]["KeySchema"], name
         assert index["Projection"] == wanted[name]["Projection"], name

@@ -55,3 +55,15 @@ def localstripe_customers(base: str, key: str = "sk_test_local") -> list[dict[st
         if not page.get("has_more") or not page["data"]:
             return customers
         after = page["data"][-1]["id"]
+
+
+def unsigned_id_token(sub: str, email: str = "tenant@example.com") -> str:
+    """A Cognito-shaped ID token for chalice.test, which reads a token's claims
+    without checking its signature (the end-to-end tier checks real ones)."""
+    import base64
+
+    def part(value: Any) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    claims = {"sub": sub, "email": email, "cognito:username": sub, "token_use": "id"}
+    return f"{part({'alg': 'none'})}.{part(claims)}.signature"

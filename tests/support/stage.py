@@ -10,7 +10,7 @@ configures it for one test (the settings it takes change the functions'
 environment and the state machines' waits, not the resources) and, when the
 test ends, resets it: running executions stopped and waited for, the state
 machines made again (which forgets their executions), the table, the user
-pools, SES and the captured events emptied. tests/functional/conftest.py
+pools, SES (its lists and tenants) and the captured events emptied. tests/functional/conftest.py
 closes the world when its module ends, so no mock outlives a module.
 """
 import json
@@ -31,7 +31,7 @@ from scripts.shared import LOCAL_REGION as REGION
 from scripts.shared import eventually, stripe_secret_name
 
 STAGE = "local"  # .chalice/config.json's stage for chalice.test.Client
-DEFAULT_CONTACT_LIST_MODE = "list-per-tenant"
+DEFAULT_CONTACT_LIST_MODE = "subscriber-store"
 STATE_MACHINES = ("StateMachine", "OffboardingStateMachine")
 
 
@@ -170,8 +170,11 @@ class StageWorld:
                     self.cognito.admin_delete_user(UserPoolId=pool_id, Username=user["Username"])
 
     def _delete_contact_lists(self) -> None:
+        """SES's lists and tenants."""
         for contact_list in self.sesv2.list_contact_lists().get("ContactLists", []):
             self.sesv2.delete_contact_list(ContactListName=contact_list["ContactListName"])
+        for ses_tenant in self.sesv2.list_tenants().get("Tenants", []):
+            self.sesv2.delete_tenant(TenantName=ses_tenant["TenantName"])
 
     def _delete_secrets(self) -> None:
         for secret in self.secrets.list_secrets().get("SecretList", []):

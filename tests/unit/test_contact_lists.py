@@ -60,15 +60,30 @@ class BusyLock:
 
 
 # --- ContactListPlace ---------------------------------------------------------
-def test_given_a_place_without_topic_when_serialised_then_only_the_list():
-    assert ContactListPlace(list="tenant-a").to_dict() == {"list": "tenant-a"}
+def test_given_a_place_without_topic_when_serialised_then_the_list_and_its_mode():
+    assert ContactListPlace(list="tenant-a").to_dict() == {
+        "list": "tenant-a", "listMode": "list-per-tenant"}
 
 
 def test_given_a_place_with_topic_when_serialised_then_list_and_topic():
-    assert ContactListPlace(list="shared", topic="tenant-a").to_dict() == {
+    assert ContactListPlace(list="shared", topic="tenant-a", mode="topic-per-tenant").to_dict() == {
         "list": "shared",
         "topic": "tenant-a",
+        "listMode": "topic-per-tenant",
     }
+
+
+@pytest.mark.parametrize("record, place", [
+    ({"list": "tenant-a"}, ContactListPlace(list="tenant-a", mode="list-per-tenant")),
+    ({"list": "shared", "topic": "tenant-a"},
+     ContactListPlace(list="shared", topic="tenant-a", mode="topic-per-tenant")),
+    ({"list": "subscribers-a", "sesTenant": "tenant-a", "listMode": "subscriber-store"},
+     ContactListPlace(list="subscribers-a", ses_tenant="tenant-a", mode="subscriber-store")),
+    ({"status": "rejected"}, None),
+])
+def test_given_a_record_then_its_place_is_read_with_the_mode_it_was_made_in(record, place):
+    # records from before listMode was kept are list- or topic-per-tenant
+    assert ContactListPlace.of_record(record) == place
 
 
 # --- list-per-tenant: ContactLists --------------------------------------------
@@ -109,7 +124,7 @@ def test_given_ses_answers_already_exists_when_ensured_then_the_same_place_is_re
 
 
 def test_given_the_account_list_quota_when_ensured_then_contact_list_quota_reached():
-    with pytest.raises(ContactListQuotaReached, match="topic-per-tenant"):
+    with pytest.raises(ContactListQuotaReached, match="subscriber-store"):
         ContactLists(FailingClient("LimitExceededException")).ensure_for_tenant(TENANT_ID, "Ada")
 
 
@@ -139,7 +154,7 @@ def topics_of(sesv2):
 def test_given_a_shared_list_when_ensured_then_the_tenant_gets_its_topic(shared_list):
     place = SharedListTopics(shared_list, SHARED, FreeLock()).ensure_for_tenant(TENANT_ID, "Ada Ltd")
 
-    assert place == ContactListPlace(list=SHARED, topic=TOPIC)
+    assert place == ContactListPlace(list=SHARED, topic=TOPIC, mode="topic-per-tenant")
     assert topics_of(shared_list) == [
         {
             "TopicName": TOPIC,
@@ -209,7 +224,7 @@ def test_given_a_full_list_with_the_tenants_topic_when_ensured_then_the_place_is
 
     place = SharedListTopics(shared_list, SHARED, FreeLock()).ensure_for_tenant(TENANT_ID, "Ada")
 
-    assert place == ContactListPlace(list=SHARED, topic=TOPIC)
+    assert place == ContactListPlace(list=SHARED, topic=TOPIC, mode="topic-per-tenant")
 
 
 class LockCheckingSes:
@@ -269,7 +284,7 @@ def test_given_no_shared_list_when_ensured_then_the_list_is_made_with_the_topic(
     # the first onboarding of the stage makes it
     place = SharedListTopics(sesv2, SHARED, FreeLock()).ensure_for_tenant(TENANT_ID, "Ada")
 
-    assert place.to_dict() == {"list": SHARED, "topic": TOPIC}
+    assert place.to_dict() == {"list": SHARED, "topic": TOPIC, "listMode": "topic-per-tenant"}
     assert [t["TopicName"] for t in topics_of(sesv2)] == [TOPIC]
 
 

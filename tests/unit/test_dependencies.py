@@ -2,7 +2,7 @@ import pytest
 
 from chalicelib import dependencies as deps
 from chalicelib.billing import NoBilling
-from chalicelib.contact_lists import ContactLists, SharedListTopics
+from chalicelib.contact_lists import ContactLists, SharedListTopics, SubscriberStoreLists
 from chalicelib.errors import SettingsError, StripeNotConfigured
 from chalicelib.tenants import NewTenant, TenantRepository
 
@@ -54,7 +54,15 @@ def test_given_no_stage_variables_when_a_service_is_asked_for_then_settings_erro
         deps.tenants()
 
 
-def test_given_the_default_mode_when_contact_lists_is_asked_for_then_list_per_tenant(stage):
+def test_given_the_default_mode_when_contact_lists_is_asked_for_then_the_subscriber_store(stage):
+    assert isinstance(deps.contact_lists(), SubscriberStoreLists)
+
+
+def test_given_list_per_tenant_when_contact_lists_is_asked_for_then_one_ses_list_each(
+    stage, monkeypatch
+):
+    monkeypatch.setenv("CONTACT_LIST_MODE", "list-per-tenant")
+
     assert isinstance(deps.contact_lists(), ContactLists)
 
 

@@ -221,6 +221,22 @@ def test_moto_takes_more_than_twenty_topics_on_a_list(moto, quotas_enforced):
     assert len(ses.get_contact_list(ContactListName="shared")["Topics"]) == 21
 
 
+TENANT_OPERATIONS = ("create_tenant", "get_tenant", "delete_tenant", "list_tenants")
+
+
+@covers(*(f"moto.sesv2.responses.SESV2Response.{operation}" for operation in TENANT_OPERATIONS),
+        "moto.sesv2.urls.url_paths")
+def test_moto_has_no_ses_tenants(moto):
+    # AWS: CreateTenant, GetTenant, ListTenants, DeleteTenant (scripts/local/ses.py)
+    from moto.sesv2 import urls
+    from moto.sesv2.responses import SESV2Response
+
+    assert not [operation for operation in TENANT_OPERATIONS if hasattr(SESV2Response, operation)]
+    assert not [path for path in urls.url_paths if "tenants" in path]  # the server has no route
+    with pytest.raises(NotImplementedError):
+        moto.client("sesv2").create_tenant(TenantName="tenant-canary")
+
+
 # --- DynamoDB -------------------------------------------------------------------------------
 KEY = {"pk": {"S": "item"}, "sk": {"S": "one"}}
 WRITES = {

@@ -2,7 +2,7 @@ import pytest
 
 from chalicelib.settings import (
     DEFAULT_EVENT_SOURCE,
-    LIST_PER_TENANT,
+    SUBSCRIBER_STORE,
     TOPIC_PER_TENANT,
     Settings,
     SettingsError,
@@ -77,10 +77,10 @@ def test_given_no_event_source_when_read_then_the_default_source_is_used():
     assert Settings.from_environ(environ).event_source == DEFAULT_EVENT_SOURCE
 
 
-def test_given_no_contact_list_mode_when_read_then_list_per_tenant_without_shared_list():
+def test_given_no_contact_list_mode_when_read_then_subscriber_store_without_shared_list():
     settings = Settings.from_environ(STAGE)
 
-    assert settings.contact_list_mode == LIST_PER_TENANT
+    assert settings.contact_list_mode == SUBSCRIBER_STORE
     assert settings.shared_contact_list is None
 
 

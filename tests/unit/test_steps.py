@@ -160,7 +160,7 @@ def test_given_list_per_tenant_when_contact_list_step_runs_then_list_is_stored_a
 
     result = steps.create_contact_list(task_input, onboarding, lists)
 
-    assert result == {"list": f"tenant-{TENANT_ID}"}
+    assert result == {"list": f"tenant-{TENANT_ID}", "listMode": "list-per-tenant"}
     assert lists.calls == [(TENANT_ID, "Ada Ltd")]
     assert onboarding.get(TENANT_ID)["list"] == f"tenant-{TENANT_ID}"
 
@@ -168,11 +168,13 @@ def test_given_list_per_tenant_when_contact_list_step_runs_then_list_is_stored_a
 def test_given_topic_per_tenant_when_contact_list_step_runs_then_list_and_topic_are_stored(
     onboarding, task_input
 ):
-    lists = RecordingContactLists(ContactListPlace(list="shared", topic=f"tenant-{TENANT_ID}"))
+    lists = RecordingContactLists(ContactListPlace(list="shared", topic=f"tenant-{TENANT_ID}",
+                                                   mode="topic-per-tenant"))
 
     result = steps.create_contact_list(task_input, onboarding, lists)
 
-    assert result == {"list": "shared", "topic": f"tenant-{TENANT_ID}"}
+    assert result == {"list": "shared", "topic": f"tenant-{TENANT_ID}",
+                      "listMode": "topic-per-tenant"}
     record = onboarding.get(TENANT_ID)
     assert (record["list"], record["topic"]) == ("shared", f"tenant-{TENANT_ID}")
 

@@ -121,7 +121,7 @@ def test_given_no_record_when_stripe_customer_is_set_then_tenant_not_found_and_n
 def test_given_no_contact_list_when_set_then_it_is_stored(tenants, dynamodb, new_tenant):
     tenants.create(new_tenant, T0)
 
-    tenants.set_contact_list(TENANT_ID, f"tenant-{TENANT_ID}", T1)
+    tenants.set_contact_list(TENANT_ID, {"list": f"tenant-{TENANT_ID}"}, T1)
 
     assert raw_item(dynamodb)["list"] == {"S": f"tenant-{TENANT_ID}"}
 
@@ -130,9 +130,9 @@ def test_given_a_contact_list_when_the_same_value_is_set_again_then_no_error(
     tenants, new_tenant
 ):
     tenants.create(new_tenant, T0)
-    tenants.set_contact_list(TENANT_ID, "tenant-a", T1)
+    tenants.set_contact_list(TENANT_ID, {"list": "tenant-a"}, T1)
 
-    tenants.set_contact_list(TENANT_ID, "tenant-a", T2)
+    tenants.set_contact_list(TENANT_ID, {"list": "tenant-a"}, T2)
 
     assert tenants.get(TENANT_ID)["list"] == "tenant-a"
 
@@ -141,10 +141,10 @@ def test_given_a_contact_list_when_another_value_is_set_then_conflict_and_origin
     tenants, new_tenant
 ):
     tenants.create(new_tenant, T0)
-    tenants.set_contact_list(TENANT_ID, "tenant-a", T1)
+    tenants.set_contact_list(TENANT_ID, {"list": "tenant-a"}, T1)
 
     with pytest.raises(TenantConflict):
-        tenants.set_contact_list(TENANT_ID, "tenant-b", T2)
+        tenants.set_contact_list(TENANT_ID, {"list": "tenant-b"}, T2)
     assert tenants.get(TENANT_ID)["list"] == "tenant-a"
 
 
@@ -153,7 +153,7 @@ def test_given_a_shared_list_when_list_and_topic_are_set_then_both_are_stored(
 ):
     tenants.create(new_tenant, T0)
 
-    tenants.set_contact_list(TENANT_ID, "shared", T1, topic="tenant-a")
+    tenants.set_contact_list(TENANT_ID, {"list": "shared", "topic": "tenant-a"}, T1)
 
     record = tenants.get(TENANT_ID)
     assert (record["list"], record["topic"]) == ("shared", "tenant-a")
@@ -164,7 +164,7 @@ def test_given_no_topic_when_the_list_is_set_then_no_topic_attribute_is_written(
 ):
     tenants.create(new_tenant, T0)
 
-    tenants.set_contact_list(TENANT_ID, "tenant-a", T1)
+    tenants.set_contact_list(TENANT_ID, {"list": "tenant-a"}, T1)
 
     assert "topic" not in tenants.get(TENANT_ID)
 
@@ -173,10 +173,10 @@ def test_given_a_topic_when_another_topic_is_set_then_conflict_and_original_kept
     tenants, new_tenant
 ):
     tenants.create(new_tenant, T0)
-    tenants.set_contact_list(TENANT_ID, "shared", T1, topic="tenant-a")
+    tenants.set_contact_list(TENANT_ID, {"list": "shared", "topic": "tenant-a"}, T1)
 
     with pytest.raises(TenantConflict):
-        tenants.set_contact_list(TENANT_ID, "shared", T2, topic="tenant-b")
+        tenants.set_contact_list(TENANT_ID, {"list": "shared", "topic": "tenant-b"}, T2)
     assert tenants.get(TENANT_ID)["topic"] == "tenant-a"
 
 

@@ -7,6 +7,7 @@ import {
   api,
   cognitoUser,
   currentSession,
+  el,
   explainCognitoError,
   formatDate,
   openPool,
@@ -89,6 +90,7 @@ function describe(me) {
 
 function showStatus(me, fallbackName, fallbackEmail) {
   const said = describe(me);
+  showSubscribers(Boolean(me && me.status === 'active'));
   $('status-heading').textContent = (me && me.name) || fallbackName || 'Your account';
   const badge = $('status-badge');
   badge.textContent = said.badge;
@@ -100,6 +102,99 @@ function showStatus(me, fallbackName, fallbackEmail) {
   $('status-checked').textContent = `Checked at ${new Date().toLocaleTimeString()}. This page updates by itself.`;
   return said.settled;
 }
+
+// --- the active tenant's subscribers -------------------------------------------------------
+
+const subscriberForm = new Form(
+  $('subscriber-form'),
+  { email: 'subscriber-email', name: 'subscriber-name' },
+  $('subscriber-form-error'),
+);
+let subscriberNext = null; // where the next page of the list begins
+
+function showSubscribers(active) {
+  const section = $('subscribers');
+  if (!active) {
+    section.hidden = true;
+    return;
+  }
+  if (section.hidden) {
+    section.hidden = false;
+    loadSubscribers();
+  }
+}
+
+function countSentence(count) {
+  return count === 1 ? '1 subscriber' : `${count} subscribers`;
+}
+
+async function loadSubscribers(more = false) {
+  const query = more && subscriberNext ? `&nextToken=${encodeURIComponent(subscriberNext)}` : '';
+  let page;
+  try {
+    page = await api(pool, `me/subscribers?limit=50${query}`);
+  } catch (error) {
+    $('subscriber-said').textContent = error.message;
+    return;
+  }
+  const list = $('subscriber-list');
+  if (!more) list.replaceChildren();
+  for (const subscriber of page.subscribers) list.append(subscriberItem(subscriber));
+  $('subscriber-count').textContent = countSentence(page.count);
+  subscriberNext = page.nextToken;
+  $('subscriber-more').hidden = !subscriberNext;
+}
+
+function subscriberItem(subscriber) {
+  const item = el('li');
+  const id = `subscriber-${Math.random().toString(36).slice(2)}`;
+  const who = el('span', subscriber.email, { id, class: 'wrap' });
+  item.append(who);
+  if (subscriber.name) item.append(el('span', ` (${subscriber.name})`, { class: 'muted wrap' }));
+  const remove = el('button', 'Remove', { type: 'button', 'aria-describedby': id });
+  remove.addEventListener('click', () => removeSubscriber(subscriber.email, remove));
+  item.append(' ', remove);
+  return item;
+}
+
+async function removeSubscriber(email, button) {
+  button.disabled = true;
+  try {
+    await api(pool, `me/subscribers/${encodeURIComponent(email)}`, { method: 'DELETE' });
+    $('subscriber-said').textContent = `Removed ${email}.`;
+  } catch (error) {
+    $('subscriber-said').textContent = error.message;
+    button.disabled = false;
+    return;
+  }
+  await loadSubscribers();
+}
+
+subscriberForm.onSubmit(async () => {
+  if (!subscriberForm.requireFilled({ email: "Enter the subscriber's email address." })) return;
+  const email = subscriberForm.value('email').trim();
+  const name = subscriberForm.value('name').trim();
+  let answer;
+  try {
+    answer = await api(pool, 'me/subscribers', { method: 'POST', body: name ? { email, name } : { email } });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 400) {
+      subscriberForm.showError(/name/i.test(error.message) && !/email/i.test(error.message) ? 'name' : 'email',
+        error.message);
+    } else {
+      subscriberForm.showError(null, error.message);
+    }
+    return;
+  }
+  subscriberForm.form.reset();
+  $('subscriber-said').textContent = answer.added
+    ? `Added ${answer.subscriber.email}.`
+    : `${answer.subscriber.email} is already a subscriber.`;
+  await loadSubscribers();
+  subscriberForm.input('email').focus();
+});
+
+$('subscriber-more').addEventListener('click', () => loadSubscribers(true));
 
 function stopPolling() {
   if (pollTimer) clearTimeout(pollTimer);

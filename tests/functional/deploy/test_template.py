@@ -122,7 +122,7 @@ def test_an_unknown_stage_is_refused_with_a_clear_message(capsys):
 
 # --- authorization and least privilege ----------------------------------------------------
 PUBLIC_ROUTES = {"/config", "/signup", "/admin", "/assets/{name}"}
-TENANT_ROUTES = {"/me"}
+TENANT_ROUTES = {"/me", "/me/subscribers", "/me/subscribers/import", "/me/subscribers/{email}"}
 
 
 def test_every_admin_route_requires_an_admin_of_the_stacks_admin_pool(sam):

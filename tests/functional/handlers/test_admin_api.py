@@ -121,7 +121,8 @@ def test_show_returns_a_pending_tenant_without_its_token(stage, client):
     assert body["status"] == "onboarding"
     assert body["email"] == t["email"]
     assert body["decideBy"] and body["awaitingDecisionSince"]
-    assert body["list"] == f"tenant-{t['tenantId']}"
+    assert body["list"] == f"subscribers-{t['tenantId']}"
+    assert body["sesTenant"] == f"tenant-{t['tenantId']}" and body["listMode"] == "subscriber-store"
     assert "pendingDecision" not in body and "taskToken" not in json.dumps(body)
 
 

@@ -60,14 +60,23 @@ def test_create_tenant_record_task_writes_the_record(stage, client):
     assert record["createdAt"] == result.payload["createdAt"]
 
 
-def test_create_contact_list_task_stores_the_list_name(stage, client):
+def test_create_contact_list_task_stores_the_list_and_makes_the_ses_tenant(stage, client):
     task = load_event("task_tenant.json")
     client.lambda_.invoke("create_tenant_record", task)
 
     result = client.lambda_.invoke("create_contact_list", task)
 
-    assert result.payload == {"list": f"tenant-{SUB}"}
-    assert stage.record(SUB)["list"] == f"tenant-{SUB}"
+    place = {"list": f"subscribers-{SUB}", "listMode": "subscriber-store",
+             "sesTenant": f"tenant-{SUB}"}
+    assert result.payload == place
+    record = stage.record(SUB)
+    assert {key: record[key] for key in place} == place
+    tags = stage.sesv2.get_tenant(TenantName=f"tenant-{SUB}")["Tenant"]["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == {
+        "tenant-onboarding:stage": "local", "tenant-onboarding:tenantId": SUB}
+    # a retry of the task finds both made, and makes nothing twice
+    assert client.lambda_.invoke("create_contact_list", task).payload == place
+    assert len(stage.sesv2.list_tenants()["Tenants"]) == 1
 
 
 def test_update_tenant_with_stripe_id_task_stores_the_customer(stage, client):

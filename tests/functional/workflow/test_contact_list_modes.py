@@ -1,12 +1,70 @@
-"""SES contact lists under AWS's real quotas (enforced on moto for these
-tests): one list per account and Region, 20 topics per list."""
+"""The contact-list modes under AWS's real quotas (enforced on moto for these
+tests): one SES list per account and Region, 20 topics per list, 10,000 SES
+tenants; and a stage that changes mode."""
+import json
 import threading
 
-from tests.support.stage import Stage, tenant
+from chalice.test import Client
+
+from chalicelib import dependencies as deps
+from tests.support.stage import STAGE, Stage, finalize_body, tenant
+
+
+def test_subscriber_store_onboards_more_tenants_than_ses_lists_or_topics_allow(monkeypatch):
+    # 25: more than one list, more than 20 topics
+    with Stage(monkeypatch, enforce_ses_quotas=True) as stage, \
+            Client(stage.app, stage_name=STAGE) as client:
+        tenants = [tenant(200 + n) for n in range(25)]
+        executions = [stage.start(t) for t in tenants]
+        for execution in executions:
+            token = stage.wait_for_token(execution)
+            response = client.http.post("/tenant/finalize", headers={"Content-Type": "application/json"},
+                                        body=finalize_body(token, "approved"))
+            assert response.status_code == 200, response.body
+        for execution in executions:
+            assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
+
+        records = [stage.record(t["tenantId"]) for t in tenants]
+        assert [r["status"] for r in records] == ["active"] * 25
+        assert {r["sesTenant"] for r in records} == {
+            t["TenantName"] for t in stage.sesv2.list_tenants()["Tenants"]}
+        assert len({r["sesTenant"] for r in records}) == 25
+        assert stage.sesv2.list_contact_lists()["ContactLists"] == []
+
+
+def test_a_stage_that_changes_mode_gives_each_tenant_back_as_its_record_says(monkeypatch):
+    with Stage(monkeypatch, contact_list_mode="list-per-tenant") as stage, \
+            Client(stage.app, stage_name=STAGE) as client:
+        old = tenant(230)
+        execution = stage.start(old)
+        client.http.post("/tenant/finalize", headers={"Content-Type": "application/json"},
+                         body=finalize_body(stage.wait_for_token(execution), "approved"))
+        stage.wait_for_end(execution)
+        assert stage.record(old["tenantId"])["listMode"] == "list-per-tenant"
+        # the stage moves to the subscriber store; the old tenant keeps its SES list
+        monkeypatch.setenv("CONTACT_LIST_MODE", "subscriber-store")
+        deps.reset()
+        new = tenant(231)
+        execution = stage.start(new)
+        stage.wait_for_token(execution)
+        assert stage.record(new["tenantId"])["listMode"] == "subscriber-store"
+
+        response = client.http.post(f"/tenants/{old['tenantId']}/offboarding",
+                                    headers={"Content-Type": "application/json"},
+                                    body=json.dumps({"reason": "moved"}))
+
+        assert response.status_code == 202
+        done = stage.wait_for_status(old["tenantId"], "offboarded")
+        assert done["released"]["contactList"] == {
+            **done["released"]["contactList"], "list": f"tenant-{old['tenantId']}",
+            "listMode": "list-per-tenant", "existed": True}
+        assert stage.sesv2.list_contact_lists()["ContactLists"] == []
+        assert [t["TenantName"] for t in stage.sesv2.list_tenants()["Tenants"]] == [
+            f"tenant-{new['tenantId']}"]
 
 
 def test_list_per_tenant_onboards_the_first_tenant_only(monkeypatch):
-    with Stage(monkeypatch, enforce_ses_quotas=True) as stage:
+    with Stage(monkeypatch, enforce_ses_quotas=True, contact_list_mode="list-per-tenant") as stage:
         first, second = tenant(30), tenant(31)
         one = stage.start(first)
         stage.wait_for_token(one)
@@ -16,7 +74,7 @@ def test_list_per_tenant_onboards_the_first_tenant_only(monkeypatch):
         assert stage.record(first["tenantId"])["list"] == f"tenant-{first['tenantId']}"
         reason = stage.record(second["tenantId"])["failureReason"]
         assert "one contact list per account and Region" in reason
-        assert "topic-per-tenant" in reason
+        assert "subscriber-store" in reason
 
 
 def test_topic_per_tenant_adds_the_tenants_topic_to_the_shared_list(monkeypatch):

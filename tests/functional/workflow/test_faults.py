@@ -97,7 +97,7 @@ def test_dynamodb_throttling_on_a_task_is_retried_and_ends_correctly(monkeypatch
 
 
 def test_an_existing_contact_list_of_this_tenant_counts_as_created(monkeypatch):
-    with Stage(monkeypatch) as stage:
+    with Stage(monkeypatch, contact_list_mode="list-per-tenant") as stage:
         t = tenant(13)
         stage.sesv2.create_contact_list(ContactListName=f"tenant-{t['tenantId']}")
         execution = stage.start(t)
@@ -108,8 +108,45 @@ def test_an_existing_contact_list_of_this_tenant_counts_as_created(monkeypatch):
         assert (record["status"], record["list"]) == ("active", f"tenant-{t['tenantId']}")
 
 
+def test_an_existing_ses_tenant_of_this_tenant_counts_as_created(monkeypatch):
+    with Stage(monkeypatch) as stage:
+        t = tenant(15)
+        stage.sesv2.create_tenant(TenantName=f"tenant-{t['tenantId']}", Tags=[
+            {"Key": "tenant-onboarding:stage", "Value": "local"},
+            {"Key": "tenant-onboarding:tenantId", "Value": t["tenantId"]}])
+        execution = stage.start(t)
+        approve(stage, execution)
+
+        assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
+        record = stage.record(t["tenantId"])
+        assert (record["status"], record["sesTenant"]) == ("active", f"tenant-{t['tenantId']}")
+
+
+def test_an_ses_tenant_of_the_same_name_from_another_stage_fails_onboarding(monkeypatch):
+    with Stage(monkeypatch) as stage:
+        t = tenant(16)
+        stage.sesv2.create_tenant(TenantName=f"tenant-{t['tenantId']}", Tags=[
+            {"Key": "tenant-onboarding:stage", "Value": "prod"}])
+
+        assert stage.wait_for_end(stage.start(t))["status"] == "FAILED"
+        reason = stage.record(t["tenantId"])["failureReason"]
+        assert reason.startswith("TenantConflict:") and "stage 'prod'" in reason
+
+
+def test_the_ses_tenant_quota_fails_onboarding_with_a_clear_reason(monkeypatch):
+    with Stage(monkeypatch) as stage:
+        fail_first(app_session(), "before-call.sesv2.CreateTenant", 1,
+                   aws_error("LimitExceededException", "Maximum number of tenants reached", 400))
+        t = tenant(17)
+
+        assert stage.wait_for_end(stage.start(t))["status"] == "FAILED"
+        record = stage.record(t["tenantId"])
+        assert "SES tenant quota" in record["failureReason"]
+        assert stage.lambdas.invocations["tenant-onboarding-local-create_contact_list"] == 1
+
+
 def test_ses_contact_list_quota_fails_onboarding_with_a_clear_reason(monkeypatch):
-    with Stage(monkeypatch, enforce_ses_quotas=True) as stage:
+    with Stage(monkeypatch, enforce_ses_quotas=True, contact_list_mode="list-per-tenant") as stage:
         stage.sesv2.create_contact_list(ContactListName="someone-elses-list")
         t = tenant(14)
         execution = stage.start(t)

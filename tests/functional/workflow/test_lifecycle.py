@@ -15,8 +15,9 @@ from chalicelib import dependencies as deps
 from chalicelib.events import APPROVAL_REQUESTED as APPROVAL
 from chalicelib.events import OFFBOARDING_COMPLETE as OFFBOARDED
 from chalicelib.events import OFFBOARDING_FAILED
+from chalicelib.subscribers import subscribers_of
 from scripts.local.lambdas import scheduled_event
-from tests.support import localstripe_customers
+from tests.support import localstripe_customers, unsigned_id_token
 from tests.support.faults import FlakyProxy, aws_error, fail_first
 from tests.support.stage import REGION, STAGE, Stage, app_session, at_once, finalize_body
 
@@ -41,8 +42,12 @@ def customer_exists(base, customer_id):
     return customer_id in {c["id"] for c in localstripe_customers(base)}
 
 
-def list_exists(stage, name):
-    return any(c["ContactListName"] == name
+def place_exists(stage, place):
+    """Whether what onboarding made for a record's contact list (its SES tenant in
+    subscriber-store mode, its SES list in list-per-tenant mode) is still there."""
+    if place.get("sesTenant"):
+        return place["sesTenant"] in {t["TenantName"] for t in stage.sesv2.list_tenants()["Tenants"]}
+    return any(c["ContactListName"] == place["list"]
                for c in stage.sesv2.list_contact_lists().get("ContactLists", []))
 
 
@@ -62,7 +67,8 @@ def test_a_rejected_tenant_gives_back_its_list_its_customer_and_its_login(stripe
     stage.wait_until_asked(t["tenantId"])
     before = stage.record(t["tenantId"])
     customer, contact_list = before["stripeCustomerId"], before["list"]
-    assert customer_exists(localstripe, customer) and list_exists(stage, contact_list)
+    assert before["listMode"] == "subscriber-store" and before["sesTenant"]
+    assert customer_exists(localstripe, customer) and place_exists(stage, before)
 
     assert post(stage.client, f"/tenants/{t['tenantId']}/decision",
                 {"status": "rejected", "reason": "duplicate company"})[0] == 200
@@ -73,9 +79,10 @@ def test_a_rejected_tenant_gives_back_its_list_its_customer_and_its_login(stripe
     assert set(record["released"]) == {"user", "stripeCustomer", "contactList"}
     assert record["released"]["stripeCustomer"]["customerId"] == customer
     assert record["released"]["contactList"]["list"] == contact_list
-    assert "stripeCustomerId" not in record and "list" not in record
+    assert record["released"]["contactList"]["sesTenant"] == before["sesTenant"]
+    assert not {"stripeCustomerId", "list", "sesTenant", "listMode"} & set(record)
     assert not customer_exists(localstripe, customer)
-    assert not list_exists(stage, contact_list)
+    assert not place_exists(stage, before)
     assert stage.login_enabled(t["tenantId"]) is False
     assert stage.kinds(t["tenantId"]) == [APPROVAL, "Tenant Onboarding Rejected"]
     assert "Release Rejected Tenant" in stage.states_visited(execution)
@@ -101,7 +108,7 @@ def test_a_timed_out_tenant_gives_back_its_list_and_customer_but_keeps_its_login
 
 def test_quota_freed_by_a_rejection_lets_a_failed_tenant_be_retried(monkeypatch):
     """One contact list per account: A holds it, B fails; rejecting A frees it for B."""
-    with Stage(monkeypatch, enforce_ses_quotas=True) as stage, \
+    with Stage(monkeypatch, enforce_ses_quotas=True, contact_list_mode="list-per-tenant") as stage, \
             Client(stage.app, stage_name=STAGE) as client:
         a, b = stage.tenant_with_login(92), stage.tenant_with_login(93)
         stage.start(a)
@@ -124,7 +131,7 @@ def test_a_release_that_fails_for_good_still_ends_the_tenant_and_is_reported(
 ):
     stage = stripe_stage
     monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "0")
-    fail_first(app_session(), "before-call.sesv2.DeleteContactList", 100,
+    fail_first(app_session(), "before-call.sesv2.DeleteTenant", 100,
                aws_error("AccessDeniedException", "not allowed", 400))
     t = stage.tenant_with_login(94)
 
@@ -154,7 +161,7 @@ def test_a_retried_timed_out_tenant_gets_a_new_customer_and_list(monkeypatch, lo
         assert record["stripeCustomerId"] != first  # the released one stays deleted
         assert customer_exists(localstripe, record["stripeCustomerId"])
         assert not customer_exists(localstripe, first)
-        assert list_exists(stage, record["list"])
+        assert place_exists(stage, record)
         assert "released" not in record
         assert record["retries"][0]["released"]["stripeCustomer"]["customerId"] == first
 
@@ -170,7 +177,7 @@ def test_offboarding_an_active_tenant_releases_everything_and_keeps_the_record(
     stage = stripe_stage
     t = stage.tenant_with_login(96)
     active = decide(stage, stage.client, t, "approved")
-    customer, contact_list = active["stripeCustomerId"], active["list"]
+    customer = active["stripeCustomerId"]
 
     status, body = offboard(stage, stage.client, t["tenantId"])
 
@@ -183,7 +190,7 @@ def test_offboarding_an_active_tenant_releases_everything_and_keeps_the_record(
     assert set(record["released"]) == {"user", "stripeCustomer", "contactList"}
     assert stage.login_enabled(t["tenantId"]) is False
     assert not customer_exists(localstripe, customer)
-    assert not list_exists(stage, contact_list)
+    assert not place_exists(stage, active)
     assert stage.offboarding_ended(t["tenantId"]).count(OFFBOARDED) == 1
     events = [e for e in stage.events() if e["detail"]["tenantId"] == t["tenantId"]]
     assert events[-1]["detail"]["reason"] == "contract ended"
@@ -231,8 +238,8 @@ def test_offboarding_completes_when_something_was_already_deleted_by_hand(
     if gone == "stripe customer":
         requests.delete(f"{localstripe}/v1/customers/{record['stripeCustomerId']}",
                         auth=("sk_test_local", "")).raise_for_status()
-    elif gone == "contact list":
-        stage.sesv2.delete_contact_list(ContactListName=record["list"])
+    elif gone == "contact list":  # its SES tenant
+        stage.sesv2.delete_tenant(TenantName=record["sesTenant"])
     else:
         boto3.client("cognito-idp", region_name=REGION).admin_delete_user(
             UserPoolId=stage.resources.ref("UserPool"), Username=t["tenantId"])
@@ -286,7 +293,7 @@ def test_a_crash_after_a_release_before_it_is_recorded_releases_once(
     done = stage.wait_for_status(t["tenantId"], "offboarded", seconds=60)
     assert crashes and crashes[0]["existed"] is True
     assert done["released"]["contactList"]["existed"] is False  # the redo found it gone
-    assert not list_exists(stage, record["list"])
+    assert not place_exists(stage, record)
     assert done["released"]["contactList"]["list"] == record["list"]
     assert "list" not in done and "stripeCustomerId" not in done
     assert stage.offboarding_ended(t["tenantId"]).count(OFFBOARDED) == 1
@@ -355,7 +362,7 @@ def test_a_tenant_offboarded_with_an_outcome_still_due_is_told_and_swept(stage, 
 def test_offboarding_ends_the_report_of_a_failed_release(stripe_stage, monkeypatch):
     stage = stripe_stage
     monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "0")
-    fault = fail_first(app_session(), "before-call.sesv2.DeleteContactList", 100,
+    fault = fail_first(app_session(), "before-call.sesv2.DeleteTenant", 100,
                        aws_error("AccessDeniedException", "not allowed", 400))
     t = stage.tenant_with_login(105)
     decide(stage, stage.client, t, "rejected", "spam")
@@ -368,3 +375,59 @@ def test_offboarding_ends_the_report_of_a_failed_release(stripe_stage, monkeypat
     assert "releaseFailure" not in done and "releaseDue" not in done
     assert "contactList" in done["released"]
     assert "release failed" not in stage.lambdas.invoke_json("reconcile", scheduled_event())
+
+
+# --- the subscriber store's place ----------------------------------------------------------
+def subscriber_items(stage, tenant_id):
+    return stage.ddb.query(
+        TableName=stage.table_name, KeyConditionExpression="pk = :p", ConsistentRead=True,
+        ExpressionAttributeValues={":p": {"S": subscribers_of(tenant_id)}})["Items"]
+
+
+def with_subscribers(stage, client, t, n):
+    """An active tenant with ``n`` subscribers, imported as the tenant would."""
+    record = decide(stage, client, t, "approved")
+    rows = [{"email": f"s{k}@example.com"} for k in range(n)]
+    response = client.http.post("/me/subscribers/import", body=json.dumps(rows), headers={
+        "Content-Type": "application/json", "Authorization": unsigned_id_token(t["tenantId"])})
+    assert json.loads(response.body)["added"] == n
+    return record
+
+
+def test_offboarding_removes_every_subscriber_and_the_ses_tenant(stage, client):
+    t = stage.tenant_with_login(110)
+    record = with_subscribers(stage, client, t, 150)  # two transactions' worth
+    assert len(subscriber_items(stage, t["tenantId"])) == 150 and place_exists(stage, record)
+
+    offboard(stage, client, t["tenantId"])
+
+    done = stage.wait_for_status(t["tenantId"], "offboarded")
+    assert subscriber_items(stage, t["tenantId"]) == [] and done["subscribers"] == 0
+    assert not place_exists(stage, record)
+    assert done["released"]["contactList"]["sesTenant"] == record["sesTenant"]
+    assert not {"list", "sesTenant", "listMode"} & set(done)
+
+
+def test_a_release_that_dies_between_batches_finishes_on_its_retry_with_an_exact_count(
+    stage, client, monkeypatch
+):
+    t = stage.tenant_with_login(111)
+    record = with_subscribers(stage, client, t, 150)
+    store = deps.subscriber_store()
+    transact, crashed = store._transact, []
+
+    def die_after_the_first_batch(items):
+        if crashed:
+            return transact(items)
+        transact(items)
+        crashed.append(len(items))
+        raise RuntimeError("the function died between two batches")
+
+    monkeypatch.setattr(store, "_transact", die_after_the_first_batch)
+    offboard(stage, client, t["tenantId"])
+
+    done = stage.wait_for_status(t["tenantId"], "offboarded", seconds=60)
+    assert crashed == [100]  # 99 subscribers and the counter, written before the crash
+    assert subscriber_items(stage, t["tenantId"]) == [] and done["subscribers"] == 0
+    assert not place_exists(stage, record)
+    assert stage.offboarding_ended(t["tenantId"]).count(OFFBOARDED) == 1

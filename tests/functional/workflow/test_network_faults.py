@@ -23,7 +23,7 @@ from tests.support.stage import STAGE, Stage, app_client, finalize_body, tenant
 TASK_CALLS = {
     "create_tenant_record": ("dynamodb", "dynamodb.PutItem", "start"),
     "create_stripe_customer": ("secretsmanager", "secrets-manager.GetSecretValue", "start"),
-    "create_contact_list": ("sesv2", "sesv2.CreateContactList", "start"),
+    "create_contact_list": ("sesv2", "sesv2.CreateTenant", "start"),
     "await_decision": ("events", "eventbridge.PutEvents", "start"),
     "update_status_and_notify": ("dynamodb", "dynamodb.UpdateItem", "waiting"),
 }

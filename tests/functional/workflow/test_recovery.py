@@ -32,9 +32,9 @@ def post(client, path, body=None):
 
 
 def failed_tenant(stage, n):
-    """A tenant whose first CreateContactList was refused for good (as the SES quota does)."""
+    """A tenant whose first CreateTenant was refused for good (as the SES quota does)."""
     t = tenant(n)
-    fault = fail_first(app_session(), "before-call.sesv2.CreateContactList", 1,
+    fault = fail_first(app_session(), "before-call.sesv2.CreateTenant", 1,
                        aws_error("LimitExceededException", "quota", 400))
     assert stage.wait_for_end(stage.start(t))["status"] == "FAILED"
     assert fault.calls == 1
@@ -209,7 +209,7 @@ def test_a_retry_waits_for_the_last_attempt_to_finish(stage, client):
     # the failure is recorded, but its event is still being retried: a new
     # attempt now would race the old one's last step
     t = tenant(79)
-    fail_first(app_session(), "before-call.sesv2.CreateContactList", 1,
+    fail_first(app_session(), "before-call.sesv2.CreateTenant", 1,
                aws_error("LimitExceededException", "quota", 400))
     fail_first(app_session(), "before-call.eventbridge.PutEvents", 4,
                aws_error("InternalFailure", "down", 500), skip=0)

@@ -36,7 +36,8 @@ def test_approved_tenant_becomes_active_and_complete_is_published(monkeypatch):
         # while waiting, the record is onboarding with its contact list
         waiting = stage.record(t["tenantId"])
         assert waiting["status"] == "onboarding"
-        assert waiting["list"] == f"tenant-{t['tenantId']}"
+        assert waiting["list"] == f"subscribers-{t['tenantId']}"
+        assert waiting["sesTenant"] == f"tenant-{t['tenantId']}"
 
         response = post_decision(stage, token, "approved")
 
