@@ -49,6 +49,7 @@ class LoadRun:
         self.cognito = session.client("cognito-idp", endpoint_url=endpoint, config=config)
         self.sfn = session.client("stepfunctions", endpoint_url=endpoint, config=config)
         self.ddb = session.client("dynamodb", endpoint_url=endpoint, config=config)
+        self.sesv2 = session.client("sesv2", endpoint_url=endpoint, config=config)
         self.execution_prefix = outputs["stateMachineArn"].replace(":stateMachine:", ":execution:")
 
     # --- one tenant's journey ----------------------------------------------------
@@ -197,6 +198,13 @@ class LoadRun:
         records = self._record_count(ids)
         if records != len(tenants):
             problems.append(f"{records} records for {len(tenants)} sign-ups")
+        ses_tenants = self._ses_tenants(ids)
+        if self.outputs.get("contactListMode") == "subscriber-store":
+            for t in tenants:
+                held = f"tenant-{t['tenantId']}" in ses_tenants
+                if held != (t.get("final") == "active"):
+                    problems.append(f"{t['tenantId']} ({t.get('final')}): "
+                                    f"{'still holds' if held else 'has no'} SES tenant")
         return {
             "signups": len(tenants),
             "records": records,
@@ -204,6 +212,7 @@ class LoadRun:
             "rejected": sum(t.get("final") == "rejected" for t in tenants),
             "failed": sum(t.get("final") == "failed" for t in tenants),
             "outcomeEvents": len(events),
+            "sesTenants": len(ses_tenants),
             "stripe": bool(self.outputs.get("stripe")),
             "duplicateStripeCustomers": len(duplicates),
             "executionsStillRunning": len(running),
@@ -242,6 +251,13 @@ class LoadRun:
         except TimedOut:
             pass
         return running()
+
+    def _ses_tenants(self, ids) -> set[str]:
+        """The SES tenants this run's tenants hold (subscriber-store mode)."""
+        names: set[str] = set()
+        for page in self.sesv2.get_paginator("list_tenants").paginate():
+            names |= {t["TenantName"] for t in page.get("Tenants", [])}
+        return {name for name in names if name.removeprefix("tenant-") in ids}
 
     def _record_count(self, ids) -> int:
         count = 0
@@ -295,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stripe", action="store_true", help="start the stack with localstripe")
     parser.add_argument("--timeout", type=float, default=600, help="seconds each stage may take")
     parser.add_argument("--workers", type=int, default=32, help="concurrent clients")
+    parser.add_argument("--ses-quotas", action="store_true",
+                        help="the stack enforces SES's quotas (LOCAL_ENFORCE_SES_QUOTAS=1)")
     args = parser.parse_args(argv)
 
     if args.stack:
@@ -303,21 +321,26 @@ def main(argv: list[str] | None = None) -> int:
             args.signups, args.reject_every, args.timeout
         )
     else:
-        report = run_with_own_stack(args.signups, args.reject_every, args.stripe, args.timeout, args.workers)
+        report = run_with_own_stack(args.signups, args.reject_every, args.stripe, args.timeout,
+                                    args.workers, **({"LOCAL_ENFORCE_SES_QUOTAS": "1"}
+                                                     if args.ses_quotas else {}))
     print(f"Load run: {args.signups} sign-ups against the local stack")
     print_report(report)
     return 1 if report["problems"] else 0
 
 
 def run_with_own_stack(signups: int, reject_every: int, stripe: bool, seconds: float,
-                       workers: int = 32) -> dict[str, Any]:
+                       workers: int = 32, **settings: str) -> dict[str, Any]:
+    """A load run against a stack of its own, with the stack ``settings`` given
+    (LOCAL_ENFORCE_SES_QUOTAS=1, say)."""
     import tempfile
 
     from scripts.local.child import ChildStack
 
     state_dir = Path(tempfile.mkdtemp(prefix="tenant-onboarding-load-")) / "state"
-    with ChildStack(state_dir, ready_seconds=60,
-                    **({"STRIPE_API_KEY": "sk_test_local"} if stripe else {})) as stack:
+    if stripe:
+        settings["STRIPE_API_KEY"] = "sk_test_local"
+    with ChildStack(state_dir, ready_seconds=60, **settings) as stack:
         return LoadRun(stack.outputs, state_dir, workers).run(signups, reject_every, seconds)
 
 

@@ -100,6 +100,7 @@ class LambdaLayout:
 
     def __init__(self, workdir: Path, package: dict[str, Any], without_pyc: bool = False) -> None:
         self.without_pyc = without_pyc
+        self.package_layer = package["layerZip"]
         self.task = workdir / "var-task"
         self.layer = workdir / "opt"
         self.runtime = workdir / "var-runtime"
@@ -204,3 +205,43 @@ def import_cost(layout: LambdaLayout, runs: int = 5, prelude: str = "") -> dict[
 
 def new_workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="tenant-onboarding-bench-"))
+
+
+SDK_PROBE = (
+    "import time\n"
+    "began = time.perf_counter()\n"
+    "import boto3, botocore\n"
+    "session = boto3.session.Session(region_name='us-east-1')\n"
+    "for service in ('sesv2', 'dynamodb'):\n"
+    "    session.client(service)\n"
+    "assert hasattr(session.client('sesv2'), 'create_tenant')\n"
+    "print(time.perf_counter() - began, botocore.__file__)\n"
+)
+
+
+def sdk_cost(layout: LambdaLayout, runs: int = 7) -> dict[str, Any]:
+    """What shipping boto3/botocore in the layer costs a cold start: importing
+    them and building the clients the subscriber store needs, in fresh
+    processes, from the layer (/opt, as deployed) and from the runtime's copy
+    alone, alternated. The runtime's copy here is the dev one (with the
+    tenant API); a real runtime's may lack it, which is why the layer has one."""
+    timings: dict[str, list[float]] = {"layer": [], "runtime": []}
+    origins: dict[str, str] = {}
+    paths = {"layer": layout.env()["PYTHONPATH"], "runtime": str(layout.runtime)}
+    for _ in range(runs):
+        for kind, path in paths.items():
+            done = subprocess.run(layout.python() + ["-c", SDK_PROBE], cwd=layout.cwd,
+                                  env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": path},
+                                  capture_output=True, text=True, check=True)
+            seconds, origin = done.stdout.split()
+            timings[kind].append(float(seconds))
+            origins[kind] = origin
+    shipped = [name for name in zipfile.ZipFile(layout.package_layer).namelist()
+               if re.search(r"/(boto3|botocore|s3transfer|jmespath|dateutil)/", name)]
+    return {
+        "runs": runs,
+        "layerMs": round(statistics.median(timings["layer"]) * 1000, 1),
+        "runtimeMs": round(statistics.median(timings["runtime"]) * 1000, 1),
+        "fromLayer": origins["layer"].startswith(str(layout.layer)),
+        "shippedFiles": len(shipped),
+    }

@@ -121,6 +121,7 @@ class Deployer:
         self._clients: dict[str, Any] = {}
         self._stack_id: str | None = None
         self._following = False
+        self._tenant_places: dict[str, list[str]] = {}  # what --delete-data removes per tenant
         self.region = session.region_name
         if not self.region:
             raise DeployError("no AWS region: pass --region R (DEPLOY_ARGS) or set AWS_DEFAULT_REGION")
@@ -523,16 +524,25 @@ class Deployer:
         return found
 
     def leftover_data(self, retained: dict[str, str]) -> list[tuple[str, str]]:
-        """What the stage keeps after its stack is gone: its data and its secret."""
+        """What the stage keeps after its stack is gone: what onboarding made for
+        its tenants in SES (listed first: the table says what it is), its data
+        and its secret."""
         names = stack_template.retained_names(self.stage)
         found: list[tuple[str, str]] = []
         ddb = self.client("dynamodb")
-        table = retained.get("TenantTable") or names["TenantTable"]
+        table: str | None = retained.get("TenantTable") or names["TenantTable"]
         try:
             ddb.describe_table(TableName=table)
-            found.append(("DynamoDB table", table))
         except ddb.exceptions.ResourceNotFoundException:
-            pass
+            table = None
+        ses_tenants, tenant_lists = self.tenant_places(table)
+        self._tenant_places = {"SES tenants": ses_tenants, "SES contact lists": tenant_lists}
+        for kind, places in self._tenant_places.items():
+            if places:
+                found.append((kind, f"({len(places)}, one a tenant: {places[0]}, …)"
+                              if len(places) > 1 else f"({places[0]})"))
+        if table:
+            found.append(("DynamoDB table", table))
         for logical in ("UserPool", "AdminUserPool"):
             pool = retained.get(logical) or self.find_user_pool(names[logical])
             if pool:
@@ -552,7 +562,39 @@ class Deployer:
             pass
         return found
 
+    def tenant_places(self, table: str | None) -> tuple[list[str], list[str]]:
+        """The SES tenants and the SES contact lists (list-per-tenant) that
+        onboarding made for this stage's tenants: those the table's records
+        name, and the SES tenants tagged with this stage (whatever the table says)."""
+        from chalicelib.ses_tenants import STAGE_TAG
+
+        ses_tenants: set[str] = set()
+        lists: set[str] = set()
+        if table:
+            for page in self.client("dynamodb").get_paginator("scan").paginate(
+                    TableName=table, FilterExpression="sk = :tenant AND attribute_exists(#l)",
+                    ExpressionAttributeNames={"#l": "list"},
+                    ExpressionAttributeValues={":tenant": {"S": "tenant"}}):
+                for item in page["Items"]:
+                    if "sesTenant" in item:
+                        ses_tenants.add(item["sesTenant"]["S"])
+                    mode = item.get("listMode", {}).get("S")
+                    if mode == "list-per-tenant" or (mode is None and "topic" not in item):
+                        lists.add(item["list"]["S"])
+        sesv2 = self.client("sesv2")
+        for page in sesv2.get_paginator("list_tenants").paginate():
+            for found in page.get("Tenants", []):
+                if found["TenantName"] in ses_tenants or not found["TenantName"].startswith("tenant-"):
+                    continue
+                tags = sesv2.get_tenant(TenantName=found["TenantName"])["Tenant"].get("Tags", [])
+                if {"Key": STAGE_TAG, "Value": self.stage} in tags:
+                    ses_tenants.add(found["TenantName"])
+        return sorted(ses_tenants), sorted(lists)
+
     def remove_data(self, kind: str, name: str) -> None:
+        if kind in ("SES tenants", "SES contact lists"):
+            self._remove_tenant_places(kind)
+            return
         if kind == "DynamoDB table":
             ddb = self.client("dynamodb")
             ddb.update_table(TableName=name, DeletionProtectionEnabled=False)
@@ -566,6 +608,22 @@ class Deployer:
             self.client("sesv2").delete_contact_list(ContactListName=name)
         self._say(f"  deleted: {kind} {name}"
                   + (" (recoverable for 7 days)" if kind == "Stripe secret" else ""))
+
+
+    def _remove_tenant_places(self, kind: str) -> None:
+        """Each SES tenant or list of the stage's tenants; one already gone counts as removed."""
+        sesv2 = self.client("sesv2")
+        removed = 0
+        for name in self._tenant_places.get(kind, []):
+            try:
+                if kind == "SES tenants":
+                    sesv2.delete_tenant(TenantName=name)
+                else:
+                    sesv2.delete_contact_list(ContactListName=name)
+                removed += 1
+            except sesv2.exceptions.NotFoundException:
+                pass
+        self._say(f"  deleted: {kind} of the stage's tenants ({removed})")
 
 
 # UpdateUserPool sets every setting it is not given back to its default, so

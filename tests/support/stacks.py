@@ -29,6 +29,7 @@ class RunningStack(ChildStack):
         self.cognito = session.client("cognito-idp", endpoint_url=endpoint)
         self.sfn = session.client("stepfunctions", endpoint_url=endpoint)
         self.ddb = session.client("dynamodb", endpoint_url=endpoint)
+        self.sesv2 = session.client("sesv2", endpoint_url=endpoint)
         self._admin_token: str | None = None
 
     # --- what a user does --------------------------------------------------------
@@ -114,6 +115,7 @@ def call(stack: ChildStack, method: str, path: str, token: str | None = None,
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
+            status, raw = response.status, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        status, raw = error.code, error.read()
+    return status, json.loads(raw) if raw else None

@@ -19,6 +19,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from scripts.deploy import deploy
+from scripts.local.ses import reproduce_ses_contact_lists
 from scripts.shared import PROJECT_DIR, stripe_secret_name
 from tests.support import free_port
 
@@ -34,6 +35,7 @@ def no_deploy_key(monkeypatch):
 
 @pytest.fixture
 def aws(monkeypatch):
+    reproduce_ses_contact_lists(enforce_quotas=False)  # SES tenants, which moto lacks
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -373,6 +375,36 @@ def test_delete_data_asks_first_and_then_removes_what_was_kept(aws, project):
     assert f"  deleted: Cognito user pool {pool}" in said
     secret = aws.client("secretsmanager").describe_secret(SecretId=stripe_secret_name("dev"))
     assert secret.get("DeletedDate")  # scheduled, recoverable for 7 days
+
+
+def test_delete_data_removes_what_onboarding_made_in_ses_for_the_stages_tenants_only(aws, project):
+    deployer, said = deployer_for(aws, project)
+    deployer.deploy()
+    make_retained_data(aws)
+    ddb, sesv2 = aws.client("dynamodb"), aws.client("sesv2")
+    records = [  # a tenant of each mode, and one that already gave its place back
+        {"pk": "t-store", "sk": "tenant", "list": "subscribers-t-store",
+         "listMode": "subscriber-store", "sesTenant": "tenant-t-store"},
+        {"pk": "t-list", "sk": "tenant", "list": "tenant-t-list"},
+        {"pk": "t-topic", "sk": "tenant", "list": "tenants-dev", "topic": "tenant-t-topic"},
+        {"pk": "t-gone", "sk": "tenant", "released": "yes"},
+    ]
+    for record in records:
+        ddb.put_item(TableName="tenant-onboarding-dev-tenants",
+                     Item={k: {"S": v} for k, v in record.items()})
+    for name, stage in (("tenant-t-store", "dev"), ("tenant-t-lost", "dev"), ("tenant-t-prod", "prod")):
+        sesv2.create_tenant(TenantName=name, Tags=[{"Key": "tenant-onboarding:stage", "Value": stage}])
+    sesv2.create_contact_list(ContactListName="tenant-t-list")
+
+    deployer.delete(delete_data=True, confirm=lambda listing: True)
+
+    # the record's SES tenant, and the one tagged dev the table forgot; not prod's
+    assert [t["TenantName"] for t in sesv2.list_tenants()["Tenants"]] == ["tenant-t-prod"]
+    assert sesv2.list_contact_lists()["ContactLists"] == []
+    assert "  deleted: SES tenants of the stage's tenants (2)" in said
+    assert "  deleted: SES contact lists of the stage's tenants (1)" in said
+    assert said.index("  deleted: SES tenants of the stage's tenants (2)") < said.index(
+        "  deleted: DynamoDB table tenant-onboarding-dev-tenants")
 
 
 def test_delete_data_without_a_terminal_or_yes_refuses(aws, project, monkeypatch, capsys):
