@@ -316,3 +316,21 @@ def test_another_moto_is_refused_in_one_line(monkeypatch):
 
     assert str(refused.value).count("\n") == 0
     assert MOTO_VERSION in str(refused.value) and "5.2.1" in str(refused.value)
+
+
+def test_moto_copies_a_whole_table_for_every_item_of_a_transaction(moto, monkeypatch):
+    # not a difference from AWS: a cost (scripts/local/dynamodb.py, _copying_once)
+    from moto.dynamodb import models
+
+    ddb = moto.client("dynamodb")
+    ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    copied = []
+    deepcopy = models.copy.deepcopy
+    monkeypatch.setattr(models.copy, "deepcopy", lambda value, *a: copied.append(1) or deepcopy(value, *a))
+
+    ddb.transact_write_items(TransactItems=[
+        {"Put": {"TableName": "t", "Item": {"pk": {"S": str(n)}}}} for n in range(3)])
+
+    assert len(copied) == 3
