@@ -3,10 +3,17 @@
 Nothing here runs at import time: a cold start pays only for what the
 invoked function uses. Tests call ``reset()`` (or replace an entry with
 ``override``) so no client leaks from one test to the next.
+
+In Lambda every function has containers of its own, so nothing built for one
+function serves another. The local stack runs them all in one process: it
+runs each invocation ``within(<function>)``, which gives each function its
+own cache, as its own containers would have.
 """
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
@@ -27,7 +34,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_cache: dict[str, Any] = {}
+_caches: dict[str, dict[str, Any]] = {}  # per function: its containers' cache
+_overrides: dict[str, Any] = {}  # what a test put in place, for every function
+_function: ContextVar[str] = ContextVar("function", default="")
 _lock = threading.RLock()
 
 
@@ -35,19 +44,56 @@ def _cached(name: str, build: Callable[[], T]) -> T:
     # The local stack runs many executions in threads of one process; boto3
     # sessions are not safe to share while clients are being created.
     with _lock:
-        if name not in _cache:
-            _cache[name] = build()
-        return cast(T, _cache[name])
+        if name in _overrides:
+            return cast(T, _overrides[name])
+        cache = _caches.setdefault(_function.get(), {})
+        if name not in cache:
+            cache[name] = build()
+        return cast(T, cache[name])
+
+
+@contextmanager
+def within(function: str) -> Iterator[None]:
+    """Build and reuse what ``function`` uses in a cache of its own (local stack)."""
+    token = _function.set(function)
+    try:
+        yield
+    finally:
+        _function.reset(token)
+
+
+def current_function() -> str:
+    """The function whose cache is in use ("" outside ``within``)."""
+    return _function.get()
 
 
 def reset() -> None:
     with _lock:
-        _cache.clear()
+        _caches.clear()
+        _overrides.clear()
 
 
 def override(name: str, value: Any) -> None:
+    """``value`` in place of ``name`` for every function, until ``reset``."""
     with _lock:
-        _cache[name] = value
+        _overrides[name] = value
+
+
+def forget(*names: str) -> None:
+    """Drop ``names`` from every function's cache and from the overrides: each
+    is built again on its next use."""
+    with _lock:
+        for name in names:
+            _overrides.pop(name, None)
+            for cache in _caches.values():
+                cache.pop(name, None)
+
+
+def built(name: str) -> list[Any]:
+    """What each function has built as ``name`` so far (an override first)."""
+    with _lock:
+        found = [_overrides[name]] if name in _overrides else []
+        return found + [cache[name] for cache in _caches.values() if name in cache]
 
 
 def _client(service: str) -> Any:

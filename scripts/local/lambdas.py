@@ -21,6 +21,8 @@ from urllib.parse import unquote
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
 
+from chalicelib import dependencies as deps
+
 logger = logging.getLogger("local.lambda")
 
 
@@ -49,6 +51,7 @@ class LocalLambdas:
     ) -> None:
         """``function_names``: Chalice function name -> the stage's deployed name."""
         self._names = dict(function_names)
+        self._chalice_names = {deployed: name for name, deployed in function_names.items()}
         # Chalice's own map of every handler it declares (chalice.test finds
         # them there too): the Lambda functions and the scheduled ones
         self._handlers = {
@@ -94,7 +97,8 @@ class LocalLambdas:
         context = LocalContext(name, function, self._timeout_ms)
         try:
             event = json.loads(payload or b"{}")
-            result = handler(event, context)
+            with deps.within(self._chalice_names.get(name, name)):
+                result = handler(event, context)
             return None, json.dumps(result).encode()
         except Exception as error:  # Lambda reports every unhandled exception
             logger.warning(

@@ -241,6 +241,7 @@ class Stage:
         self.event_bus = self.resources.ref("EventBus")
         self.shared_contact_list = self.environment["SHARED_CONTACT_LIST_NAME"]
         deps.reset()
+        app_session()  # one session for every function: faults registered on it reach all
         return self
 
     def apply_environment(self, monkeypatch: Any) -> None:
@@ -428,12 +429,27 @@ def wait_for_event(
 
 def app_session() -> Any:
     """The session every client of the app is built from (a new client copies its hooks)."""
-    if "session" not in deps._cache:
-        deps.override("session", boto3.session.Session(region_name=REGION))
-    return deps._cache["session"]
+    for session in deps.built("session"):  # the override comes first
+        return session
+    session = boto3.session.Session(region_name=REGION)
+    deps.override("session", session)
+    return session
+
+
+class _EveryClient:
+    """Hooks registered here reach every function's client of one service:
+    those built already, and (through the session) those built later."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.events = self
+
+    def register(self, event: str, handler: Any) -> None:
+        app_session().events.register(event, handler)
+        for client in deps.built(f"client:{self.service}"):
+            client.meta.events.register(event, handler)
 
 
 def app_client(service: str) -> Any:
-    """The hooks of the app's own (cached) client of a service: register faults there."""
-    app_session()
-    return deps._client(service).meta
+    """The hooks of the app's clients of a service, in every function: register faults there."""
+    return _EveryClient(service)

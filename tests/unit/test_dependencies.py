@@ -40,6 +40,38 @@ def test_given_an_override_when_asked_for_then_the_override_is_returned(stage):
     assert deps.tenants() is fake
 
 
+def test_given_two_functions_when_each_asks_for_tenants_then_each_builds_its_own(stage):
+    with deps.within("create_tenant_record"):
+        first = deps.tenants()
+        assert deps.tenants() is first
+        assert deps.current_function() == "create_tenant_record"
+    with deps.within("api_handler"):
+        other = deps.tenants()
+
+    assert other is not first
+    assert deps.built("tenants") == [first, other]
+
+
+def test_given_an_override_when_any_function_asks_then_it_gets_the_override(stage):
+    fake = object()
+    deps.override("tenants", fake)
+
+    with deps.within("create_tenant_record"):
+        assert deps.tenants() is fake
+
+
+def test_given_built_repositories_when_forgotten_then_every_function_builds_again(stage):
+    with deps.within("create_tenant_record"):
+        first = deps.tenants()
+    deps.override("session", object())
+
+    deps.forget("tenants", "session")
+
+    assert deps.built("tenants") == [] and deps.built("session") == []
+    with deps.within("create_tenant_record"):
+        assert deps.tenants() is not first
+
+
 def test_given_no_stripe_secret_id_when_a_customer_is_asked_for_then_stripe_not_configured(stage):
     billing = deps.billing()
 

@@ -19,7 +19,15 @@ from chalicelib.subscribers import subscribers_of
 from scripts.local.lambdas import scheduled_event
 from tests.support import localstripe_customers, unsigned_id_token
 from tests.support.faults import FlakyProxy, aws_error, fail_first
-from tests.support.stage import REGION, STAGE, Stage, app_session, at_once, finalize_body
+from tests.support.stage import (
+    REGION,
+    STAGE,
+    Stage,
+    app_client,
+    app_session,
+    at_once,
+    finalize_body,
+)
 
 
 def post(client, path, body):
@@ -276,7 +284,8 @@ def test_a_crash_after_a_release_before_it_is_recorded_releases_once(
     t = stage.tenant_with_login(101)
     record = decide(stage, stage.client, t, "approved")
     # the list is deleted, then the function dies before recording it: the step runs again
-    repository = deps.tenants()
+    with deps.within("release_tenant_resources"):  # that function's own repository
+        repository = deps.tenants()
     record_release = repository.mark_released
     crashes = []
 
@@ -322,7 +331,7 @@ def test_an_offboarding_finished_but_not_told_tells_it_finished_not_failed(stage
     t = stage.tenant_with_login(103)
     decide(stage, client, t, "approved")
     # EventBridge refuses the Complete event past every retry, then is back
-    refused = fail_first(deps._client("events").meta, "before-call.eventbridge.PutEvents", 10,
+    refused = fail_first(app_client("events"), "before-call.eventbridge.PutEvents", 10,
                          aws_error("InternalFailure", "down", 500))
 
     offboard(stage, client, t["tenantId"])
@@ -345,10 +354,8 @@ def test_a_tenant_offboarded_with_an_outcome_still_due_is_told_and_swept(stage, 
     stage.wait_for_end(execution, seconds=90)
     assert stage.record(t["tenantId"])["outcomeDue"] == "rejected"
 
-    deps._cache.pop("session")  # EventBridge is back: a new session without the fault
-    deps._cache.pop("client:events", None)
-    deps._cache.pop("publisher", None)
-    deps._cache.pop("reconciler", None)
+    # EventBridge is back: a new session without the fault
+    deps.forget("session", "client:events", "publisher", "reconciler")
     offboard(stage, client, t["tenantId"], "duplicate")
     stage.wait_for_status(t["tenantId"], "offboarded")
     counts = stage.lambdas.invoke_json("reconcile", scheduled_event())
@@ -413,7 +420,8 @@ def test_a_release_that_dies_between_batches_finishes_on_its_retry_with_an_exact
 ):
     t = stage.tenant_with_login(111)
     record = with_subscribers(stage, client, t, 150)
-    store = deps.subscriber_store()
+    with deps.within("release_tenant_resources"):  # that function's own store
+        store = deps.subscriber_store()
     transact, crashed = store._transact, []
 
     def die_after_the_first_batch(items):
