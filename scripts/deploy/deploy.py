@@ -17,7 +17,12 @@ admin CLI finds them.
 --delete deletes the stack; the tenant table and the two user pools are retained
 (DeletionPolicy Retain), and so are the Stripe secret and the shared SES
 list, which live outside the stack. --delete-data removes those too, after
-asking (or with --yes).
+asking (or with --yes); the secret stays recoverable for 7 days, and a
+deploy in that time restores it.
+
+Every wait has a limit (--change-set-timeout, --stack-timeout): past it the
+deploy stops with one line saying what it waited for and where to look;
+CloudFormation carries on by itself.
 """
 import argparse
 import getpass
@@ -32,11 +37,16 @@ from pathlib import Path
 from typing import Any
 
 from scripts.deploy import template as stack_template
-from scripts.shared import APP_NAME, PROJECT_DIR, stack_name, stripe_secret_name
+from scripts.shared import APP_NAME, PROJECT_DIR, TimedOut, eventually, stack_name, stripe_secret_name
 
 STRIPE_KEY_VARIABLE = "DEPLOY_STRIPE_API_KEY"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
 POLL_SECONDS = 5
+# How long the deploy waits before it stops and says where to look. A change set of this
+# stack is ready in seconds; creating, updating or deleting the stack takes minutes, and
+# rolling back a failed update longer. CloudFormation goes on regardless.
+CHANGE_SET_TIMEOUT_SECONDS = 5 * 60
+STACK_TIMEOUT_SECONDS = 60 * 60
 # What CloudFormation answers for a change set that changes nothing.
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 DONE = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
@@ -90,6 +100,28 @@ class PlannedChange:
         return f"  {verb:<8} {self.resource_type:<38} {self.logical_id}{causes}{note}"
 
 
+def duration(seconds: float) -> str:
+    """A wait as a person says it: 90 s, 5 min, 1 h 30 min."""
+    if seconds < 120:
+        return f"{seconds:g} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else (
+        f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else ""))
+
+
+def parse_duration(text: str) -> float:
+    """--change-set-timeout and --stack-timeout: seconds, or with a unit (90s, 5m, 1h)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        seconds = 0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 300, 90s, 5m, 1h)")
+    return seconds
+
+
 def plan_summary(changes: list[PlannedChange]) -> str:
     count = {a: sum(1 for c in changes if c.action == a) for a in ("Add", "Modify", "Remove")}
     replaced = sum(1 for c in changes if c.replacement in ("True", "Conditional"))
@@ -109,6 +141,8 @@ class Deployer:
         package: Callable[[str], Path] | None = None,
         poll_seconds: float = POLL_SECONDS,
         clock: Callable[[], float] = time.time,
+        change_set_timeout: float = CHANGE_SET_TIMEOUT_SECONDS,
+        stack_timeout: float = STACK_TIMEOUT_SECONDS,
     ) -> None:
         self.session = session
         self.stage = stage
@@ -118,14 +152,19 @@ class Deployer:
         self._package = package or self._build
         self._poll = poll_seconds
         self._clock = clock
+        self._change_set_timeout = change_set_timeout
+        self._stack_timeout = stack_timeout
         self._clients: dict[str, Any] = {}
         self._stack_id: str | None = None
         self._following = False
         self._tenant_places: dict[str, list[str]] = {}  # what --delete-data removes per tenant
+        self._secret_scheduled = False  # the Stripe secret awaits its deletion already
         self.region = session.region_name
         if not self.region:
             raise DeployError("no AWS region: pass --region R (DEPLOY_ARGS) or set AWS_DEFAULT_REGION")
+        stack_template.check_stage_name(stage)  # before Lambda refuses a name half-way
         stack_template.stage_config(stage, project_dir)  # an unknown stage stops here
+        stack_template.stage_ses_sender(stage, project_dir)  # and so does a sender SES would refuse
 
     # --- clients and identity ------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -237,6 +276,7 @@ class Deployer:
         template_url = self.upload(template_path)
         change_set = self.create_change_set(template_url, creating, stripe_on)
         changes = self.plan(change_set)
+        self.say_cognito_mail()
         if changes is None:
             self._say(f"Nothing to change: stage {self.stage} is up to date.")
         elif dry_run:
@@ -249,40 +289,96 @@ class Deployer:
         self.outputs_path.write_text(json.dumps(outputs, indent=2) + "\n")
         return outputs
 
+    def say_cognito_mail(self) -> None:
+        """How the stage's user pools send mail; Cognito's own email has a daily cap."""
+        sender = stack_template.stage_ses_sender(self.stage, self.project_dir)
+        if sender is None:
+            self._say(
+                f"  WARNING: Cognito mail: stage {self.stage} has no SES sender "
+                f"({stack_template.SES_SENDER_KEY} in .chalice/config.json), so both user pools "
+                f"send with Cognito's own email: at most {stack_template.COGNITO_DEFAULT_EMAILS_A_DAY} "
+                "messages a day for the whole AWS account, after which sign-up codes and admin "
+                "invitations are not sent (docs/deploy.md, 'Cognito mail')."
+            )
+        else:
+            self._say(f"  Cognito mail: through SES, from {sender.address} ({sender.identity_arn})")
+
     def stripe_secret(self, key: str | None, replace: bool, dry_run: bool) -> bool:
         """Store the key when one is given; Stripe is on when the secret exists.
 
         A stored key is replaced by a different one only when asked: a key
         left in the environment for another purpose must not overwrite a
-        stage's real secret. The value is never printed.
+        stage's real secret. A secret that --delete-data scheduled for
+        deletion is restored first (a dry run only says it would be). The
+        value is never printed.
         """
         secrets = self.client("secretsmanager")
         name = stripe_secret_name(self.stage)
+        restored = ""
         try:
             current = secrets.get_secret_value(SecretId=name).get("SecretString")
         except secrets.exceptions.ResourceNotFoundException:
             current = None
+        except secrets.exceptions.InvalidRequestException:
+            deleted_on = self.stripe_secret_deletion_date()
+            if deleted_on is None:  # refused for another reason: AWS's own words
+                raise
+            if dry_run:
+                self._say(f"  Stripe: on (secret {name} is scheduled for deletion on {deleted_on}; "
+                          "the deploy would restore it first; value not shown)")
+                return True
+            current = self.restore_stripe_secret(deleted_on)
+            restored = f"; restored: it was scheduled for deletion on {deleted_on}"
         if key is None:
-            self._say(f"  Stripe: {'on (secret ' + name + ')' if current else 'off (no key given)'}")
+            self._say(f"  Stripe: on (secret {name}{restored})" if current is not None
+                      else "  Stripe: off (no key given)")
             return current is not None
         if current is not None and current != key and not replace:
             raise DeployError(
                 f"the Stripe secret {name} already holds a different key; pass "
-                "--replace-stripe-key to replace it (neither key is shown). Nothing was changed."
+                "--replace-stripe-key to replace it (neither key is shown). "
+                + ("It was restored from its scheduled deletion; nothing else was changed."
+                   if restored else "Nothing was changed.")
             )
         if current == key:
-            self._say(f"  Stripe: on (secret {name}, unchanged)")
+            self._say(f"  Stripe: on (secret {name}, unchanged{restored})")
         elif dry_run:
             self._say(f"  Stripe: on (secret {name} would be {'replaced' if current else 'created'}; "
                       "value not shown)")
-        elif current is None:
+        elif current is None and not restored:
             secrets.create_secret(Name=name, SecretString=key,
                                   Description=f"Stripe secret key of {self.stack}")
             self._say(f"  Stripe: on (secret {name} created; value not shown)")
         else:
             secrets.put_secret_value(SecretId=name, SecretString=key)
-            self._say(f"  Stripe: on (secret {name} replaced; value not shown)")
+            self._say(f"  Stripe: on (secret {name} replaced{restored}; value not shown)")
         return True
+
+    def stripe_secret_deletion_date(self) -> str | None:
+        """When the stage's Stripe secret goes for good, if it is scheduled for deletion."""
+        secrets = self.client("secretsmanager")
+        try:
+            deleted = secrets.describe_secret(SecretId=stripe_secret_name(self.stage)).get("DeletedDate")
+        except secrets.exceptions.ResourceNotFoundException:
+            return None
+        return f"{deleted:%Y-%m-%d}" if deleted else None
+
+    def restore_stripe_secret(self, deleted_on: str) -> str | None:
+        """Cancel the deletion --delete-data scheduled; the restored value (never printed)."""
+        from botocore.exceptions import ClientError
+
+        secrets = self.client("secretsmanager")
+        name = stripe_secret_name(self.stage)
+        try:
+            secrets.restore_secret(SecretId=name)
+        except ClientError as error:
+            raise DeployError(
+                f"the Stripe secret {name} is scheduled for deletion on {deleted_on} (by --delete "
+                f"--delete-data) and could not be restored ({error.response['Error'].get('Code')}): "
+                f"restore it with aws secretsmanager restore-secret --secret-id {name}, then "
+                "deploy again. Nothing was changed."
+            ) from None
+        return secrets.get_secret_value(SecretId=name).get("SecretString")
 
     def _build(self, stage: str) -> Path:
         from scripts.deploy import package
@@ -356,17 +452,29 @@ class Deployer:
             Capabilities=CAPABILITIES,
             Tags=[{"Key": "app", "Value": APP_NAME}, {"Key": "stage", "Value": self.stage}],
         )["Id"]
-        while True:
+
+        def created() -> dict[str, Any] | None:
             described = cfn.describe_change_set(ChangeSetName=arn, StackName=self.stack)
-            if described["Status"] in ("CREATE_COMPLETE", "FAILED"):
-                break
-            time.sleep(self._poll)
+            return described if described["Status"] in ("CREATE_COMPLETE", "FAILED") else None
+
+        try:
+            described = eventually(created, self._change_set_timeout, name, interval=self._poll)
+        except TimedOut:
+            raise DeployError(
+                f"CloudFormation was still creating change set {name} of stack {self.stack} after "
+                f"{duration(self._change_set_timeout)} (--change-set-timeout), so nothing was "
+                f"executed: see why in the CloudFormation console (stack {self.stack}, Change sets) "
+                f"or with aws cloudformation describe-change-set --stack-name {self.stack} "
+                f"--change-set-name {name}"
+            ) from None
         if described["Status"] == "FAILED":
+            # one that changes nothing fails too; neither is left behind
             reason = described.get("StatusReason", "")
+            self._discard(arn, creating)
             if any(text in reason for text in NO_CHANGES):
-                cfn.delete_change_set(ChangeSetName=arn, StackName=self.stack)
                 return ""
-            raise DeployError(f"CloudFormation refused the change set: {reason}")
+            raise DeployError(f"CloudFormation refused the change set (deleted; nothing was "
+                              f"changed): {reason}")
         return arn
 
     def plan(self, change_set: str) -> list[PlannedChange] | None:
@@ -405,19 +513,26 @@ class Deployer:
         return changes
 
     def _discard(self, change_set: str, creating: bool) -> None:
+        """Delete a change set not to be executed (and the empty stack of a CREATE one)."""
+        from botocore.exceptions import ClientError
+
         cfn = self.client("cloudformation")
-        cfn.delete_change_set(ChangeSetName=change_set, StackName=self.stack)
-        if creating:  # a CREATE change set leaves an empty stack in REVIEW_IN_PROGRESS
-            cfn.delete_stack(StackName=self.stack)
+        try:
+            cfn.delete_change_set(ChangeSetName=change_set, StackName=self.stack)
+            if creating:  # a CREATE change set leaves an empty stack in REVIEW_IN_PROGRESS
+                cfn.delete_stack(StackName=self.stack)
+        except ClientError as error:
+            self._say(f"  note: change set {change_set} could not be deleted "
+                      f"({error.response['Error'].get('Code')}); delete it in the CloudFormation console")
 
     def execute(self, change_set: str) -> None:
         cfn = self.client("cloudformation")
-        started = self._clock()
+        before = self.newest_event_id()
         cfn.execute_change_set(ChangeSetName=change_set, StackName=self.stack)
         self._say("Executing (stack events as they happen):")
-        status = self.follow_events(started)
+        status = self.follow_events(before, "the change set's execution")
         if status not in DONE:
-            failed = self.first_failure(started)
+            failed = self.first_failure(before)
             where = (f"{failed['LogicalResourceId']} ({failed.get('ResourceType', '?')}): "
                      f"{failed.get('ResourceStatusReason', 'no reason given')}"
                      if failed else "no failed resource reported")
@@ -427,31 +542,46 @@ class Deployer:
             )
         self._say(f"Stack {self.stack} is {status}.")
 
-    def stack_events(self, since: float) -> list[dict[str, Any]]:
-        """This operation's events, oldest first."""
+    # Events are told apart by id, not by time: the local clock and CloudFormation's may differ.
+    def _event_pages(self) -> Iterable[dict[str, Any]]:
+        """DescribeStackEvents' pages, newest event first."""
         cfn = self.client("cloudformation")
-        events: list[dict[str, Any]] = []
-        stack = self._stack_id or self.stack
-        for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack):
+        return cfn.get_paginator("describe_stack_events").paginate(StackName=self._stack_id or self.stack)
+
+    def newest_event_id(self) -> str | None:
+        """The stack's latest event before an operation: what follows it is the operation's."""
+        for page in self._event_pages():
             for event in page["StackEvents"]:
-                if event["Timestamp"].timestamp() < since - 1:
+                return str(event["EventId"])
+        return None
+
+    def stack_events(self, after: str | None) -> list[dict[str, Any]]:
+        """The events after the event ``after`` (all, if None), oldest first."""
+        events: list[dict[str, Any]] = []
+        for page in self._event_pages():
+            for event in page["StackEvents"]:
+                if after is not None and event["EventId"] == after:
                     return list(reversed(events))
                 events.append(event)
         return list(reversed(events))
 
     def follow_events(
-        self, since: float, final: Iterable[str] = DONE + ROLLED_BACK + ("DELETE_COMPLETE",)
+        self, after: str | None, waiting_for: str,
+        final: Iterable[str] = DONE + ROLLED_BACK + ("DELETE_COMPLETE",),
     ) -> str:
         seen: set = set()
         self._following = True
         try:
-            return self._follow(since, final, seen)
+            return self._follow(after, waiting_for, set(final), seen)
         finally:
             self._following = False
 
-    def _follow(self, since: float, final: Iterable[str], seen: set) -> str:
-        while True:
-            for event in self.stack_events(since):
+    def _follow(self, after: str | None, waiting_for: str, final: set[str], seen: set) -> str:
+        status = "?"
+
+        def ended() -> str | None:
+            nonlocal status
+            for event in self.stack_events(after):
                 if event["EventId"] in seen:
                     continue
                 seen.add(event["EventId"])
@@ -461,12 +591,21 @@ class Deployer:
                           + (f"  {reason}" if reason else ""))
             stack = self.describe()
             status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
-            if status in final:
-                return status
-            time.sleep(self._poll)
+            return status if status in final else None
 
-    def first_failure(self, since: float) -> dict[str, Any] | None:
-        for event in self.stack_events(since):
+        try:
+            return eventually(ended, self._stack_timeout, waiting_for, interval=self._poll)
+        except TimedOut:
+            raise DeployError(
+                f"stopped waiting for {waiting_for} after {duration(self._stack_timeout)} "
+                f"(--stack-timeout): stack {self.stack} is still {status}, and CloudFormation "
+                f"carries on with it; follow it in the CloudFormation console (stack {self.stack}, "
+                f"Events) or with aws cloudformation describe-stack-events --stack-name "
+                f"{self.stack}, and run make deploy again once it has ended"
+            ) from None
+
+    def first_failure(self, after: str | None) -> dict[str, Any] | None:
+        for event in self.stack_events(after):
             if event["ResourceStatus"].endswith("_FAILED") and event["LogicalResourceId"] != self.stack:
                 return event
         return None
@@ -488,11 +627,12 @@ class Deployer:
         else:
             retained = self.retained_resources()
             cfn = self.client("cloudformation")
-            started = self._clock()
+            before = self.newest_event_id()
             cfn.delete_stack(StackName=self.stack)
-            status = self.follow_events(started, final=("DELETE_COMPLETE", "DELETE_FAILED"))
+            status = self.follow_events(before, "the stack's deletion",
+                                        final=("DELETE_COMPLETE", "DELETE_FAILED"))
             if status != "DELETE_COMPLETE":
-                failed = self.first_failure(started)
+                failed = self.first_failure(before)
                 raise DeployError(
                     f"CloudFormation could not delete stack {self.stack}"
                     + (f": {failed['LogicalResourceId']}: {failed.get('ResourceStatusReason')}"
@@ -501,6 +641,8 @@ class Deployer:
         self.outputs_path.unlink(missing_ok=True)
         data = self.leftover_data(retained)
         if not data:
+            self._say(f"  nothing {'to delete' if delete_data else 'kept'}: stage {self.stage} has no "
+                      f"{'other ' if self._secret_scheduled else ''}data left")
             return
         if not delete_data:
             for kind, name in data:
@@ -549,10 +691,16 @@ class Deployer:
                 found.append(("Cognito user pool", pool))
         secrets = self.client("secretsmanager")
         try:
-            secrets.describe_secret(SecretId=stripe_secret_name(self.stage))
-            found.append(("Stripe secret", stripe_secret_name(self.stage)))
+            secret = secrets.describe_secret(SecretId=stripe_secret_name(self.stage))
         except secrets.exceptions.ResourceNotFoundException:
-            pass
+            secret = None
+        self._secret_scheduled = bool(secret and secret.get("DeletedDate"))
+        if self._secret_scheduled:  # an earlier --delete-data: nothing to do again
+            self._say(f"  already scheduled for deletion: Stripe secret {stripe_secret_name(self.stage)} "
+                      f"(gone for good on {secret['DeletedDate']:%Y-%m-%d}; a deploy before then "
+                      "restores it)")
+        elif secret:
+            found.append(("Stripe secret", stripe_secret_name(self.stage)))
         sesv2 = self.client("sesv2")
         shared = stack_template.shared_contact_list_name(self.stage)
         try:
@@ -607,7 +755,8 @@ class Deployer:
         elif kind == "SES contact list":
             self.client("sesv2").delete_contact_list(ContactListName=name)
         self._say(f"  deleted: {kind} {name}"
-                  + (" (recoverable for 7 days)" if kind == "Stripe secret" else ""))
+                  + (" (recoverable for 7 days: a deploy in that time restores it)"
+                     if kind == "Stripe secret" else ""))
 
 
     def _remove_tenant_places(self, kind: str) -> None:
@@ -700,6 +849,14 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"read the Stripe secret key from stdin (else {STRIPE_KEY_VARIABLE})")
     parser.add_argument("--replace-stripe-key", action="store_true",
                         help="allow replacing a stored Stripe key with a different one")
+    parser.add_argument("--change-set-timeout", type=parse_duration, metavar="DURATION",
+                        default=CHANGE_SET_TIMEOUT_SECONDS,
+                        help=f"stop waiting for the change set after this long (seconds, or 90s, "
+                             f"5m, 1h; default {duration(CHANGE_SET_TIMEOUT_SECONDS)})")
+    parser.add_argument("--stack-timeout", type=parse_duration, metavar="DURATION",
+                        default=STACK_TIMEOUT_SECONDS,
+                        help=f"stop following a stack create, update or delete after this long "
+                             f"(default {duration(STACK_TIMEOUT_SECONDS)}); CloudFormation goes on")
     args = parser.parse_args(argv)
     if args.delete_data and not args.delete:
         parser.error("--delete-data only goes with --delete")
@@ -709,7 +866,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
-        deployer = Deployer(session, args.stage)
+        deployer = Deployer(session, args.stage, change_set_timeout=args.change_set_timeout,
+                            stack_timeout=args.stack_timeout)
         if args.delete:
             confirm = None if args.yes else (lambda listing: ask(listing, args.stage))
             deployer.delete(args.delete_data, confirm)

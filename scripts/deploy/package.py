@@ -6,7 +6,9 @@ Writes, under ``build/<stage>/``:
 - ``template.json``: the Chalice app as ``chalice package`` emits it (SAM),
   merged with ``template.json`` of the project (everything else of the
   stage), with statemachine.json inserted as the state machine's
-  definition and the stage's parameter defaults set;
+  definition, the stage's parameter defaults set (its contact-list mode
+  and SES sender from .chalice/config.json) and every log group and layer
+  given an explicit deletion policy;
 - ``deployment.zip`` (app.py and chalicelib) and ``layer-deployment.zip``
   (requirements.txt's packages), each with compiled bytecode for Python 3.11
   beside its sources: Lambda's /var/task and /opt are read-only, so without
@@ -55,6 +57,7 @@ def build(stage: str, out_dir: Path | None = None, project_dir: Path = PROJECT_D
     if not (project_dir / "chalicelib" / "assets" / "manifest.json").exists():
         raise PackageError("the pages are not built (chalicelib/assets/): run make assets first "
                            "(make package and make deploy do)")
+    stack_template.check_stage_name(stage)
     mode = stack_template.stage_contact_list_mode(stage, project_dir)
     out_dir = out_dir or build_dir(stage, project_dir)
     with tempfile.TemporaryDirectory(prefix="package-") as scratch:
@@ -86,10 +89,14 @@ def _chalice_package(stage: str, out: Path, project_dir: Path) -> None:
 
 
 def finish_template(template: dict[str, Any], stage: str, mode: str, project_dir: Path) -> None:
-    """Set the stage's defaults and insert each state machine's definition."""
+    """Set the stage's defaults, insert each state machine's definition and give
+    every log group and layer its deletion policy."""
     parameters = template["Parameters"]
     parameters["Stage"]["Default"] = stage
     parameters["ContactListMode"]["Default"] = mode
+    for name, value in stack_template.ses_sender_parameters(stage, project_dir).items():
+        parameters[name]["Default"] = value
+    stack_template.apply_deletion_policies(template)
     for logical_id, path in stack_template.DEFINITIONS.items():
         machine = template["Resources"][logical_id]["Properties"]
         machine["Definition"] = stack_template.load_definition(project_dir, logical_id)

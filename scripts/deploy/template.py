@@ -14,6 +14,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,40 @@ def app_functions() -> dict[str, str]:
 
 class TemplateError(RuntimeError):
     """template.json, statemachine.json or the stage's configuration is unusable."""
+
+
+# --- the stage's name ------------------------------------------------------------------
+LAMBDA_FUNCTION_NAME_LIMIT = 64  # characters, Lambda's own limit
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9-]*")
+
+
+def function_name(stage: str, function: str) -> str:
+    """What a function of the app is called in a stage (template.json's FunctionName)."""
+    return f"{stack_name(stage)}-{function}"
+
+
+def longest_stage_name() -> int:
+    """How long a stage's name may be: the app's longest function name must
+    still fit Lambda's limit. template.json's Stage pattern says the same (a test checks)."""
+    longest = max(app_functions(), key=len)
+    return LAMBDA_FUNCTION_NAME_LIMIT - len(function_name("", longest))
+
+
+def check_stage_name(stage: str) -> None:
+    """Refuse, in one line, a stage CloudFormation or Lambda would refuse half-way."""
+    if not _STAGE_NAME.fullmatch(stage):
+        raise TemplateError(
+            f'stage "{stage}" is not a stage name: lowercase letters, digits and "-", '
+            "starting with a letter"
+        )
+    limit = longest_stage_name()
+    if len(stage) > limit:
+        longest = function_name(stage, max(app_functions(), key=len))
+        raise TemplateError(
+            f'stage "{stage}" has {len(stage)} characters, and at most {limit} fit: its function '
+            f"{longest} would have {len(longest)} characters, over Lambda's limit of "
+            f"{LAMBDA_FUNCTION_NAME_LIMIT}"
+        )
 
 
 def load_template(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
@@ -163,6 +198,88 @@ def _stage_and_app_config(stage: str, project_dir: Path) -> tuple[dict[str, Any]
             f'stage "{stage}" is not in .chalice/config.json; add it (copy the "dev" block)'
         )
     return config["stages"][stage], config
+
+
+# --- Cognito's mail ----------------------------------------------------------------------
+# Quotas in Amazon Cognito ("Email messages sent daily per AWS account", checked 2026-12):
+# what both pools may send together with Cognito's own email; not adjustable.
+COGNITO_DEFAULT_EMAILS_A_DAY = 50
+SES_SENDER_KEY = "ses_sender"  # a stage's setting in .chalice/config.json
+_ADDRESS = re.compile(r"[^@\s<>]+@([^@\s<>]+\.[^@\s<>]+)")
+_SES_IDENTITY_ARN = re.compile(r"arn:aws[a-z-]*:ses:[a-z0-9-]+:[0-9]{12}:identity/(.+)")
+
+
+@dataclass(frozen=True)
+class SesSender:
+    """A verified SES identity both user pools send their mail through."""
+
+    address: str
+    identity_arn: str
+
+    def parameters(self) -> dict[str, str]:
+        return {"SesSenderAddress": self.address, "SesSenderIdentityArn": self.identity_arn}
+
+
+NO_SES_SENDER = {"SesSenderAddress": "", "SesSenderIdentityArn": ""}
+
+
+def stage_ses_sender(stage: str, project_dir: Path = PROJECT_DIR) -> SesSender | None:
+    """The stage's ``ses_sender`` ({"address": …, "identity_arn": …}), checked; None if unset."""
+    setting = stage_config(stage, project_dir).get(SES_SENDER_KEY)
+    if setting is None:
+        return None
+    where = f"{SES_SENDER_KEY} of stage {stage} in .chalice/config.json"
+    if not isinstance(setting, dict) or set(setting) != {"address", "identity_arn"} or not all(
+            isinstance(value, str) and value for value in setting.values()):
+        raise TemplateError(
+            f'{where} must be {{"address": "<the sender>", "identity_arn": "<its verified SES '
+            'identity>"}, both set (or leave it out: Cognito\'s own email)'
+        )
+    address, arn = setting["address"].strip(), setting["identity_arn"].strip()
+    domain = _ADDRESS.fullmatch(address)
+    if domain is None:
+        raise TemplateError(f"{where}: address {address!r} is not an email address")
+    identity = _SES_IDENTITY_ARN.fullmatch(arn)
+    if identity is None:
+        raise TemplateError(
+            f"{where}: identity_arn {arn!r} is not an SES identity's ARN "
+            "(arn:aws:ses:<region>:<account>:identity/<address or domain>)"
+        )
+    name, sender_domain = identity.group(1).lower(), domain.group(1).lower()
+    if name != address.lower() and not (sender_domain == name or sender_domain.endswith("." + name)):
+        raise TemplateError(
+            f"{where}: SES sends as {address} only through that address's identity or its "
+            f"domain's, not through identity/{identity.group(1)}"
+        )
+    return SesSender(address, arn)
+
+
+def ses_sender_parameters(stage: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """The stack's SesSender* parameters for a stage: empty without a sender."""
+    sender = stage_ses_sender(stage, project_dir)
+    return sender.parameters() if sender else dict(NO_SES_SENDER)
+
+
+# --- what the stack keeps and what it deletes --------------------------------------------
+# Every log group goes with the stack: 30 days of operational logs, not the stage's data, and
+# named after the stage, so one kept would stop the next stack of that stage from creating it.
+LOG_GROUP_POLICY = "Delete"
+# SAM gives each layer version its own logical id, so an update that changes the layer removes
+# the old version's resource; CloudFormation removes it only in the cleanup after a successful
+# update (a rollback still finds it), and only with Delete does it delete the version then.
+LAYER_RETENTION_POLICY = "Delete"
+
+
+def apply_deletion_policies(template: dict[str, Any]) -> None:
+    """Give every log group and layer of the merged template (template.json's and
+    those ``chalice package`` writes) an explicit DeletionPolicy and UpdateReplacePolicy."""
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Logs::LogGroup":
+            resource.setdefault("DeletionPolicy", LOG_GROUP_POLICY)
+            resource.setdefault("UpdateReplacePolicy", resource["DeletionPolicy"])
+        elif resource.get("Type") == "AWS::Serverless::LayerVersion":
+            resource.setdefault("Properties", {})["RetentionPolicy"] = LAYER_RETENTION_POLICY
+            resource["UpdateReplacePolicy"] = LAYER_RETENTION_POLICY
 
 
 def stage_contact_list_mode(stage: str, project_dir: Path = PROJECT_DIR) -> str:

@@ -232,8 +232,10 @@ def replace_state_machines(
 
 
 def stage_parameters(stage: str, contact_list_mode: str, stripe: bool) -> dict[str, str]:
-    """The stack's parameters, as make package sets them for a stage."""
-    return {"Stage": stage, "ContactListMode": contact_list_mode, "Stripe": "on" if stripe else "off"}
+    """The stack's parameters, as make package sets them for a stage (the SES
+    sender too: without one, the pools are on Cognito's own email, as deployed)."""
+    return {"Stage": stage, "ContactListMode": contact_list_mode, "Stripe": "on" if stripe else "off",
+            **stack_template.ses_sender_parameters(stage)}
 
 
 def _definitions(

@@ -7,15 +7,18 @@ replaced by a small template of resources it can create (with a CodeUri, to
 see the upload); the packaged template itself is tested in
 test_template.py. What only a real account can show is in docs/deploy.md.
 """
+import argparse
 import io
 import json
 import shutil
+import time
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 import requests
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from scripts.deploy import deploy
@@ -243,41 +246,103 @@ def test_an_unknown_stage_is_one_clear_line(aws, capsys):
     assert 'stage "nope" is not in .chalice/config.json' in err and "Traceback" not in err
 
 
-class RollingBack:
-    """A CloudFormation that fails the user pool and rolls back, as AWS reports it."""
+def stack_event(event_id, status, logical, at, reason=None):
+    event = {"EventId": event_id, "ResourceStatus": status, "LogicalResourceId": logical,
+             "ResourceType": "AWS::Cognito::UserPool", "Timestamp": at}
+    if reason:
+        event["ResourceStatusReason"] = reason
+    return event
 
-    def __init__(self):
-        self.status = "CREATE_IN_PROGRESS"
-        at = datetime.now(UTC)
-        self.events = [  # newest first, as DescribeStackEvents answers
-            self._event("5", "ROLLBACK_COMPLETE", "tenant-onboarding-dev", at),
-            self._event("4", "DELETE_COMPLETE", "TenantTable", at),
-            self._event("3", "CREATE_FAILED", "UserPoolClient", at, "Resource creation cancelled"),
-            self._event("2", "CREATE_FAILED", "UserPool", at,
+
+def test_a_stage_name_too_long_for_its_function_names_is_one_line(capsys):
+    # 18 characters pass a pattern of 20, but not Lambda's 64 for update_tenant_with_stripe_id
+    assert deploy.main(["--stage", "onboarding-staging"]) == 1
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert 'stage "onboarding-staging" has 18 characters, and at most 17 fit' in err
+    assert "tenant-onboarding-onboarding-staging-update_tenant_with_stripe_id" in err
+
+
+def with_ses_sender(project, sender):
+    path = project / ".chalice" / "config.json"
+    config = json.loads(path.read_text())
+    config["stages"]["dev"]["ses_sender"] = sender
+    path.write_text(json.dumps(config))
+
+
+SENDER = {"address": "no-reply@mail.example.com",
+          "identity_arn": "arn:aws:ses:us-east-1:000000000000:identity/example.com"}
+
+
+def test_without_an_ses_sender_the_plan_warns_of_cognitos_daily_cap(aws, project):
+    deployer, said = deployer_for(aws, project)
+
+    deployer.deploy(dry_run=True)
+
+    [warning] = [line for line in said if "Cognito mail" in line]
+    assert warning.startswith("  WARNING: Cognito mail: stage dev has no SES sender (ses_sender")
+    assert "at most 50 messages a day for the whole AWS account" in warning
+    assert said.index(warning) > said.index("Plan:")
+
+
+def test_with_an_ses_sender_the_plan_names_it_and_warns_of_nothing(aws, project):
+    with_ses_sender(project, SENDER)
+    deployer, said = deployer_for(aws, project)
+
+    deployer.deploy(dry_run=True)
+
+    assert f"  Cognito mail: through SES, from no-reply@mail.example.com ({SENDER['identity_arn']})" in said
+    assert not any("WARNING" in line for line in said)
+
+
+@pytest.mark.parametrize(("sender", "complaint"), [
+    ({"address": "no-reply@example.com"}, "must be"),
+    ({**SENDER, "address": "not an address"}, "is not an email address"),
+    ({**SENDER, "identity_arn": "arn:aws:sns:us-east-1:000000000000:topic"}, "is not an SES identity"),
+    ({**SENDER, "address": "ops@example.org"}, "only through that address's identity"),
+])
+def test_an_ses_sender_ses_would_refuse_stops_the_deploy_before_anything(aws, project, sender, complaint):
+    with_ses_sender(project, sender)
+
+    with pytest.raises(deploy.stack_template.TemplateError, match=complaint) as refused:
+        deployer_for(aws, project)
+
+    assert "\n" not in str(refused.value)
+    assert aws.client("cloudformation").list_stacks()["StackSummaries"] == []
+
+
+class RollingBack:
+    """A CloudFormation that fails the user pool and rolls back, as AWS reports it:
+    its events stamped by CloudFormation's clock (``at``), newest first."""
+
+    def __init__(self, at=None, earlier=()):
+        at = at or datetime.now(UTC)
+        self.status = "REVIEW_IN_PROGRESS"
+        self.events = [stack_event("0", "REVIEW_IN_PROGRESS", "tenant-onboarding-dev", at), *earlier]
+        self.operation = [
+            stack_event("1", "CREATE_IN_PROGRESS", "TenantTable", at),
+            stack_event("2", "CREATE_FAILED", "UserPool", at,
                         "Invalid lambda function configuration: the trigger cannot be invoked"),
-            self._event("1", "CREATE_IN_PROGRESS", "TenantTable", at),
+            stack_event("3", "CREATE_FAILED", "UserPoolClient", at, "Resource creation cancelled"),
+            stack_event("4", "DELETE_COMPLETE", "TenantTable", at),
+            stack_event("5", "ROLLBACK_COMPLETE", "tenant-onboarding-dev", at),
         ]
 
-    @staticmethod
-    def _event(event_id, status, logical, at, reason=None):
-        event = {"EventId": event_id, "ResourceStatus": status, "LogicalResourceId": logical,
-                 "ResourceType": "AWS::Cognito::UserPool", "Timestamp": at}
-        if reason:
-            event["ResourceStatusReason"] = reason
-        return event
-
     def execute_change_set(self, **_):
+        self.events = [*reversed(self.operation), *self.events]
         self.status = "ROLLBACK_COMPLETE"
 
     def describe_stacks(self, **_):
         return {"Stacks": [{"StackStatus": self.status}]}
 
     def get_paginator(self, name):
-        events = self.events
+        assert name == "describe_stack_events"
+        cfn = self
 
         class Pages:
             def paginate(self, **_):
-                return [{"StackEvents": events}]
+                return [{"StackEvents": list(cfn.events)}]
 
         return Pages()
 
@@ -293,6 +358,114 @@ def test_a_failed_deploy_names_the_first_failed_resource_and_its_reason(aws, pro
     assert "rolled stack tenant-onboarding-dev back (ROLLBACK_COMPLETE)" in message
     assert "First failure: UserPool (AWS::Cognito::UserPool): Invalid lambda function" in message
     assert any("CREATE_FAILED" in line and "UserPool " in line for line in said)
+
+
+def test_the_first_failure_is_found_by_event_id_whatever_the_clocks_say(aws, project):
+    # CloudFormation's clock three hours behind this machine's, and an earlier
+    # operation's failure among the stack's events: neither may change the answer
+    behind = datetime.now(UTC) - timedelta(hours=3)
+    earlier = [stack_event("old-2", "UPDATE_FAILED", "EventBus", behind - timedelta(days=1),
+                           "an earlier deploy's failure")]
+    deployer, said = deployer_for(aws, project)
+    deployer._clients["cloudformation"] = RollingBack(at=behind, earlier=earlier)
+
+    with pytest.raises(deploy.DeployError, match="First failure: UserPool .*Invalid lambda"):
+        deployer.execute("arn:change-set")
+
+    shown = [line for line in said if line.startswith("  ")]
+    assert len(shown) == 5 and not any("EventBus" in line for line in shown)
+
+
+class Answering:
+    """A real client of the moto server, with some of its answers replaced."""
+
+    def __init__(self, real, **answers):
+        self._real, self._answers = real, answers
+
+    def __getattr__(self, name):
+        return self._answers.get(name) or getattr(self._real, name)
+
+
+def test_a_change_set_that_never_finishes_stops_the_deploy_with_one_line(aws, project):
+    deployer, _ = deployer_for(aws, project)
+    cfn = aws.client("cloudformation")
+    deployer._clients["cloudformation"] = Answering(
+        cfn, describe_change_set=lambda **_: {"Status": "CREATE_IN_PROGRESS"})
+    deployer._change_set_timeout = 0.3
+
+    began = time.monotonic()
+    with pytest.raises(deploy.DeployError) as stopped:
+        deployer.deploy()
+
+    message = str(stopped.value)
+    assert time.monotonic() - began < 10
+    assert "\n" not in message and "still creating change set deploy-" in message
+    assert "--change-set-timeout" in message and "aws cloudformation describe-change-set" in message
+    assert stack_of(aws)["StackStatus"] == "REVIEW_IN_PROGRESS"  # nothing was executed
+
+
+def test_a_stack_operation_that_never_ends_stops_the_wait_with_one_line(aws, project):
+    deployer, said = deployer_for(aws, project)
+    hanging = RollingBack()
+    hanging.execute_change_set = lambda **_: setattr(hanging, "status", "UPDATE_IN_PROGRESS")
+    deployer._clients["cloudformation"] = hanging
+    deployer._stack_timeout = 0.3
+
+    with pytest.raises(deploy.DeployError) as stopped:
+        deployer.execute("arn:change-set")
+
+    message = str(stopped.value)
+    assert "\n" not in message
+    assert message.startswith("stopped waiting for the change set's execution after 0.3 s")
+    assert "still UPDATE_IN_PROGRESS" in message and "describe-stack-events" in message
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("300", 300), ("90s", 90), ("5m", 300), ("1h", 3600)])
+def test_the_waits_are_set_in_seconds_or_with_a_unit(text, seconds):
+    assert deploy.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "0", "-5m", "m"])
+def test_a_wait_that_is_not_a_duration_is_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        deploy.parse_duration(text)
+
+
+def refusing(aws, reason):
+    """moto's CloudFormation, with every change set it makes refused for ``reason``."""
+    cfn = aws.client("cloudformation")
+
+    def refused(**kwargs):
+        return {**cfn.describe_change_set(**kwargs), "Status": "FAILED", "StatusReason": reason}
+
+    return Answering(cfn, describe_change_set=refused)
+
+
+def test_a_refused_change_set_is_deleted_with_the_empty_stack_it_made(aws, project):
+    deployer, _ = deployer_for(aws, project)
+    deployer._clients["cloudformation"] = refusing(
+        aws, "Requires capabilities : [CAPABILITY_NAMED_IAM]")
+
+    with pytest.raises(deploy.DeployError, match="refused the change set .*CAPABILITY_NAMED_IAM"):
+        deployer.deploy()
+
+    assert pending_change_sets(aws) == []
+    assert deployer.describe() is None or deployer.describe()["StackStatus"] == "DELETE_COMPLETE"
+
+
+def test_a_refused_update_leaves_no_change_set_and_the_stack_as_it_was(aws, project):
+    package = FakePackage(project)
+    deployer_for(aws, project, package=package)[0].deploy()
+    package.queues.append("second")
+    deployer, _ = deployer_for(aws, project, package=package)
+    deployer._clients["cloudformation"] = refusing(
+        aws, "Template error: unresolved resource dependencies [Nope]")
+
+    with pytest.raises(deploy.DeployError, match="unresolved resource dependencies"):
+        deployer.deploy()
+
+    assert pending_change_sets(aws) == []
+    assert stack_of(aws)["StackStatus"] == "CREATE_COMPLETE"
 
 
 class OnePlan:
@@ -407,6 +580,24 @@ def test_delete_data_removes_what_onboarding_made_in_ses_for_the_stages_tenants_
         "  deleted: DynamoDB table tenant-onboarding-dev-tenants")
 
 
+def test_delete_data_run_twice_is_harmless_and_says_nothing_is_left(aws, project):
+    deployer, _ = deployer_for(aws, project)
+    deployer.deploy()
+    make_retained_data(aws)
+    deployer.delete(delete_data=True, confirm=lambda listing: True)
+
+    again, said = deployer_for(aws, project)
+    asked = []
+    again.delete(delete_data=True, confirm=lambda listing: asked.append(listing) or True)
+
+    assert asked == []  # nothing to confirm
+    name = stripe_secret_name("dev")
+    assert any(line.startswith(f"  already scheduled for deletion: Stripe secret {name}")
+               for line in said)
+    assert said[-1] == "  nothing to delete: stage dev has no other data left"
+    assert aws.client("secretsmanager").describe_secret(SecretId=name).get("DeletedDate")
+
+
 def test_delete_data_without_a_terminal_or_yes_refuses(aws, project, monkeypatch, capsys):
     monkeypatch.setattr(deploy, "PROJECT_DIR", project)
     make_retained_data(aws)
@@ -455,3 +646,69 @@ def test_the_deploy_key_variable_is_not_the_local_stacks(monkeypatch):
 
     monkeypatch.setattr("sys.stdin", io.StringIO(OTHER_STRIPE_KEY + "\n"))
     assert deploy.read_stripe_key(from_stdin=True) == OTHER_STRIPE_KEY
+
+
+def schedule_the_secrets_deletion(aws, project):
+    """What --delete --delete-data leaves of a stage that had Stripe on."""
+    deployer_for(aws, project)[0].deploy(stripe_key=STRIPE_KEY)
+    make_data = deployer_for(aws, project)[0]
+    make_data.delete(delete_data=True, confirm=lambda listing: True)
+    return aws.client("secretsmanager")
+
+
+def test_the_next_deploy_restores_a_secret_scheduled_for_deletion_and_says_so(aws, project):
+    secrets = schedule_the_secrets_deletion(aws, project)
+    name = stripe_secret_name("dev")
+
+    deployer, said = deployer_for(aws, project)
+    deployer.deploy()
+
+    assert "DeletedDate" not in secrets.describe_secret(SecretId=name)
+    assert secrets.get_secret_value(SecretId=name)["SecretString"] == STRIPE_KEY
+    [line] = [line for line in said if line.startswith("  Stripe:")]
+    assert line.startswith(f"  Stripe: on (secret {name}; restored: it was scheduled for deletion on ")
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack_of(aws).get("Parameters", [])}
+    assert parameters.get("Stripe") == "on"
+    assert STRIPE_KEY not in "\n".join(said)
+
+
+def test_a_dry_run_says_it_would_restore_the_secret_and_leaves_it_scheduled(aws, project):
+    secrets = schedule_the_secrets_deletion(aws, project)
+    name = stripe_secret_name("dev")
+
+    deployer, said = deployer_for(aws, project)
+    deployer.deploy(dry_run=True)
+
+    assert any(line.startswith(f"  Stripe: on (secret {name} is scheduled for deletion on ")
+               and "would restore it" in line for line in said)
+    assert secrets.describe_secret(SecretId=name).get("DeletedDate")
+
+
+def test_a_restored_secret_keeps_its_key_unless_asked_to_replace_it(aws, project):
+    secrets = schedule_the_secrets_deletion(aws, project)
+
+    with pytest.raises(deploy.DeployError, match="--replace-stripe-key") as refused:
+        deployer_for(aws, project)[0].deploy(stripe_key=OTHER_STRIPE_KEY)
+
+    assert "restored" in str(refused.value) and OTHER_STRIPE_KEY not in str(refused.value)
+    assert secrets.get_secret_value(SecretId=stripe_secret_name("dev"))["SecretString"] == STRIPE_KEY
+
+
+def test_a_secret_that_cannot_be_restored_is_one_line_saying_how_to_restore_it(aws, project):
+    secrets = schedule_the_secrets_deletion(aws, project)
+    deployer, said = deployer_for(aws, project)
+
+    def denied(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "RestoreSecret")
+
+    deployer._clients["secretsmanager"] = Answering(secrets, restore_secret=denied)
+
+    with pytest.raises(deploy.DeployError) as stopped:
+        deployer.deploy()
+
+    message = str(stopped.value)
+    name = stripe_secret_name("dev")
+    assert "\n" not in message and "scheduled for deletion on " in message
+    assert "AccessDeniedException" in message
+    assert f"aws secretsmanager restore-secret --secret-id {name}" in message
+    assert deployer.describe() is None  # stopped before anything was made

@@ -47,13 +47,15 @@ def sam(built):
     return json.loads(built.read_text())
 
 
-def resolved(template, mode="list-per-tenant", stage="dev", stripe="off"):
+def resolved(template, mode="list-per-tenant", stage="dev", stripe="off", sender=None):
     """The template's values as CloudFormation would resolve them; resources as {Name.Attr}."""
     def physical(logical_id, attribute):
         return "{" + logical_id + ("." + attribute if attribute else "") + "}"
 
-    return Resolver(template, {"Stage": stage, "ContactListMode": mode, "Stripe": stripe},
-                    REGION, ACCOUNT, physical)
+    parameters = {"Stage": stage, "ContactListMode": mode, "Stripe": stripe}
+    if sender:
+        parameters.update(sender.parameters())
+    return Resolver(template, parameters, REGION, ACCOUNT, physical)
 
 
 def role_statements(template, function, **parameters):
@@ -368,7 +370,127 @@ def test_the_stripe_key_is_nowhere_in_the_template(sam):
 
     assert "sk_test" not in text and "sk_live" not in text
     assert not [r for r in sam["Resources"].values() if r["Type"] == "AWS::SecretsManager::Secret"]
-    assert set(sam["Parameters"]) == {"Stage", "ContactListMode", "Stripe"}
+    assert set(sam["Parameters"]) == {"Stage", "ContactListMode", "Stripe", "SesSenderAddress",
+                                      "SesSenderIdentityArn"}
     assert sam["Parameters"]["Stripe"]["AllowedValues"] == ["on", "off"]
     for output in sam.get("Outputs", {}).values():
         assert "stripe" not in json.dumps(output).lower()
+
+
+# --- names, retention, mail ------------------------------------------------------------
+def test_the_stage_pattern_admits_exactly_the_names_whose_functions_fit_lambdas_limit(sam):
+    pattern = sam["Parameters"]["Stage"]["AllowedPattern"]
+    longest = stack_template.longest_stage_name()
+
+    for length in range(1, 30):
+        stage = "s" * length
+        fits = all(len(resolved(sam, stage=stage).resolve(
+            sam["Resources"][logical]["Properties"]["FunctionName"])) <= 64
+            for logical in FUNCTIONS.values())
+        assert bool(re.fullmatch(pattern, stage)) is fits is (length <= longest), length
+
+
+def test_the_package_refuses_a_stage_whose_function_names_lambda_would_refuse(capsys):
+    assert package.main(["--stage", "s" * (stack_template.longest_stage_name() + 1)]) == 1
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "over Lambda's limit of 64" in err and "Traceback" not in err
+
+
+def test_every_log_group_and_layer_says_what_becomes_of_it(sam):
+    groups = {n: r for n, r in sam["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"}
+    [layer] = [r for r in sam["Resources"].values() if r["Type"] == "AWS::Serverless::LayerVersion"]
+
+    assert set(groups) >= {logical + "LogGroup" for logical in FUNCTIONS.values()}
+    for name, group in groups.items():
+        assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Delete", name
+    # SAM makes RetentionPolicy the layer version's DeletionPolicy: old versions go after an update
+    assert layer["Properties"]["RetentionPolicy"] == layer["UpdateReplacePolicy"] == "Delete"
+
+
+def test_log_groups_chalice_adds_get_the_same_policy_and_a_declared_one_is_kept():
+    template = {"Resources": {
+        "ByChalice": {"Type": "AWS::Logs::LogGroup", "Properties": {}},
+        "Kept": {"Type": "AWS::Logs::LogGroup", "DeletionPolicy": "Retain", "Properties": {}},
+        "Layer": {"Type": "AWS::Serverless::LayerVersion", "Properties": {"ContentUri": "x"}},
+    }}
+
+    stack_template.apply_deletion_policies(template)
+
+    added, kept = template["Resources"]["ByChalice"], template["Resources"]["Kept"]
+    assert added["DeletionPolicy"] == added["UpdateReplacePolicy"] == "Delete"
+    assert kept["DeletionPolicy"] == kept["UpdateReplacePolicy"] == "Retain"
+    assert template["Resources"]["Layer"]["Properties"]["RetentionPolicy"] == "Delete"
+
+
+SENDER = stack_template.SesSender(
+    "no-reply@mail.example.com", f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/example.com")
+
+
+def sam_pool(template, logical):
+    return template["Resources"][logical]["Properties"]
+
+
+def invitation(template, sender):
+    pool = resolved(template, sender=sender).resolve(sam_pool(template, "AdminUserPool"))
+    return pool["AdminCreateUserConfig"]["InviteMessageTemplate"]
+
+
+@pytest.mark.parametrize("sender", [None, SENDER], ids=["cognito-mail", "ses-sender"])
+def test_the_admin_invitation_is_one_cognito_accepts_in_either_mail_mode(sam, sender):
+    messages = invitation(sam, sender)
+
+    # Cognito: an invitation's messages name {username} and {####}; the email's subject
+    # and body only with EmailSendingAccount DEVELOPER; an SMSMessage even without SMS
+    assert {"{username}", "{####}"} <= set(re.findall(r"\{username\}|\{####\}", messages["SMSMessage"]))
+    assert 6 <= len(messages["SMSMessage"]) <= 140
+    if sender is None:
+        assert set(messages) == {"SMSMessage"}
+    else:
+        assert "{username}" in messages["EmailMessage"] and "{####}" in messages["EmailMessage"]
+        assert 6 <= len(messages["EmailMessage"]) <= 20000
+        assert 1 <= len(messages["EmailSubject"]) <= 140
+
+
+def test_without_a_sender_both_pools_use_cognitos_own_mail(sam):
+    for logical in ("UserPool", "AdminUserPool"):
+        pool = resolved(sam).resolve(sam_pool(sam, logical))
+        assert pool["EmailConfiguration"] == {"EmailSendingAccount": "COGNITO_DEFAULT"}, logical
+
+
+def test_with_a_sender_both_pools_send_through_its_ses_identity(sam):
+    for logical in ("UserPool", "AdminUserPool"):
+        pool = resolved(sam, sender=SENDER).resolve(sam_pool(sam, logical))
+        assert pool["EmailConfiguration"] == {
+            "EmailSendingAccount": "DEVELOPER", "SourceArn": SENDER.identity_arn,
+            "From": SENDER.address}, logical
+
+
+def test_the_package_takes_the_stages_sender_from_its_configuration(sam, tmp_path):
+    (tmp_path / ".chalice").mkdir()
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    config["stages"]["dev"]["ses_sender"] = {"address": SENDER.address,
+                                             "identity_arn": SENDER.identity_arn}
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config))
+    for path in stack_template.DEFINITIONS.values():
+        (tmp_path / path).write_text((PROJECT_DIR / path).read_text())
+    template = json.loads(json.dumps(sam))
+
+    package.finish_template(template, "dev", "subscriber-store", tmp_path)
+
+    parameters = template["Parameters"]
+    assert parameters["SesSenderAddress"]["Default"] == SENDER.address
+    assert parameters["SesSenderIdentityArn"]["Default"] == SENDER.identity_arn
+    assert sam["Parameters"]["SesSenderAddress"]["Default"] == ""  # the committed stage has none
+    for name in ("SesSenderAddress", "SesSenderIdentityArn"):
+        assert re.fullmatch(parameters[name]["AllowedPattern"], parameters[name]["Default"])
+        assert re.fullmatch(parameters[name]["AllowedPattern"], "")
+
+
+def test_the_docs_call_the_reconcile_schedule_what_chalice_declares(sam):
+    # SAM's Schedule event is an EventBridge rule (AWS::Events::Rule); ScheduleV2 would be
+    # EventBridge Scheduler, which the stack does not use
+    events = sam["Resources"]["Reconcile"]["Properties"]["Events"]
+    assert {event["Type"] for event in events.values()} == {"Schedule"}
+    for path in [PROJECT_DIR / "README.md", *sorted((PROJECT_DIR / "docs").glob("*.md"))]:
+        assert "Scheduler" not in path.read_text(), path.name
