@@ -6,11 +6,13 @@ the confirmed user into the tenant it onboards.
 """
 import re
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import InvalidSignupEvent, SignUpRefused
 from chalicelib.logs import get_logger
-from chalicelib.tenants import NewTenant
+
+if TYPE_CHECKING:
+    from chalicelib.tenants import NewTenant
 
 logger = get_logger(__name__)
 
@@ -61,8 +63,12 @@ def check_sign_up(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def tenant_from_confirmation(event: dict[str, Any]) -> NewTenant | None:
+def tenant_from_confirmation(event: dict[str, Any]) -> "NewTenant | None":
     """The new tenant, or None when this event is not a confirmed sign-up."""
+    # here, not at the top: the pre sign-up trigger shares this module and
+    # needs no AWS SDK, whose import is most of a cold start at a small size
+    from chalicelib.tenants import NewTenant
+
     source = event.get("triggerSource") if isinstance(event, dict) else None
     if source != CONFIRM_SIGN_UP:
         logger.info("ignoring Cognito trigger %s: not a sign-up confirmation", source)

@@ -277,11 +277,14 @@ def child_environment(outputs: dict[str, Any], layout: Any, variables: dict[str,
 
 
 def run_child(code: str, spec: Any, env: dict[str, str], layout: Any,
-              cwd: Path | None = None) -> tuple[float, dict[str, Any]]:
-    """Wall seconds of one fresh interpreter running ``code``, and what it printed."""
+              cwd: Path | None = None, preexec: Callable[[], None] | None = None,
+              ) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of one fresh interpreter running ``code``, and what it printed;
+    ``preexec`` runs in the child before it starts Python (to join a CPU share)."""
     argv = layout.python() + ["-c", code, json.dumps(spec)]
     began = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd or layout.cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run(argv, cwd=cwd or layout.cwd, env=env, capture_output=True, text=True,
+                          preexec_fn=preexec)
     wall = time.perf_counter() - began
     if done.returncode != 0:
         raise RuntimeError(

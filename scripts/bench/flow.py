@@ -105,7 +105,7 @@ def count_history(events: list[dict[str, Any]], stripe: bool) -> dict[str, Any]:
     }
 
 
-def cost_per_thousand(counts: dict[str, Any], memory_mb: int) -> dict[str, Any]:
+def cost_per_thousand(counts: dict[str, Any], memory_mb: float) -> dict[str, Any]:
     invocations = counts["stateMachineLambdas"] + counts["otherLambdas"]
     sfn = counts["transitions"] * PRICES["sfnPerTransition"] * 1000
     requests = invocations * PRICES["lambdaPerRequest"] * 1000

@@ -20,6 +20,7 @@ import datetime
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ from typing import Any
 
 from scripts.bench import cold as bench_cold
 from scripts.bench import flow as bench_flow
+from scripts.bench import memory as bench_memory
 from scripts.bench import package as bench_package
 from scripts.bench import subscribers as bench_subscribers
 from scripts.shared import PROJECT_DIR
@@ -243,6 +245,31 @@ def build_rows(r: dict[str, Any], args: argparse.Namespace) -> list[list[str]]:
             f"{run['decisionToFinalP50s']:.2f}/{run['decisionToFinalP95s']:.2f} s{problems}",
             "", "",
         ])
+
+    memory = r.get("memory")
+    if memory and memory.get("rows"):
+        for row in memory["rows"]:
+            curve = "/".join(str(row["coldMs"][str(size)]) for size in memory["sizes"])
+            target = row["targetMs"]
+            rows.append([
+                "Memory", f"{row['function']}: cold invocation at {row['chosenMb']} MB "
+                f"({row['chosenMb'] / bench_memory.FULL_CORE_MB:.0%} of a core)",
+                f"{row['chosenMs']} ms",
+                f"at {'/'.join(str(s) for s in memory['sizes'])} MB: {curve} ms; warm at "
+                f"{row['chosenMb']} MB: {row['warmMs'].get(str(row['chosenMb']), '?')} ms",
+                f"<= {target} ms" if target else "", verdict(row["met"]),
+            ])
+        chosen = memory.get("costPerThousandChosen")
+        if chosen:
+            every = "; ".join(f"all at {size} MB ${c['cold']:.4f}/${c['warm']:.4f}"
+                              for size, c in memory["costPerThousandAllAt"].items())
+            rows.append([
+                "Memory", "Lambda per 1,000 onboardings at the chosen sizes, every invocation "
+                "cold / every one warm", f"${chosen['cold']:.4f} / ${chosen['warm']:.4f}",
+                every, "", ""])
+    elif memory:
+        rows.append(["Memory", "cold invocations at Lambda's CPU share", "not measured",
+                     memory["unavailable"], "", ""])
 
     # cost
     for c in r["cost"]:
@@ -491,6 +518,24 @@ def methodology(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"sign-ups over the time until the last one waits. The local stack runs moto and "
         f"every Lambda in one Python process on this machine: these are its limits, not "
         f"AWS's.",
+        f"**Memory sweep**: `scripts.bench.memory`, on the cold-start stack from the same "
+        f"unzipped package: every entry point (both Cognito triggers, the tasks of an "
+        f"execution in its order, the API's `POST /tenant/finalize`, the reconciler) as one "
+        f"fresh process per invocation, at {'/'.join(str(s) for s in bench_memory.SIZES)} MB, "
+        f"sizes interleaved within each of {args.memory_runs} runs (`--memory-runs`), median. "
+        f"The process and its children are held to Lambda's CPU share of the size, size / "
+        f"{bench_memory.FULL_CORE_MB} MB of one core (Lambda's documentation: 1,769 MB is one "
+        f"vCPU), by a cgroup v1 cpu controller group: cpu.cfs_quota_us = 100000 x size / "
+        f"{bench_memory.FULL_CORE_MB} per 100000 us period, joined before Python starts. Cold = "
+        f"from the process's start to the end of its first handler call (interpreter, imports, "
+        f"clients, the handler's calls against the local stack); warm = the same event again "
+        f"in the same process (every handler is idempotent). Not included: Lambda's own "
+        f"start (code download, sandbox) and TLS to AWS's endpoints (the local stack is plain "
+        f"HTTP): in an account a cold start is longer by both. Cost per 1,000 onboardings = "
+        f"each function once per onboarding (the reconciler excepted: it runs on its "
+        f"schedule) at $0.20 per 1M requests and $0.0000166667 per GB-second for the measured "
+        f"duration, with every invocation cold (an upper bound: Lambda bills the init phase) "
+        f"or every one warm.",
         "**Cost**: one happy-path onboarding (approved) on a local stack with Stripe off and "
         "one with Stripe on; from its `GetExecutionHistory`, state transitions = "
         "`*StateEntered` events (what Standard workflows bill) and Lambda invocations = "
@@ -498,7 +543,8 @@ def methodology(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         "the Cognito trigger and the API call (one each per onboarding). List prices "
         "(us-east-1, x86, no free tier): Step Functions Standard $0.025 per 1,000 state "
         f"transitions; Lambda $0.20 per 1M requests and $0.0000166667 per GB-second at "
-        f"{'/'.join(str(m) for m in memory)} MB (MemorySize in the built template.json) and an "
+        f"the mean of the functions' MemorySize ({'/'.join(str(m) for m in memory)} MB in the "
+        f"built template.json; the memory sweep prices each at its own size) and an "
         f"**assumed** {bench_flow.ASSUMED_DURATION_S * 1000:.0f} ms billed per invocation "
         f"(the local tasks take "
         + ", ".join(f"{x['localTaskMedianMs']:.0f} ms" for x in r["cost"] if x["localTaskMedianMs"])
@@ -507,6 +553,29 @@ def methodology(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         "Gateway ($3.50 per 1M REST requests, one per onboarding), DynamoDB, SES, "
         "EventBridge ($1 per 1M events), Cognito.",
     ]
+
+
+def memory_curve(memory: dict[str, Any] | None) -> list[str]:
+    """The sweep as a table: each function's cold invocation at each size."""
+    if not memory or not memory.get("rows"):
+        return []
+    sizes = memory["sizes"]
+    header = ["Function"] + [f"{size} MB" for size in sizes] + ["Chosen", "Target"]
+    lines = ["## Memory sweep: cold invocation (ms) at each size's CPU share", "",
+             f"Median of {memory['runs']} runs; each size's share of one core is "
+             f"size / {bench_memory.FULL_CORE_MB} MB, enforced with a CPU quota (see How "
+             "each figure is measured). The chosen size is `lambda_memory_size` in "
+             "`.chalice/config.json`.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in memory["rows"]:
+        cells = [row["function"]] + [str(row["coldMs"][str(size)]) for size in sizes]
+        cells += [f"{row['chosenMb']} MB", f"<= {row['targetMs']}" if row["targetMs"] else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    cost = memory["costPerThousandAllAt"]
+    lines.append("| Lambda $ per 1,000 onboardings, cold / warm | " + " | ".join(
+        f"{cost[str(size)]['cold']:.4f} / {cost[str(size)]['warm']:.4f}" for size in sizes)
+        + " | | |")
+    return lines + [""]
 
 
 def write_doc(rows, r, args, info, elapsed: float) -> None:
@@ -541,6 +610,7 @@ def write_doc(rows, r, args, info, elapsed: float) -> None:
         markdown_table(rows),
         "",
     ]
+    text += memory_curve(r.get("memory"))
     found = notes(r, args)
     if found:
         text += ["## Targets missed, and why", ""] + [f"- {n}" for n in found] + [""]
@@ -579,8 +649,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      "stacks starting: Stripe off (cost model) and Stripe on (cold starts)")
             with ThreadPoolExecutor(3) as pool:
                 stripe_off = pool.submit(_stripe_off_cost, workdir)
-                cold_stack = pool.submit(_cold_stack, workdir, stacks,
-                                         bench_cold.tokens_needed(args.runs))
+                cold_stack = pool.submit(
+                    _cold_stack, workdir, stacks, bench_cold.tokens_needed(args.runs)
+                    + bench_memory.tokens_needed(args.memory_runs))
                 package = bench_package.build_package(workdir / "build")
                 results["package"] = package
                 progress("package built; unzipping it as Lambda lays it out"
@@ -627,13 +698,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["cold"], results["coldOther"] = bench_cold.measure_cold_starts(
                 entries, args.runs, progress, other_layouts=others,
                 other_runs=args.compare_runs)
+            if args.memory_runs:
+                reason = bench_memory.unavailable()
+                if reason:
+                    results["memory"] = {"unavailable": reason}
+                else:
+                    progress("memory sweep: each function cold at each size's CPU share")
+                    sweep = bench_memory.Sweep(entries)
+                    sweep.run(args.memory_runs, progress)
+                    results["memory"] = bench_memory.summarize(sweep, package["template"])
             progress(f"trigger latency: {args.trigger_calls} warm calls")
             results["trigger"] = bench_cold.measure_trigger_latency(
                 stack.outputs, args.trigger_calls, args.trigger_interval, layout,
                 package["template"],
             )
         progress("done")
-        memory = package["memoryMb"][0]
+        # the sizes differ by function: the cost model takes their mean
+        memory = statistics.mean(bench_memory.chosen_sizes(package["template"]).values())
         for counts in results["cost"]:
             counts["cost"] = bench_flow.cost_per_thousand(counts, memory)
     except BaseException:
@@ -675,6 +756,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds per call (handler and plain call alternate)")
     parser.add_argument("--concurrency", default="1,10,50",
                         help="comma-separated concurrent sign-ups for throughput")
+    parser.add_argument("--memory-runs", type=int, default=3,
+                        help="runs of the memory sweep (each function cold at 128-1769 MB; "
+                             "0: skip)")
     parser.add_argument("--tenants", type=int, default=1000,
                         help="tenants onboarded under SES's quotas for the scale figure (0: skip)")
     parser.add_argument("--no-compare", dest="compare_without_pyc", action="store_false",

@@ -494,3 +494,21 @@ def test_the_docs_call_the_reconcile_schedule_what_chalice_declares(sam):
     assert {event["Type"] for event in events.values()} == {"Schedule"}
     for path in [PROJECT_DIR / "README.md", *sorted((PROJECT_DIR / "docs").glob("*.md"))]:
         assert "Scheduler" not in path.read_text(), path.name
+
+
+def test_every_function_gets_the_memory_its_measurements_chose(sam):
+    """make bench's memory sweep chose each size (docs/configuration.md, Function
+    sizes); the package must carry it, or every function runs at Lambda's 128 MB
+    (1/14 of a core), where the post-confirmation trigger takes most of Cognito's 5 s."""
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    chosen = {name: spec["lambda_memory_size"]
+              for name, spec in config["lambda_functions"].items()}
+    packaged = {}  # function name -> MemorySize
+    for spec in sam["Resources"].values():
+        if spec["Type"] == "AWS::Serverless::Function":
+            name = spec["Properties"]["FunctionName"]["Fn::Sub"].rsplit("-", 1)[-1]
+            packaged[name] = spec["Properties"].get("MemorySize")
+
+    assert set(chosen) == set(app_functions())  # each function has its size
+    assert packaged == chosen
+    assert min(chosen["post_confirmation"], chosen["pre_sign_up"]) >= 256

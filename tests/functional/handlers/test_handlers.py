@@ -226,3 +226,27 @@ def _seconds_between(earlier, later):
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     return (parse(later) - parse(earlier)).total_seconds()
+
+
+def test_the_pre_sign_up_trigger_never_imports_an_sdk():
+    """It makes no AWS call: importing boto3 would be most of its cold start at
+    a small memory size (make bench's memory sweep), inside Cognito's 5 s."""
+    import subprocess
+    import sys
+
+    from tests.support import PROJECT_DIR
+
+    script = """
+import sys
+import app
+event = {"triggerSource": "PreSignUp_SignUp", "request": {"userAttributes": {
+    "email": "ada@example.com", "name": "Ada Ltd"}}, "response": {}}
+assert app.pre_sign_up(event, None) == event
+print("imported:", sorted({m.split(".")[0] for m in sys.modules} & {"boto3", "botocore", "stripe"}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "imported: []"
