@@ -5,7 +5,10 @@ and the tenant id (the stage's IAM grants reach only SES tenants tagged with
 its stage). Bounces and complaints are then counted, and sending paused, per
 SES tenant: one tenant's bad list cannot pause the others' mail. Made once,
 however often asked (an existing one counts as made when its tags say it is
-this stage's tenant's), and deleted when the tenant leaves.
+this stage's tenant's), and deleted when the tenant leaves. The stage's roles
+create and delete only SES tenants tagged with it, but may read any named
+``tenant-*``: reading the tags is how a function tells its own SES tenant from
+another stage's and from one that is gone.
 """
 from typing import TYPE_CHECKING
 
@@ -66,14 +69,31 @@ class SesTenants:
                 f"not {self._stage!r}")
 
     def delete(self, name: str, tenant_id: str) -> bool:
-        """Delete it; False when it was already gone."""
+        """Delete it; False when it was already gone.
+
+        Looked up first: the stage may delete only SES tenants tagged with it
+        (``aws:ResourceTag``), and one that is gone has no tags, so AWS answers
+        its deletion AccessDenied, not NotFound (tests/test_iam.py)."""
+        if not self._exists(name):
+            logger.info("SES tenant %s was already gone", name, extra={"tenantId": tenant_id})
+            return False
         try:
             with aws_call("SES"):
                 self._ses.delete_tenant(TenantName=name)
         except Exception as error:
-            if aws_error_code(error) == "NotFoundException":
+            if aws_error_code(error) == "NotFoundException":  # gone since
                 logger.info("SES tenant %s was already gone", name, extra={"tenantId": tenant_id})
                 return False
             raise
         logger.info("deleted SES tenant %s", name, extra={"tenantId": tenant_id})
+        return True
+
+    def _exists(self, name: str) -> bool:
+        try:
+            with aws_call("SES"):
+                self._ses.get_tenant(TenantName=name)
+        except Exception as error:
+            if aws_error_code(error) == "NotFoundException":
+                return False
+            raise
         return True

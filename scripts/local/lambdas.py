@@ -24,6 +24,7 @@ from botocore.response import StreamingBody
 from chalicelib import dependencies as deps
 
 logger = logging.getLogger("local.lambda")
+API_FUNCTION = "api_handler"  # the function chalice package makes of the routes
 
 
 class LocalContext:
@@ -60,6 +61,7 @@ class LocalLambdas:
             if name in chalice_app.handler_map
         }
         self._timeout_ms = timeout_ms
+        run_each_function_within_its_own(chalice_app)
         self.invocations: dict[str, int] = {}
         self._running = 0  # invocations under way, in any thread
         self._idle = threading.Condition()
@@ -151,6 +153,35 @@ class LocalLambdas:
         if error:
             parsed["FunctionError"] = error
         return AWSResponse("", 200, HTTPHeaders(), None), parsed
+
+
+def run_each_function_within_its_own(chalice_app: Any) -> None:
+    """Every route runs ``within("api_handler")``, and a handler called directly
+    (chalice.test's ``lambda_.invoke``) within its own name, as the invocations
+    above do: in Lambda each function has containers, and clients, of its own.
+    A Chalice middleware, registered once on the app; app.py knows nothing of it."""
+    if getattr(chalice_app, "_runs_within_functions", False):
+        return
+    from chalice.app import EventSourceHandler, Request
+
+    def within_its_function(event: Any, get_response: Any) -> Any:
+        if deps.current_function():  # an invocation above: already within it
+            return get_response(event)
+        if isinstance(event, Request):
+            name = API_FUNCTION
+        else:
+            name = getattr(getattr(event, "context", None), "function_name", "")
+        if name not in chalice_app.handler_map and name != API_FUNCTION:
+            return get_response(event)
+        with deps.within(name):
+            return get_response(event)
+
+    chalice_app.register_middleware(within_its_function, "all")
+    chalice_app._runs_within_functions = True
+    # a handler called before now built its middleware chain without this one
+    for handler in chalice_app.handler_map.values():
+        if isinstance(handler, EventSourceHandler):
+            handler.handler = None
 
 
 def scheduled_event(region: str = "us-east-1", account: str = "123456789012") -> dict[str, Any]:

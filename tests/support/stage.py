@@ -3,6 +3,9 @@
 The real statemachine.json runs in moto's Step Functions engine; its Lambda
 tasks run the app's own handlers (scripts/local/lambdas.py, the same runtime
 the local stack uses); events on the bus land in an SQS queue the test reads.
+Every AWS call a function makes is checked against that function's own role
+in template.json (tests/support/iam.py): a call the role would deny fails
+the test when its stage ends, as an event off the catalogue's contract does.
 
 Provisioning the template takes a second or more, so a test module's tests
 share one provisioned stage, a ``StageWorld``: ``Stage(monkeypatch, ...)``
@@ -15,20 +18,22 @@ closes the world when its module ends, so no mock outlives a module.
 """
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
 import boto3
 from moto import mock_aws
 
 from chalicelib import dependencies as deps
+from scripts.deploy.template import Resolver, load_template
 from scripts.local.aws import behave_like_aws
 from scripts.local.lambdas import LocalLambdas
-from scripts.local.resources import provision_stage, replace_state_machines
+from scripts.local.resources import provision_stage, replace_state_machines, stage_parameters
 from scripts.local.ses import reproduce_ses_contact_lists
 from scripts.shared import LOCAL_ACCOUNT as ACCOUNT
 from scripts.shared import LOCAL_REGION as REGION
 from scripts.shared import eventually, stripe_secret_name
+from tests.support import iam
 
 STAGE = "local"  # .chalice/config.json's stage for chalice.test.Client
 DEFAULT_CONTACT_LIST_MODE = "subscriber-store"
@@ -76,14 +81,41 @@ class StageWorld:
         self.lambdas = LocalLambdas(app.app, self.resources.function_names)
         boto3.setup_default_session(region_name=REGION)
         self.lambdas.install(boto3.DEFAULT_SESSION)
+        # the roles the calls are checked against: template.json's, unless a
+        # test hands its stage another (the negative controls)
+        self.default_iam_template = self.iam_template = load_template()
+        self._policies: dict[tuple[str, bool], Mapping[str, iam.Policy]] = {}
+        self._policies_lock = threading.Lock()
+        self.iam_check = iam.CallRecorder(self.iam_policies, iam.CallDescriber(
+            iam.AwsLookups(self.session), REGION, ACCOUNT))
+        iam.install(self.iam_check)
 
     def _stop(self) -> None:
         try:
             self.reset()
         finally:
+            iam.uninstall(self.iam_check)
             reproduce_ses_contact_lists(enforce_quotas=False)
             self.lambdas.uninstall(boto3.DEFAULT_SESSION)
             self._mock.stop()
+
+    def iam_policies(self) -> Mapping[str, iam.Policy]:
+        """Each function's role as the stage is deployed now: the template resolved
+        for the parameters its functions' environment comes from (a test may
+        change the mode mid-way, as a redeploy would)."""
+        mode, stripe = iam.deployed_parameters(DEFAULT_CONTACT_LIST_MODE)
+        with self._policies_lock:
+            if (mode, stripe) not in self._policies:
+                resolver = Resolver(self.iam_template, stage_parameters(STAGE, mode, stripe),
+                                    REGION, ACCOUNT, self.resources.physical)
+                self._policies[mode, stripe] = iam.function_policies(self.iam_template, resolver)
+            return self._policies[mode, stripe]
+
+    def check_calls_against(self, template: dict[str, Any]) -> None:
+        """The template whose roles the functions' calls are checked against."""
+        with self._policies_lock:
+            if template is not self.iam_template:
+                self.iam_template, self._policies = template, {}
 
     def _capture_events(self, events: Any) -> str:
         queue = self.sqs.create_queue(QueueName="captured-events")["QueueUrl"]
@@ -215,8 +247,12 @@ class Stage:
         contact_list_mode: str = DEFAULT_CONTACT_LIST_MODE,
         enforce_ses_quotas: bool = False,
         retry_interval_seconds: int | None = 1,
+        iam_template: dict[str, Any] | None = None,
     ) -> None:
+        """``iam_template``: check the functions' calls against this template's
+        roles instead of template.json's."""
         self._monkeypatch = monkeypatch
+        self._iam_template = iam_template
         self._approval_timeout = approval_timeout_seconds
         self._retry_interval = retry_interval_seconds
         self._stripe_base = stripe_api_base
@@ -242,6 +278,10 @@ class Stage:
         self.shared_contact_list = self.environment["SHARED_CONTACT_LIST_NAME"]
         deps.reset()
         app_session()  # one session for every function: faults registered on it reach all
+        world.iam_check.take()
+        world.check_calls_against(self._iam_template or world.default_iam_template)
+        # the calls the stage's functions made, as checked (set on exit)
+        self.iam_calls = iam.Recording()
         return self
 
     def apply_environment(self, monkeypatch: Any) -> None:
@@ -251,21 +291,32 @@ class Stage:
         if self._stripe_base:
             monkeypatch.setenv("STRIPE_API_BASE", self._stripe_base)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         world = self.world
         world.reset()
         deps.reset()
         violations, world.off_contract = world.off_contract, []
+        self.iam_calls = world.iam_check.take()
+        world.check_calls_against(world.default_iam_template)
+        if self.iam_calls.problems:
+            report = ("AWS calls their function's own role would not allow, or that could not "
+                      "be checked (template.json; docs/tests.md#iam):\n  "
+                      + "\n  ".join(self.iam_calls.problems))
+            if exc is not None:  # the test failed already: say this too
+                exc.add_note(report)
+            else:
+                raise AssertionError(report)
         assert not violations, f"events off the catalogue's contract: {violations}"
 
     # --- driving ---------------------------------------------------------------
     def start(self, tenant: dict[str, str]) -> str:
-        """Start onboarding the way the trigger does."""
+        """Start onboarding the way the trigger does (as the trigger: its role)."""
         from chalicelib.tenants import NewTenant
 
-        return deps.workflow().start(
-            NewTenant(tenant["tenantId"], tenant["email"], tenant["name"])
-        )
+        with deps.within("post_confirmation"):
+            return deps.workflow().start(
+                NewTenant(tenant["tenantId"], tenant["email"], tenant["name"])
+            )
 
     def wait_for_token(self, execution_arn: str, seconds: float = 15) -> str:
         def token() -> str | None:

@@ -21,6 +21,7 @@ from scripts.deploy import package
 from scripts.deploy import template as stack_template
 from scripts.deploy.template import Resolver, app_functions
 from scripts.shared import PROJECT_DIR
+from tests.support.iam import wildcard_match as iam_match
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 # Resource "*" only where AWS has no resource-level permission; each such
@@ -69,11 +70,6 @@ def role_statements(template, function, **parameters):
 
 def listify(value):
     return value if isinstance(value, list) else [value]
-
-
-def iam_match(pattern, value):
-    """IAM's ARN wildcards: * any run of characters, ? one character."""
-    return re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value) is not None
 
 
 # --- the package itself --------------------------------------------------------------
@@ -167,6 +163,23 @@ def test_every_function_has_its_own_role_and_log_group(sam):
         group = resolved(sam).resolve(sam["Resources"][logical + "LogGroup"]["Properties"])
         assert group["LogGroupName"] == f"/aws/lambda/{name}"
         assert group["RetentionInDays"] == 30
+
+
+def test_the_iam_check_reads_the_roles_the_package_deploys(sam):
+    """Every functional stage and tests/test_iam.py check the functions' calls
+    against template.json's roles: chalice package merges them unchanged, and
+    adds no IAM of its own (no role, policy or SAM policy template)."""
+    template = stack_template.load_template()
+    iam_types = {"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
+
+    def iam_of(resources):
+        return {name: spec for name, spec in resources.items() if spec.get("Type") in iam_types}
+
+    assert iam_of(sam["Resources"]) == iam_of(template["Resources"])
+    for logical in FUNCTIONS.values():
+        packaged = sam["Resources"][logical]["Properties"]
+        assert packaged["Role"] == template["Resources"][logical]["Properties"]["Role"], logical
+        assert "Policies" not in packaged, logical
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -130,7 +130,8 @@ def test_a_tenant_without_a_record_yet_is_404(stage, client):
 def test_listing_is_newest_first_in_pages_that_repeat_nothing(stage, client, monkeypatch):
     active(ADA)
     ticks = iter(f"2026-12-01T10:00:{n:02d}.000Z" for n in range(60))
-    monkeypatch.setattr(deps.subscriber_store(), "_clock", lambda: next(ticks))
+    with deps.within("api_handler"):  # the routes' own store
+        monkeypatch.setattr(deps.subscriber_store(), "_clock", lambda: next(ticks))
     for n in range(5):
         assert call(client, "POST", "/me/subscribers", body={"email": f"s{n}@example.com"})[0] == 201
 
@@ -247,13 +248,15 @@ def test_an_import_beyond_the_limits_or_unreadable_is_refused_before_anything_is
 # --- concurrency ---------------------------------------------------------------------------------
 def test_fifty_concurrent_adds_of_the_same_ten_emails_count_ten(stage):
     active(ADA)
-    store = deps.subscriber_store()
+    with deps.within("api_handler"):  # the routes' own store, and its role
+        store = deps.subscriber_store()
     emails = [f"Same{n}@example.com" for n in range(10)]
     results, errors = [], []
 
     def add(n):
         try:
-            results.append(store.add_all(ADA["tenantId"], [NewSubscriber(emails[n % 10])]))
+            with deps.within("api_handler"):
+                results.append(store.add_all(ADA["tenantId"], [NewSubscriber(emails[n % 10])]))
         except Exception as error:  # surfaced below
             errors.append(error)
 
