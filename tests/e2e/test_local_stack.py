@@ -288,10 +288,13 @@ def test_retry_and_reconcile_from_the_admin_cli(stack):
 
     assert run_admin("retry", tenant_id).returncode == 1  # still onboarding: 409
     stack.sfn.stop_execution(executionArn=stack.execution_arn(tenant_id))
-    # the stack's reconciler keeps a grace period of 10 minutes: a young record waits
+    # the stack's reconciler keeps a grace period of 10 minutes, but not for a
+    # run that has ended: the tenant fails now, and the admin can retry it now
     swept = run_admin("reconcile")
     assert swept.returncode == 0 and swept.stdout.startswith("Reconciled:")
-    assert stack.record(tenant_id, "onboarding")
+    assert "ended ABORTED" in stack.record(tenant_id, "failed")["failureReason"]["S"]
+    retried = run_admin("retry", tenant_id)
+    assert retried.returncode == 0 and "as attempt 2" in retried.stdout
 
 
 def test_an_aborted_onboarding_is_failed_by_the_reconciler_then_retried_to_active(tmp_path):
