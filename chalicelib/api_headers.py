@@ -14,8 +14,9 @@ their scripts (``pages``) are cached as they say, with their ETag.
 
 API Gateway's own answers (401 from the authorizers, 403 and the like)
 never reach the function: template.json gives them the same headers
-(``x-amazon-apigateway-gateway-responses``). Nothing here is imported but
-the standard library.
+(``x-amazon-apigateway-gateway-responses``), and the local stack's gateway
+reads them from there (scripts/local/gateway.py). Nothing here is imported
+but the standard library.
 """
 from collections.abc import Callable
 from typing import Any

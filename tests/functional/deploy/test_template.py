@@ -164,6 +164,19 @@ def test_api_gateways_own_answers_carry_the_apis_headers(sam):
         }, kind
 
 
+def test_a_path_no_route_matches_is_a_json_404_not_a_403(sam):
+    # API Gateway's MISSING_AUTHENTICATION_TOKEN: no route for this method and path
+    # (this API has no IAM-signed route, the type's other cause); the local
+    # stack answers it from here too (scripts/local/gateway.py)
+    api = sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    unknown = api["x-amazon-apigateway-gateway-responses"]["MISSING_AUTHENTICATION_TOKEN"]
+
+    assert unknown["statusCode"] == "404"
+    assert json.loads(unknown["responseTemplates"]["application/json"]) == {
+        "Code": "NotFoundError", "Message": "No route answers this method and path."}
+    assert "method.request" not in json.dumps(unknown)  # nothing of the request is repeated
+
+
 def test_no_self_sign_up_for_admins(sam):
     pool = sam["Resources"]["AdminUserPool"]
     assert pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
