@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.admin.session import admin_password_policy
 from scripts.local.client import last_mail
 from tests.support import PROJECT_DIR
 from tests.support.browser import DESKTOP, PHONE, TIMEOUT, Browser, WebDriverError, missing_tools
@@ -278,6 +279,33 @@ def test_refusals_are_sentences_next_to_the_field_they_concern(stack, browser):
     field = browser.field("Email")
     said = browser.wait_until(lambda: browser.error_next_to(field), "an error next to Email")
     assert said == "An account with this email already exists: sign in instead."
+
+
+def test_the_admins_new_password_hint_and_refusal_state_the_admin_pools_policy(stack, browser):
+    rule = admin_password_policy()  # template.json's AdminUserPool PasswordPolicy, in words
+    assert rule == "at least 12 characters, with upper- and lower-case letters, a digit and a symbol"
+    email = unique("policy-ops")
+    temporary = add_admin(stack, email)
+    browser.open(stack.outputs["apiUrl"] + "/admin")
+    browser.field("Email").fill(email)
+    browser.field("Password").fill(temporary)
+    browser.button("Sign in").click()
+
+    # the hint says the admin pool's policy, not the tenant pool's
+    field = browser.field("New password")
+    hint = browser.run("return document.getElementById('new-password-hint').textContent")
+    assert hint == rule[0].upper() + rule[1:] + "."
+
+    # a password the tenant pool would take (11 characters of every kind) is refused with it
+    field.fill("Short-Pass1")
+    browser.button("Set password and sign in").click()
+    said = browser.wait_until(lambda: browser.error_next_to(field), "an error next to New password")
+    assert said.endswith(f"Choose a password of {rule}.")
+
+    # and one that meets it signs the admin in
+    field.fill(ADMIN_PASSWORD)
+    browser.button("Set password and sign in").click()
+    browser.wait_for_text(f"Signed in as {email}")
 
 
 def test_both_pages_work_by_keyboard_alone_at_375_px(stack, browser, screenshot):

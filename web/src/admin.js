@@ -3,6 +3,7 @@
 import {
   ApiError,
   Form,
+  PASSWORD_POLICIES,
   api,
   cognitoUser,
   completeNewPassword,
@@ -91,7 +92,7 @@ newPasswordForm.onSubmit(async () => {
   try {
     await completeNewPassword(challengedUser, newPasswordForm.value('newPassword'));
   } catch (error) {
-    const { field, message } = explainCognitoError(error, 'newPassword');
+    const { field, message } = explainCognitoError(error, 'newPassword', PASSWORD_POLICIES.admin);
     if ((error.code || error.name) === 'NotAuthorizedException') {
       goToSignIn(message);
       return;

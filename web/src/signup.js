@@ -4,6 +4,7 @@ import { CognitoUserAttribute } from 'amazon-cognito-identity-js';
 import {
   ApiError,
   Form,
+  PASSWORD_POLICIES,
   api,
   cognitoUser,
   currentSession,
@@ -287,7 +288,7 @@ signupForm.onSubmit(async () => {
   try {
     await promised((done) => pool.signUp(email, password, attributes, null, done));
   } catch (error) {
-    const { field, message } = explainCognitoError(error, 'signup');
+    const { field, message } = explainCognitoError(error, 'signup', PASSWORD_POLICIES.tenant);
     signupForm.showError(field, message);
     return;
   }
