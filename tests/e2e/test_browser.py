@@ -281,6 +281,43 @@ def test_refusals_are_sentences_next_to_the_field_they_concern(stack, browser):
     assert said == "An account with this email already exists: sign in instead."
 
 
+def typed_values(browser: Browser) -> list[str]:
+    """What every field of the page holds, shown or not."""
+    return browser.run("return [...document.querySelectorAll('input, textarea')].map((f) => f.value)")
+
+
+def test_no_password_stays_in_the_sign_up_page_after_sign_up_or_sign_out(stack, browser):
+    company, email = f"Shared Desk {uuid.uuid4().hex[:6]}", unique("shared")
+
+    # when a tenant signs up, the form it filled in is emptied at once
+    sign_up(browser, stack, company, email)
+    browser.field("Confirmation code")
+    assert TENANT_PASSWORD not in typed_values(browser)
+    assert browser.run("return document.getElementById('signup-password').value") == ""
+    assert browser.run("return document.getElementById('signup-company').value") == ""
+    confirm(browser, mail(stack, email, "code"))
+    wait_for_status(browser, "Awaiting approval")  # the confirmation still signed it in
+    assert TENANT_PASSWORD not in typed_values(browser)
+
+    # when it signs out, the next person at this computer finds nothing it typed
+    browser.button("Sign out").click()
+    browser.wait_for_text("You are signed out.")
+    assert [value for value in typed_values(browser) if value] == []
+    browser.button("Create an account").click()
+    browser.field("Company name")
+    assert [value for value in typed_values(browser) if value] == []
+
+    # and one who signs in with the sign-in form leaves nothing either
+    browser.button("Sign in to your account").click()
+    browser.field("Email").fill(email)
+    browser.field("Password").fill(TENANT_PASSWORD)
+    browser.button("Sign in").click()
+    wait_for_status(browser, "Awaiting approval")
+    browser.button("Sign out").click()
+    browser.wait_for_text("You are signed out.")
+    assert [value for value in typed_values(browser) if value] == []
+
+
 def test_the_admins_new_password_hint_and_refusal_state_the_admin_pools_policy(stack, browser):
     rule = admin_password_policy()  # template.json's AdminUserPool PasswordPolicy, in words
     assert rule == "at least 12 characters, with upper- and lower-case letters, a digit and a symbol"

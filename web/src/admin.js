@@ -108,6 +108,8 @@ newPasswordForm.onSubmit(async () => {
 function goToSignIn(message) {
   clearInterval(refreshTimer);
   refreshTimer = null;
+  challengedUser = null;
+  newPasswordForm.form.reset(); // no password stays in the page for the next person
   showView(views, 'signin');
   const error = $('signin-form-error');
   error.textContent = message || '';
