@@ -11,12 +11,14 @@ from chalice.app import CloudWatchEvent, Request
 
 from chalicelib import dependencies as deps
 from chalicelib import logs
+from chalicelib.api_headers import add_api_headers
 from chalicelib.http_errors import answers
 
 if TYPE_CHECKING:
     from chalicelib.tenant_admin import TenantAdmin
 
 app = Chalice(app_name="tenant-onboarding")
+app.register_middleware(add_api_headers, "http")  # no-store, nosniff: every answer
 # API Gateway checks a Cognito ID token (401 for anyone else): admins of the
 # admin pool on the admin routes, the signed-in tenant on /me. The pools'
 # ARNs are the stack's own: template.json sets them (RestAPI); the local

@@ -11,6 +11,7 @@ from chalice import BadRequestError, ConflictError, NotFoundError
 
 from chalicelib.errors import DecisionNotDelivered
 from chalicelib.http_errors import PayloadTooLargeError
+from chalicelib.signup import unsafe_text
 from chalicelib.tenants import MAX_REASON_LENGTH
 from chalicelib.workflow import OnboardingWorkflow
 
@@ -73,14 +74,27 @@ def read_status_and_reason(body: dict[str, Any]) -> tuple[str, str | None]:
     status = body.get("status")
     if status not in DECISIONS:
         raise BadRequestError('status must be "approved" or "rejected"')
-    reason = body.get("reason")
-    if reason is not None:
-        if not isinstance(reason, str):
-            raise BadRequestError("reason must be a string")
-        if len(reason) > MAX_REASON_LENGTH:
-            raise BadRequestError(f"reason is longer than {MAX_REASON_LENGTH} characters")
-        reason = reason.strip() or None
-    return status, reason
+    return status, read_reason(body.get("reason"))
+
+
+def read_reason(reason: Any) -> str | None:
+    """An admin's reason (a decision's, an offboarding's), trimmed; None when
+    absent or blank; a 400 with the sentence when no one should read it as is.
+
+    The tenant reads a rejection's reason, and admins read every reason in a
+    tenant's history: it gets the company name's check (signup.unsafe_text),
+    but for line breaks, which the console's reason field may hold."""
+    if reason is None:
+        return None
+    if not isinstance(reason, str):
+        raise BadRequestError("reason must be a string")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise BadRequestError(f"reason is longer than {MAX_REASON_LENGTH} characters")
+    reason = reason.strip()
+    refused = unsafe_text("reason", reason.replace("\n", " "))
+    if refused:
+        raise BadRequestError(refused)
+    return reason or None
 
 
 def parse_finalize_body(raw_body: bytes | str | None) -> Decision:

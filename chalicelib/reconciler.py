@@ -15,7 +15,9 @@ demand locally. Each run:
 - reports, by count and one warning each, tenants whose release of what they
   took failed for good (offboarding them purges it).
 Records younger than ``grace_seconds`` are left to the workflow, which may
-be about to do the same.
+be about to do the same, unless the run they wait on has already ended
+(``ENDED``): an ended run changes nothing more, so waiting would only keep an
+admin from approving or retrying the tenant.
 """
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +47,11 @@ from chalicelib.workflow import (
 )
 
 logger = get_logger(__name__)
+
+# A run in one of these statuses has done all it will: whatever it was going to
+# write is written. (RUNNING and PENDING_REDRIVE may still write; no status at
+# all is a run not started yet, such as a retry between its record and its start.)
+ENDED = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
 @dataclass
@@ -97,28 +104,43 @@ class Reconciler:
                     or "nothing to do")
         return sweep.counts
 
-    def _settled(self, tenant_id: str, status: str, now: datetime) -> dict[str, Any] | None:
-        """The record, if it is still in ``status`` and has not changed for the
-        grace period (a younger change is the workflow's, still at work)."""
+    def _actionable(
+        self, tenant_id: str, status: str, now: datetime, run_status: Callable[[dict[str, Any]], str | None],
+    ) -> tuple[dict[str, Any], str | None] | None:
+        """The record still in ``status`` and the status of the run it waits
+        on, once the reconciler may act on it; None while the workflow may.
+
+        A run that has ended is acted on at once: the record is read again
+        after the run's status, so a final status the run wrote just before
+        it ended is seen, and a record that changed meanwhile (a retry) is
+        left to the next sweep. Any other record waits out the grace period
+        (a younger change is the workflow's, still at work, or a run about to
+        start)."""
         record = self._tenants.get(tenant_id)
         if record is None or record.get("status") != status:
             return None
+        run = run_status(record)
+        if run in ENDED:
+            again = self._tenants.get(tenant_id)
+            if again is None or again.get("updatedAt") != record.get("updatedAt"):
+                return None
+            return again, run
         if seconds_between(record["updatedAt"], now) < self._grace:
             return None
-        return record
+        return record, run
 
     # --- stuck onboardings and reminders ------------------------------------------------
     def _check_onboarding(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
         sweep.add("onboarding")
-        record = self._settled(tenant_id, ONBOARDING, now)
-        if record is None:
+        found = self._actionable(tenant_id, ONBOARDING, now, lambda record: (
+            self._workflow.execution_status(tenant_id, _attempt(record))))
+        if found is None:
             return
-        attempt = int(record.get("attempts", 1))
-        status = self._workflow.execution_status(tenant_id, attempt)
+        record, status = found
         if status == "RUNNING":
             self._remind(record, now, sweep)
             return
-        name = execution_name(tenant_id, attempt)
+        name = execution_name(tenant_id, _attempt(record))
         cause = (f"its execution {name} never started" if status is None
                  else f"its execution {name} ended {status} without setting a final status")
         logger.warning("tenant stuck in onboarding: %s", cause, extra={"tenantId": tenant_id})
@@ -145,14 +167,14 @@ class Reconciler:
 
     # --- offboarding and releases --------------------------------------------------------
     def _check_offboarding(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
-        record = self._settled(tenant_id, OFFBOARDING, now)
-        if record is None:
+        found = self._actionable(tenant_id, OFFBOARDING, now, lambda record: (
+            self._offboarding.execution_status(tenant_id, _offboarding_attempt(record))))
+        if found is None:
             return
-        attempt = int((record.get("offboarding") or {}).get("attempt", 1))
-        status = self._offboarding.execution_status(tenant_id, attempt)
+        record, status = found
         if status == "RUNNING":
             return
-        cause = (f"its offboarding run {offboarding_name(tenant_id, attempt)} "
+        cause = (f"its offboarding run {offboarding_name(tenant_id, _offboarding_attempt(record))} "
                  + ("never started" if status is None else f"ended {status} without finishing"))
         logger.warning("tenant stuck in offboarding: %s", cause, extra={"tenantId": tenant_id})
         self._offboardings.fail(_new_tenant(record), f"OffboardingStuck: {cause}")
@@ -179,6 +201,14 @@ class Reconciler:
             logger.info("published the %s outcome that never went out", record["outcomeDue"],
                         extra={"tenantId": tenant_id})
             sweep.add("outcome republished")
+
+
+def _attempt(record: dict[str, Any]) -> int:
+    return int(record.get("attempts", 1))
+
+
+def _offboarding_attempt(record: dict[str, Any]) -> int:
+    return int((record.get("offboarding") or {}).get("attempt", 1))
 
 
 def _new_tenant(record: dict[str, Any]) -> NewTenant:

@@ -26,14 +26,94 @@ TENANT_ID = re.compile(r"^[A-Za-z0-9-]{1,80}$")
 
 MAX_NAME_LENGTH = 128
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
-# Embeddings, overrides and isolates: they reorder what an admin reads.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+# --- what no one should read without seeing it -----------------------------------------
+# Controls (Cc), format characters (Cf: zero-width characters, direction marks,
+# embeddings, overrides and isolates, U+FEFF, the interlinear annotation
+# controls U+FFF9-FFFB, the tags), lone surrogates (Cs) and the line and
+# paragraph separators (Zl, Zp).
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# And the rest of Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt),
+# which render as nothing though their category says otherwise: the combining
+# grapheme joiner, the Hangul fillers, Khmer's inherent vowels, and plane 14's
+# tags and reserved ignorables (U+E0000-E0FFF; its variation selectors apart).
+INVISIBLE = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x3164, 0x3164),
+             (0xFFA0, 0xFFA0), (0xE0000, 0xE0FFF))
+VARIATION_SELECTORS = ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF), (0x180B, 0x180D), (0x180F, 0x180F))
+ZWNJ, ZWJ = "\u200c", "\u200d"
+VIRAMA = 9  # the canonical combining class of a virama (halant)
+# Scripts whose letters join (cursive): a ZWNJ between two of their letters
+# keeps them apart, as Persian writes می‌خواهم (RFC 5892's CONTEXTJ rule, by script).
+JOINING_SCRIPTS = ("ARABIC", "SYRIAC", "NKO", "MONGOLIAN", "MANDAIC", "ADLAM", "HANIFI ROHINGYA",
+                   "PHAGS-PA", "MANICHAEAN", "PSALTER PAHLAVI", "SOGDIAN", "OLD UYGHUR")
+# Marks stacked on one character: Hebrew fully pointed and Tibetan stacks reach 3
+# or 4; "Zalgo" text, which spills over the lines around it, uses dozens.
+MAX_COMBINING_RUN = 4
 
 
 def unsafe_characters(text: str) -> list[str]:
-    """Control characters and bidirectional controls in ``text``, as U+XXXX."""
-    return sorted({f"U+{ord(c):04X}" for c in text
-                   if unicodedata.category(c) == "Cc" or c in BIDI_CONTROLS})
+    """What in ``text`` is invisible, a control or a direction control, as U+XXXX.
+
+    Two invisible characters pass where a script needs them (Unicode's and
+    IDNA's CONTEXTJ rules): a joiner (ZWJ) or non-joiner (ZWNJ) right after a
+    virama, as in Sinhala ශ්‍රී or Malayalam's chillu letters, and a ZWNJ
+    between two letters of a joining script, as in Persian. One variation
+    selector right after a visible character passes too (❤️ is U+2764 U+FE0F).
+    A ZWJ between emoji does not: it makes one picture of several.
+    """
+    return sorted({f"U+{ord(c):04X}" for i, c in enumerate(text) if not _allowed_at(text, i)})
+
+
+def _allowed_at(text: str, i: int) -> bool:
+    c, code = text[i], ord(text[i])
+    if c in (ZWJ, ZWNJ):
+        before = text[i - 1] if i > 0 else ""
+        if before and unicodedata.combining(before) == VIRAMA:
+            return True
+        return c == ZWNJ and _joining_letter(text, i, -1) and _joining_letter(text, i, 1)
+    if any(low <= code <= high for low, high in VARIATION_SELECTORS):
+        before = text[i - 1] if i > 0 else ""
+        return bool(before) and not unicodedata.category(before).startswith("M") and _allowed_alone(
+            before)
+    return _allowed_alone(c)
+
+
+def _allowed_alone(c: str) -> bool:
+    code = ord(c)
+    return unicodedata.category(c) not in UNSAFE_CATEGORIES and not any(
+        low <= code <= high for low, high in INVISIBLE)
+
+
+def _joining_letter(text: str, i: int, step: int) -> bool:
+    """Is the nearest character before (step -1) or after (+1) position ``i``,
+    marks skipped, a letter of a joining script?"""
+    i += step
+    while 0 <= i < len(text) and unicodedata.category(text[i]) == "Mn":
+        i += step
+    if not 0 <= i < len(text) or not unicodedata.category(text[i]).startswith("L"):
+        return False
+    return unicodedata.name(text[i], "").startswith(JOINING_SCRIPTS)
+
+
+def longest_mark_run(text: str) -> int:
+    """The most combining marks (Mn, Me) in a row, once composed (NFC): é is one letter."""
+    longest = run = 0
+    for c in unicodedata.normalize("NFC", text):
+        run = run + 1 if unicodedata.category(c) in ("Mn", "Me") else 0
+        longest = max(longest, run)
+    return longest
+
+
+def unsafe_text(subject: str, text: str) -> str | None:
+    """Why ``text`` may not be shown to a person as is, as a sentence about
+    ``subject`` ("Company name", "reason"); None when it may."""
+    bad = unsafe_characters(text)
+    if bad:
+        return (f"{subject} must not contain invisible, control or text-direction characters "
+                f"({', '.join(bad)})")
+    if longest_mark_run(text) > MAX_COMBINING_RUN:
+        return f"{subject} must not stack more than {MAX_COMBINING_RUN} accents or marks on one letter"
+    return None
 
 
 def check_sign_up(event: dict[str, Any]) -> dict[str, Any]:
@@ -50,16 +130,14 @@ def check_sign_up(event: dict[str, Any]) -> dict[str, Any]:
         raise SignUpRefused("Company name is required")
     if len(name) > MAX_NAME_LENGTH:
         raise SignUpRefused(f"Company name must be at most {MAX_NAME_LENGTH} characters")
-    bad = unsafe_characters(name)
-    if bad:
-        raise SignUpRefused(
-            "Company name must not contain control or text-direction characters "
-            f"({', '.join(bad)})"
-        )
+    refused = unsafe_text("Company name", name)
+    if refused:
+        raise SignUpRefused(refused)
     if len(email) > MAX_EMAIL_LENGTH:
         raise SignUpRefused(f"Email must be at most {MAX_EMAIL_LENGTH} characters")
-    if unsafe_characters(email):
-        raise SignUpRefused("Email must not contain control or text-direction characters")
+    refused = unsafe_text("Email", email)
+    if refused:
+        raise SignUpRefused(refused)
     return event
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from chalice import BadRequestError, ConflictError, NotFoundError, Response
 
 from chalicelib.clock import plus_seconds
-from chalicelib.decisions import claims_of, read_json_object, read_status_and_reason
+from chalicelib.decisions import claims_of, read_json_object, read_reason, read_status_and_reason
 from chalicelib.errors import (
     DecisionNotDelivered,
     NotAwaitingDecision,
@@ -24,7 +24,6 @@ from chalicelib.logs import get_logger
 from chalicelib.paging import ISO_INSTANT, decode_page_token, encode_page_token, page_size
 from chalicelib.signup import TENANT_ID
 from chalicelib.tenants import (
-    MAX_REASON_LENGTH,
     RETRYABLE,
     STATUSES,
     NewTenant,
@@ -217,14 +216,12 @@ class TenantAdmin:
         """Start offboarding a tenant that is active (or purge one that did not stay)."""
         _require_tenant_id(tenant_id)
         body = read_json_object(raw_body, {"reason"}, '{"reason": "why the tenant leaves"}')
-        reason = body.get("reason")
-        if not isinstance(reason, str) or not reason.strip():
+        reason = read_reason(body.get("reason"))
+        if not reason:
             raise BadRequestError("reason is required: say why the tenant is offboarded")
-        if len(reason) > MAX_REASON_LENGTH:
-            raise BadRequestError(f"reason is longer than {MAX_REASON_LENGTH} characters")
         record = self._existing(tenant_id)
         attempt = int((record.get("offboarding") or {}).get("attempt", 0)) + 1
-        request = {"requestedBy": requested_by, "requestedAt": now, "reason": reason.strip(),
+        request = {"requestedBy": requested_by, "requestedAt": now, "reason": reason,
                    "attempt": attempt}
         try:
             self._tenants.begin_offboarding(tenant_id, record, request)

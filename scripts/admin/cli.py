@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scripts.admin.session import AdminSession, SignInError, token_file
+from scripts.admin.session import AdminSession, SignInError, admin_password_policy, token_file
 from scripts.local.client import local_session
 from scripts.shared import PROJECT_DIR
 
@@ -137,7 +137,8 @@ def admin_session(stage: str | None, state_dir: Path, profile: str | None,
     else:
         session, endpoint = aws_session(stage, profile, values)
         cognito = session.client("cognito-idp", endpoint_url=endpoint)
-    return AdminSession(cognito, values["adminUserPoolClientId"], token_file(stage, state_dir))
+    return AdminSession(cognito, values["adminUserPoolClientId"], token_file(stage, state_dir),
+                        password_rule=admin_password_policy())
 
 
 def add_admin(stage: str | None, state_dir: Path, profile: str | None, email: str) -> str:

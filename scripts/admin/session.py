@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 REFRESH_MARGIN_SECONDS = 60
+ADMIN_POOL = "AdminUserPool"  # its logical id in template.json
 
 
 class SignInError(RuntimeError):
@@ -39,13 +40,42 @@ def ask_secret(prompt: str) -> str:
     return value
 
 
+def password_policy(policy: dict[str, Any]) -> str:
+    """A Cognito PasswordPolicy in words, as the console says it (web/build.mjs):
+    "at least 12 characters, with upper- and lower-case letters, a digit and a symbol"."""
+    upper, lower = policy.get("RequireUppercase"), policy.get("RequireLowercase")
+    kinds = []
+    if upper and lower:
+        kinds.append("upper- and lower-case letters")
+    elif upper:
+        kinds.append("an upper-case letter")
+    elif lower:
+        kinds.append("a lower-case letter")
+    if policy.get("RequireNumbers"):
+        kinds.append("a digit")
+    if policy.get("RequireSymbols"):
+        kinds.append("a symbol")
+    listed = ", ".join(kinds[:-1]) + " and " + kinds[-1] if len(kinds) > 1 else "".join(kinds)
+    return f"at least {policy.get('MinimumLength', 8)} characters" + (f", with {listed}" if listed else "")
+
+
+def admin_password_policy() -> str:
+    """The admin pool's policy, in words, from template.json (what every stage deploys)."""
+    from scripts.deploy.template import load_template
+
+    pool = load_template()["Resources"][ADMIN_POOL]["Properties"]
+    return password_policy(pool["Policies"]["PasswordPolicy"])
+
+
 class AdminSession:
     def __init__(self, cognito: Any, client_id: str, path: Path,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, password_rule: str = "") -> None:
+        """``password_rule``: the pool's password policy in words (admin_password_policy)."""
         self._cognito = cognito
         self._client_id = client_id
         self._path = path
         self._clock = clock
+        self._password_rule = password_rule
 
     def login(self, email: str, ask: Callable[[str], str] = ask_secret) -> str:
         """Sign in (setting a new password the first time); the admin's email."""
@@ -62,6 +92,12 @@ class AdminSession:
                     Session=answer["Session"],
                     ChallengeResponses={"USERNAME": email, "NEW_PASSWORD": new})
         except self._cognito.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "InvalidPasswordException":
+                rule = f"choose one of {self._password_rule}" if self._password_rule else (
+                    "choose a longer one, with more kinds of characters")
+                raise SignInError(
+                    f"Cognito refused the new password: {rule}. Nothing was changed: sign in "
+                    "again with the temporary password") from None
             raise SignInError(_sentence(error)) from None
         if "AuthenticationResult" not in answer:
             raise SignInError(f"Cognito asks for {answer.get('ChallengeName')}, which this CLI "

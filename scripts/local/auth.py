@@ -4,10 +4,9 @@
 request with none). API Gateway checks the ID token's signature against the
 pool's keys, its issuer (the pool the route's authorizer names), its use
 (``id``) and its expiry, and answers 401 ``{"message":"Unauthorized"}``
-otherwise. ``install`` makes the local API do the same, with the emulated
-pools' keys (moto signs every token with one key pair).
+otherwise. ``checking_authorizer`` makes the local API do the same, with
+the emulated pools' keys (moto signs every token with one key pair).
 """
-import functools
 import time
 from typing import Any
 
@@ -45,17 +44,11 @@ class TokenCheck:
         return claims
 
 
-def install(server: Any, app_object: Any, config: Any, check: TokenCheck) -> None:
-    """Make a chalice local server check Cognito tokens before any route runs."""
-    from http.server import BaseHTTPRequestHandler
-
+def checking_authorizer(app_object: Any, check: TokenCheck) -> Any:
+    """chalice local's authorizer, made to check Cognito tokens before any route
+    runs (scripts/local/gateway.py installs it)."""
     from chalice.app import CognitoUserPoolAuthorizer
-    from chalice.local import (
-        ChaliceRequestHandler,
-        LocalGateway,
-        LocalGatewayAuthorizer,
-        NotAuthorizedError,
-    )
+    from chalice.local import LocalGatewayAuthorizer, NotAuthorizedError
 
     class CheckingAuthorizer(LocalGatewayAuthorizer):
         def authorize(self, raw_path: str, lambda_event: Any, lambda_context: Any) -> Any:
@@ -72,12 +65,4 @@ def install(server: Any, app_object: Any, config: Any, check: TokenCheck) -> Non
                     )
             return super().authorize(raw_path, lambda_event, lambda_context)
 
-    class CheckingHandler(ChaliceRequestHandler):
-        def __init__(self, request: Any, client_address: Any, http_server: Any,
-                     app_object: Any, config: Any) -> None:
-            self.local_gateway = LocalGateway(app_object, config)
-            self.local_gateway._authorizer = CheckingAuthorizer(app_object)
-            BaseHTTPRequestHandler.__init__(self, request, client_address, http_server)
-
-    server.server.RequestHandlerClass = functools.partial(
-        CheckingHandler, app_object=app_object, config=config)
+    return CheckingAuthorizer(app_object)

@@ -374,7 +374,8 @@ class LocalStack:
     def _start_api(self, app_obj: Any, config: Any) -> None:
         from chalice.local import create_local_server
 
-        from scripts.local.auth import TokenCheck, install
+        from scripts.local.auth import TokenCheck
+        from scripts.local.gateway import install
 
         self._api = create_local_server(app_obj, config, "127.0.0.1", self._api_port)
         pools = {"admins": self.resources.ref("AdminUserPool"),

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.admin.session import admin_password_policy
 from scripts.local.client import last_mail
 from tests.support import PROJECT_DIR
 from tests.support.browser import DESKTOP, PHONE, TIMEOUT, Browser, WebDriverError, missing_tools
@@ -278,6 +279,70 @@ def test_refusals_are_sentences_next_to_the_field_they_concern(stack, browser):
     field = browser.field("Email")
     said = browser.wait_until(lambda: browser.error_next_to(field), "an error next to Email")
     assert said == "An account with this email already exists: sign in instead."
+
+
+def typed_values(browser: Browser) -> list[str]:
+    """What every field of the page holds, shown or not."""
+    return browser.run("return [...document.querySelectorAll('input, textarea')].map((f) => f.value)")
+
+
+def test_no_password_stays_in_the_sign_up_page_after_sign_up_or_sign_out(stack, browser):
+    company, email = f"Shared Desk {uuid.uuid4().hex[:6]}", unique("shared")
+
+    # when a tenant signs up, the form it filled in is emptied at once
+    sign_up(browser, stack, company, email)
+    browser.field("Confirmation code")
+    assert TENANT_PASSWORD not in typed_values(browser)
+    assert browser.run("return document.getElementById('signup-password').value") == ""
+    assert browser.run("return document.getElementById('signup-company').value") == ""
+    confirm(browser, mail(stack, email, "code"))
+    wait_for_status(browser, "Awaiting approval")  # the confirmation still signed it in
+    assert TENANT_PASSWORD not in typed_values(browser)
+
+    # when it signs out, the next person at this computer finds nothing it typed
+    browser.button("Sign out").click()
+    browser.wait_for_text("You are signed out.")
+    assert [value for value in typed_values(browser) if value] == []
+    browser.button("Create an account").click()
+    browser.field("Company name")
+    assert [value for value in typed_values(browser) if value] == []
+
+    # and one who signs in with the sign-in form leaves nothing either
+    browser.button("Sign in to your account").click()
+    browser.field("Email").fill(email)
+    browser.field("Password").fill(TENANT_PASSWORD)
+    browser.button("Sign in").click()
+    wait_for_status(browser, "Awaiting approval")
+    browser.button("Sign out").click()
+    browser.wait_for_text("You are signed out.")
+    assert [value for value in typed_values(browser) if value] == []
+
+
+def test_the_admins_new_password_hint_and_refusal_state_the_admin_pools_policy(stack, browser):
+    rule = admin_password_policy()  # template.json's AdminUserPool PasswordPolicy, in words
+    assert rule == "at least 12 characters, with upper- and lower-case letters, a digit and a symbol"
+    email = unique("policy-ops")
+    temporary = add_admin(stack, email)
+    browser.open(stack.outputs["apiUrl"] + "/admin")
+    browser.field("Email").fill(email)
+    browser.field("Password").fill(temporary)
+    browser.button("Sign in").click()
+
+    # the hint says the admin pool's policy, not the tenant pool's
+    field = browser.field("New password")
+    hint = browser.run("return document.getElementById('new-password-hint').textContent")
+    assert hint == rule[0].upper() + rule[1:] + "."
+
+    # a password the tenant pool would take (11 characters of every kind) is refused with it
+    field.fill("Short-Pass1")
+    browser.button("Set password and sign in").click()
+    said = browser.wait_until(lambda: browser.error_next_to(field), "an error next to New password")
+    assert said.endswith(f"Choose a password of {rule}.")
+
+    # and one that meets it signs the admin in
+    field.fill(ADMIN_PASSWORD)
+    browser.button("Set password and sign in").click()
+    browser.wait_for_text(f"Signed in as {email}")
 
 
 def test_both_pages_work_by_keyboard_alone_at_375_px(stack, browser, screenshot):

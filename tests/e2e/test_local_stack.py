@@ -229,6 +229,7 @@ REFUSED_NAMES = {
     "terminal escapes": "Acme\x1b[2K\r\x1b[32mTotally Legit Bank\x1b[0m",
     "newline": "Acme\nLtd",
     "right-to-left override": "Acme \u202eknaB",
+    "zero-width space": "Ac\u200bme Ltd",
     "129 characters": "x" * 129,
 }
 
@@ -288,10 +289,13 @@ def test_retry_and_reconcile_from_the_admin_cli(stack):
 
     assert run_admin("retry", tenant_id).returncode == 1  # still onboarding: 409
     stack.sfn.stop_execution(executionArn=stack.execution_arn(tenant_id))
-    # the stack's reconciler keeps a grace period of 10 minutes: a young record waits
+    # the stack's reconciler keeps a grace period of 10 minutes, but not for a
+    # run that has ended: the tenant fails now, and the admin can retry it now
     swept = run_admin("reconcile")
     assert swept.returncode == 0 and swept.stdout.startswith("Reconciled:")
-    assert stack.record(tenant_id, "onboarding")
+    assert "ended ABORTED" in stack.record(tenant_id, "failed")["failureReason"]["S"]
+    retried = run_admin("retry", tenant_id)
+    assert retried.returncode == 0 and "as attempt 2" in retried.stdout
 
 
 def test_an_aborted_onboarding_is_failed_by_the_reconciler_then_retried_to_active(tmp_path):
@@ -338,6 +342,77 @@ def test_a_request_without_a_valid_token_gets_401_as_from_api_gateway(stack, met
     for token in (None, "not-a-jwt", stack.admin_token[:-4] + "AAAA"):
         assert call(stack, method, path, token, {} if method == "POST" else None) == (
             401, {"message": "Unauthorized"}), token
+
+
+# --- what the gateway answers itself ----------------------------------------------------
+def raw(stack, method, path, headers=None, body=None):
+    """One request as sent, whatever it is: (status, headers, body bytes)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(stack.outputs["apiUrl"])
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    try:
+        connection.request(method, where.path.rstrip("/") + path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def assert_gateway_json(answer, status, code):
+    got, headers, body = answer
+    assert got == status, (got, headers, body[:200])
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Cache-Control"] == "no-store" and headers["X-Content-Type-Options"] == "nosniff"
+    payload = json.loads(body)
+    assert payload["Code"] == code and payload["Message"]
+    return payload
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/nope"), ("POST", "/tenants/nope/decisions"), ("GET", "/"), ("DELETE", "/assets"),
+])
+def test_an_unknown_route_is_a_json_404_that_repeats_nothing_of_the_request(stack, method, path):
+    token = stack.admin_token
+    for headers in ({}, {"Authorization": token}, {"Authorization": "Bearer " + token}):
+        status, answer_headers, body = answer = raw(stack, method, path, headers)
+
+        payload = assert_gateway_json(answer, 404, "NotFoundError")
+        assert payload == {"Code": "NotFoundError", "Message": "No route answers this method and path."}
+        said = body.decode() + json.dumps(answer_headers)
+        assert token[:40] not in said and token[-40:] not in said and "Bearer" not in said
+
+
+def test_a_url_over_64_kib_is_a_json_414(stack):
+    answer = raw(stack, "GET", "/tenants?status=" + "a" * 70_000, {"Authorization": stack.admin_token})
+
+    payload = assert_gateway_json(answer, 414, "UriTooLongError")
+    assert "aaaa" not in payload["Message"]
+
+
+def test_a_header_over_64_kib_is_a_json_431(stack):
+    answer = raw(stack, "GET", "/tenants", {"Authorization": stack.admin_token, "X-Big": "b" * 70_000})
+
+    assert_gateway_json(answer, 431, "RequestHeaderFieldsTooLargeError")
+
+
+def test_a_body_of_a_type_the_route_does_not_take_is_a_json_415(stack):
+    answer = raw(stack, "POST", "/tenant/finalize",
+                 {"Authorization": stack.admin_token, "Content-Type": "text/plain"}, b"approve")
+
+    assert "text/plain" in assert_gateway_json(answer, 415, "UnsupportedMediaType")["Message"]
+
+
+def test_a_method_http_does_not_know_is_a_json_501(stack):
+    assert_gateway_json(raw(stack, "BREW", "/tenants"), 501, "NotImplementedError")
+
+
+def test_the_authorizers_401_carries_the_apis_headers(stack):
+    status, headers, body = raw(stack, "GET", "/tenants", {"Authorization": "not-a-jwt"})
+
+    assert (status, json.loads(body)) == (401, {"message": "Unauthorized"})
+    assert headers["Cache-Control"] == "no-store" and headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_a_tenants_token_opens_me_and_no_admin_route(stack):

@@ -5,7 +5,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from scripts.admin.session import AdminSession, SignInError
+from scripts.admin.session import AdminSession, SignInError, admin_password_policy, password_policy
+from scripts.deploy.template import load_template
 
 TEMPORARY, NEW = "Temporary-Pass-1!", "My-Own-Pass-123!"
 
@@ -88,3 +89,69 @@ def test_given_no_sign_in_then_the_cli_says_to_log_in(pool, tmp_path):
     cognito, client_id = pool
     with pytest.raises(SignInError, match="login"):
         AdminSession(cognito, client_id, tmp_path / "none.json").id_token()
+
+
+@pytest.fixture
+def policed_pool():
+    """A pool with the admin pool's own password policy, from template.json."""
+    policy = load_template()["Resources"]["AdminUserPool"]["Properties"]["Policies"]["PasswordPolicy"]
+    with mock_aws():
+        cognito = boto3.client("cognito-idp", region_name="us-east-1")
+        pool_id = cognito.create_user_pool(
+            PoolName="admins", UsernameAttributes=["email"],
+            Policies={"PasswordPolicy": {k: v for k, v in policy.items()
+                                         if k != "TemporaryPasswordValidityDays"}},
+        )["UserPool"]["Id"]
+        client_id = cognito.create_user_pool_client(
+            UserPoolId=pool_id, ClientName="cli", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"],
+        )["UserPoolClient"]["ClientId"]
+        cognito.admin_create_user(UserPoolId=pool_id, Username="ops@example.com",
+                                  TemporaryPassword=TEMPORARY, MessageAction="SUPPRESS")
+        yield cognito, client_id
+
+
+def test_given_a_new_password_the_policy_refuses_then_a_sentence_stating_the_real_policy(
+    policed_pool, tmp_path
+):
+    cognito, client_id = policed_pool
+    session = AdminSession(cognito, client_id, tmp_path / "a.json",
+                           password_rule=admin_password_policy())
+
+    with pytest.raises(SignInError) as refused:
+        session.login("ops@example.com", answers(TEMPORARY, "Short-Pass1", "Short-Pass1"))  # 11
+
+    said = str(refused.value)
+    assert said == ("Cognito refused the new password: choose one of at least 12 characters, with "
+                    "upper- and lower-case letters, a digit and a symbol. Nothing was changed: "
+                    "sign in again with the temporary password")
+    assert "Exception" not in said
+    assert not (tmp_path / "a.json").exists()
+
+
+@pytest.mark.parametrize("policy, said", [
+    ({"MinimumLength": 12, "RequireUppercase": True, "RequireLowercase": True,
+      "RequireNumbers": True, "RequireSymbols": True},
+     "at least 12 characters, with upper- and lower-case letters, a digit and a symbol"),
+    ({"MinimumLength": 10, "RequireUppercase": True, "RequireLowercase": True,
+      "RequireNumbers": True, "RequireSymbols": False},
+     "at least 10 characters, with upper- and lower-case letters and a digit"),
+    ({"MinimumLength": 8, "RequireLowercase": True}, "at least 8 characters, with a lower-case letter"),
+    ({"MinimumLength": 6}, "at least 6 characters"),
+])
+def test_a_password_policy_in_words(policy, said):
+    assert password_policy(policy) == said
+
+
+def test_the_cli_prints_a_refused_new_password_as_one_line_without_a_traceback(monkeypatch, capsys):
+    from scripts.admin import cli
+
+    class Refusing:
+        def login(self, email):
+            raise SignInError("Cognito refused the new password: choose one of at least 12 characters")
+
+    monkeypatch.setattr(cli, "target_outputs", lambda stage, state_dir: {})
+    monkeypatch.setattr(cli, "admin_session", lambda *args: Refusing())
+
+    assert cli.main(["login", "ops@example.com"]) == 1
+    err = capsys.readouterr().err
+    assert err == "admin: Cognito refused the new password: choose one of at least 12 characters\n"

@@ -77,6 +77,8 @@ BAD_REQUESTS = {
     "status as list": body(taskToken=TOKEN, status=["approved"]),
     "non-string reason": body(taskToken=TOKEN, status="rejected", reason=42),
     "reason over 1000 chars": body(taskToken=TOKEN, status="rejected", reason="r" * 1001),
+    "reason with a zero-width space": body(taskToken=TOKEN, status="rejected", reason="spam\u200b"),
+    "reason reversed by an override": body(taskToken=TOKEN, status="rejected", reason="\u202edesiver"),
     "unknown field": body(taskToken=TOKEN, status="approved", tenantId="t-1"),
 }
 
@@ -219,3 +221,15 @@ def test_given_a_view_error_when_a_route_runs_then_it_passes_through_unchanged()
 
     with pytest.raises(ConflictError):
         route()
+
+
+def test_given_a_reason_with_invisible_characters_when_parsed_then_400_names_them():
+    with pytest.raises(BadRequestError, match=r"^reason must not contain invisible, control or "
+                                              r"text-direction characters \(U\+2060, U\+E0041\)$"):
+        parse_finalize_body(body(taskToken=TOKEN, status="rejected", reason="no\u2060t ok\U000e0041"))
+
+
+def test_given_a_reason_on_several_lines_when_parsed_then_its_line_breaks_are_kept():
+    reason = "duplicate sign-up\nsee ticket 42"
+
+    assert parse_finalize_body(body(taskToken=TOKEN, status="rejected", reason=reason)).reason == reason

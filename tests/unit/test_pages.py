@@ -65,6 +65,7 @@ def test_a_page_not_changed_since_answers_304(built, client):
 
     assert again.status_code == 304
     assert again.body in (b"", None)
+    assert again.headers["Cache-Control"] == "no-cache"  # the page's own, not the API's no-store
     assert client.http.get("/signup", headers={"If-None-Match": '"other"'}).status_code == 200
 
 
@@ -75,6 +76,7 @@ def test_a_built_script_is_javascript_cached_for_good(built, client):
     assert response.body.decode("utf-8") == "console.log('sign up… ✓')"
     assert response.headers["Content-Type"] == "text/javascript; charset=utf-8"
     assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
     css = client.http.get("/assets/style-CD34.css")
     assert css.headers["Content-Type"] == "text/css; charset=utf-8"
 
@@ -88,6 +90,8 @@ def test_a_name_the_build_did_not_make_is_404(built, client, name):
 
     assert response.status_code == 404
     assert json.loads(response.body) == {"Code": "NotFoundError", "Message": "There is no such asset."}
+    assert response.headers["Cache-Control"] == "no-store"  # the API's, as every JSON answer
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_without_a_build_the_pages_say_how_to_make_one(tmp_path, monkeypatch, client):

@@ -3,6 +3,7 @@
 import {
   ApiError,
   Form,
+  PASSWORD_POLICIES,
   api,
   cognitoUser,
   completeNewPassword,
@@ -91,7 +92,7 @@ newPasswordForm.onSubmit(async () => {
   try {
     await completeNewPassword(challengedUser, newPasswordForm.value('newPassword'));
   } catch (error) {
-    const { field, message } = explainCognitoError(error, 'newPassword');
+    const { field, message } = explainCognitoError(error, 'newPassword', PASSWORD_POLICIES.admin);
     if ((error.code || error.name) === 'NotAuthorizedException') {
       goToSignIn(message);
       return;
@@ -107,6 +108,8 @@ newPasswordForm.onSubmit(async () => {
 function goToSignIn(message) {
   clearInterval(refreshTimer);
   refreshTimer = null;
+  challengedUser = null;
+  newPasswordForm.form.reset(); // no password stays in the page for the next person
   showView(views, 'signin');
   const error = $('signin-form-error');
   error.textContent = message || '';

@@ -9,8 +9,14 @@ import {
   CognitoUserPool,
 } from 'amazon-cognito-identity-js';
 
-export const PASSWORD_POLICY =
-  'Use at least 10 characters, with upper- and lower-case letters and a digit.';
+// Each user pool's password policy, as web/build.mjs reads it from
+// template.json's PasswordPolicy: {tenant: 'at least 10 characters, with …', admin: …}.
+export const PASSWORD_POLICIES = __PASSWORD_POLICIES__;
+
+/** What to say when Cognito refuses a password, for the pool whose policy is `policy`. */
+function passwordAdvice(policy) {
+  return policy ? `Choose a password of ${policy}.` : 'Choose a longer password, with more kinds of characters.';
+}
 
 // --- configuration and Cognito ------------------------------------------------
 
@@ -182,11 +188,12 @@ export function sentence(text) {
 
 /**
  * Which field a Cognito error concerns and what to tell the person.
- * `step` is 'signup', 'confirm', 'signin' or 'newPassword'.
+ * `step` is 'signup', 'confirm', 'signin' or 'newPassword'; `passwordPolicy`
+ * the pool's (PASSWORD_POLICIES.tenant or .admin), where a password is chosen.
  * Returns {field, message}; field is 'company', 'email', 'password',
  * 'code', 'newPassword' or null (the form as a whole).
  */
-export function explainCognitoError(error, step) {
+export function explainCognitoError(error, step, passwordPolicy = '') {
   const code = (error && (error.code || error.name)) || '';
   const message = (error && error.message) || '';
   const passwordField = step === 'newPassword' ? 'newPassword' : 'password';
@@ -200,13 +207,11 @@ export function explainCognitoError(error, step) {
     }
     case 'InvalidPasswordException': {
       const detail = message.split(':').slice(1).join(':').trim();
-      return {
-        field: passwordField,
-        message: detail ? `${sentence(detail)} ${PASSWORD_POLICY}` : PASSWORD_POLICY,
-      };
+      const advice = passwordAdvice(passwordPolicy);
+      return { field: passwordField, message: detail ? `${sentence(detail)} ${advice}` : advice };
     }
     case 'InvalidParameterException':
-      if (/password/i.test(message)) return { field: passwordField, message: PASSWORD_POLICY };
+      if (/password/i.test(message)) return { field: passwordField, message: passwordAdvice(passwordPolicy) };
       if (/email|username/i.test(message)) {
         return { field: 'email', message: 'Enter a valid email address, like name@example.com.' };
       }

@@ -4,6 +4,7 @@ import { CognitoUserAttribute } from 'amazon-cognito-identity-js';
 import {
   ApiError,
   Form,
+  PASSWORD_POLICIES,
   api,
   cognitoUser,
   currentSession,
@@ -252,6 +253,7 @@ function enterStatus() {
 
 function goToSignIn(message) {
   stopPolling();
+  forgetWhatWasTyped();
   showView(views, 'signin');
   const error = $('signin-form-error');
   error.textContent = message || '';
@@ -287,13 +289,28 @@ signupForm.onSubmit(async () => {
   try {
     await promised((done) => pool.signUp(email, password, attributes, null, done));
   } catch (error) {
-    const { field, message } = explainCognitoError(error, 'signup');
+    const { field, message } = explainCognitoError(error, 'signup', PASSWORD_POLICIES.tenant);
     signupForm.showError(field, message);
     return;
   }
   pending = { email, password };
+  signupForm.form.reset(); // the password lives on in memory only, until the confirmation signs in
   enterConfirm(email);
 });
+
+/**
+ * Clear every form and what the page remembers of the last person: a shared
+ * computer's next user must find no password, code or address in the page.
+ */
+function forgetWhatWasTyped() {
+  pending = { email: '', password: '' };
+  for (const form of [signupForm, confirmForm, signinForm, subscriberForm]) {
+    form.form.reset();
+    form.clearErrors();
+  }
+  $('subscriber-list').replaceChildren();
+  $('subscribers').hidden = true;
+}
 
 // --- confirm ------------------------------------------------------------------------------
 
@@ -319,8 +336,9 @@ confirmForm.onSubmit(async () => {
     return;
   }
   if (!pending.password) {
+    const { email } = pending;
     goToSignIn('Your email is confirmed: sign in to see your status.');
-    $('signin-email').value = pending.email;
+    $('signin-email').value = email;
     return;
   }
   try {

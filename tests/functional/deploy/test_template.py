@@ -145,6 +145,34 @@ def test_every_admin_route_requires_an_admin_of_the_stacks_admin_pool(sam):
     assert "sigv4" not in schemes  # admins are users of their pool, not IAM principals
 
 
+def test_api_gateways_own_answers_carry_the_apis_headers(sam):
+    # a 401 from an authorizer, a 403, a 429 or a 504 never reaches the function,
+    # whose middleware gives every other answer these headers (chalicelib/api_headers.py)
+    from chalicelib.api_headers import API_HEADERS
+
+    api = sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    answers = api["x-amazon-apigateway-gateway-responses"]
+
+    assert {"DEFAULT_4XX", "DEFAULT_5XX"} <= set(answers)
+    for kind, answer in answers.items():
+        assert answer["responseParameters"] == {
+            f"gatewayresponse.header.{name}": f"'{value}'" for name, value in API_HEADERS.items()
+        }, kind
+
+
+def test_a_path_no_route_matches_is_a_json_404_not_a_403(sam):
+    # API Gateway's MISSING_AUTHENTICATION_TOKEN: no route for this method and path
+    # (this API has no IAM-signed route, the type's other cause); the local
+    # stack answers it from here too (scripts/local/gateway.py)
+    api = sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    unknown = api["x-amazon-apigateway-gateway-responses"]["MISSING_AUTHENTICATION_TOKEN"]
+
+    assert unknown["statusCode"] == "404"
+    assert json.loads(unknown["responseTemplates"]["application/json"]) == {
+        "Code": "NotFoundError", "Message": "No route answers this method and path."}
+    assert "method.request" not in json.dumps(unknown)  # nothing of the request is repeated
+
+
 def test_no_self_sign_up_for_admins(sam):
     pool = sam["Resources"]["AdminUserPool"]
     assert pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True

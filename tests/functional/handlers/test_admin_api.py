@@ -244,6 +244,10 @@ def test_the_token_route_still_works_and_then_the_id_route_says_409(stage, clien
     ('{"status": "maybe"}', 400, 'status must be "approved" or "rejected"'),
     ('{"status": "approved", "taskToken": "x"}', 400, "unknown field(s): taskToken"),
     ('{"status": "rejected", "reason": "   "}', 400, "a rejection needs a reason"),
+    ('{"status": "rejected", "reason": "spam\\u200b"}', 400,
+     "reason must not contain invisible, control or text-direction characters (U+200B)"),
+    ('{"status": "rejected", "reason": "Z\\u0336\\u0337\\u0338\\u0339\\u033a"}', 400,
+     "reason must not stack more than 4 accents or marks on one letter"),
 ])
 def test_decision_bodies_are_validated_before_anything_happens(stage, client, body, status, fragment):
     t, _ = waiting(stage, 57)
@@ -316,3 +320,14 @@ def test_odd_listing_queries_are_400_not_500(client, query):
 
     assert status == 400
     assert body["Message"]
+
+
+def test_an_offboarding_reason_with_invisible_characters_is_400_with_a_sentence(client):
+    response = client.http.post(
+        "/tenants/00000000-0000-4000-8000-999999999999/offboarding",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"reason": "left \u2066quietly\u2069"}))
+
+    assert response.status_code == 400
+    assert json.loads(response.body) == {"Code": "BadRequestError", "Message": (
+        "reason must not contain invisible, control or text-direction characters (U+2066, U+2069)")}

@@ -74,6 +74,10 @@ CASES = {
         json.dumps({"taskToken": "t", "status": "rejected", "reason": "r" * 1001}).encode(),
         400, "longer than 1000",
     ),
+    "reason with an invisible character": (
+        json.dumps({"taskToken": "t", "status": "rejected", "reason": "spam\ufeff"}).encode(),
+        400, "reason must not contain invisible, control or text-direction characters (U+FEFF)",
+    ),
     "unknown fields": (
         b'{"taskToken": "t", "status": "approved", "approver": "me"}', 400, "unknown field(s): approver",
     ),

@@ -153,16 +153,86 @@ def test_the_reconciler_fails_a_tenant_whose_execution_was_aborted(stage, sweep_
     assert stage.lambdas.invoke_json("reconcile", scheduled_event()).get("failed (stuck)") is None  # once
 
 
-def test_the_reconciler_leaves_young_records_to_the_workflow(stage):
+def test_an_ended_execution_is_failed_at_once_so_an_admin_can_retry_it_now(stage, client):
+    # given a tenant waiting for approval whose execution was stopped a moment ago
     t = tenant(76)
     execution = stage.start(t)
     stage.wait_for_token(execution)
-    stage.sfn.stop_execution(executionArn=execution)
+    stage.wait_until_asked(t["tenantId"])
+    stage.sfn.stop_execution(executionArn=execution, error="Aborted", cause="by hand")
     stage.wait_for_end(execution)
+
+    # when the reconciler runs with its default grace period (10 minutes)
+    counts = stage.lambdas.invoke_json("reconcile", scheduled_event())
+
+    # then it does not wait: the run has ended, and the tenant can be retried now
+    assert counts["failed (stuck)"] == 1
+    assert "ended ABORTED" in stage.record(t["tenantId"])["failureReason"]
+    status, body = post(client, f"/tenants/{t['tenantId']}/retry")
+    assert (status, body["attempt"]) == (200, 2)
+
+
+def test_a_young_record_whose_execution_has_not_started_is_left_to_the_workflow(stage):
+    # given a record made a moment ago whose execution is not visible yet (as
+    # between a retry's write and its start)
+    t = tenant(80)
+    stage.lambdas.invoke_json("create_tenant_record", {"tenant": t})
+    assert stage.record(t["tenantId"])["status"] == "onboarding"
+
+    counts = stage.lambdas.invoke_json("reconcile", scheduled_event())  # default grace: 10 minutes
+
+    assert stage.record(t["tenantId"])["status"] == "onboarding"
+    assert "failed (stuck)" not in counts
+
+
+@pytest.mark.parametrize("ended", ["ABORTED", "FAILED", "TIMED_OUT", "SUCCEEDED"])
+def test_the_reconciler_acts_at_once_on_every_status_of_an_ended_run(stage, monkeypatch, ended):
+    from chalicelib.workflow import OnboardingWorkflow
+
+    t = tenant(81)
+    stage.lambdas.invoke_json("create_tenant_record", {"tenant": t})
+    monkeypatch.setattr(OnboardingWorkflow, "execution_status", lambda self, tenant_id, attempt=1: ended)
 
     stage.lambdas.invoke_json("reconcile", scheduled_event())  # default grace: 10 minutes
 
+    record = stage.record(t["tenantId"])
+    assert record["status"] == "failed"
+    assert f"ended {ended} without setting a final status" in record["failureReason"]
+
+
+def test_an_offboarding_whose_run_ended_is_put_back_at_once(stage, monkeypatch):
+    from chalicelib import dependencies as deps
+    from chalicelib.clock import utc_now
+    from chalicelib.workflow import OffboardingWorkflow
+
+    # given a failed tenant an admin began offboarding a moment ago, whose run has ended
+    t = tenant(83)
+    stage.lambdas.invoke_json("create_tenant_record", {"tenant": t})
+    repository = deps.tenants()
+    record = repository.finish(t["tenantId"], "failed", utc_now(), {"failureReason": "quota"})
+    repository.begin_offboarding(t["tenantId"], record, {
+        "requestedBy": "ops@example.com", "requestedAt": utc_now(), "reason": "gone", "attempt": 1})
+    monkeypatch.setattr(OffboardingWorkflow, "execution_status",
+                        lambda self, tenant_id, attempt=1: "ABORTED")
+
+    counts = stage.lambdas.invoke_json("reconcile", scheduled_event())  # default grace: 10 minutes
+
+    # then the tenant is back where it was, with why, and can be offboarded again now
+    back = stage.record(t["tenantId"])
+    assert counts["offboarding ended (stuck)"] == 1
+    assert back["status"] == "failed"
+    assert "ended ABORTED without finishing" in back["offboardingFailure"]["reason"]
+
+
+def test_a_running_execution_is_still_left_alone(stage):
+    t = tenant(82)
+    execution = stage.start(t)
+    stage.wait_for_token(execution)
+
+    counts = stage.lambdas.invoke_json("reconcile", scheduled_event())
+
     assert stage.record(t["tenantId"])["status"] == "onboarding"
+    assert "failed (stuck)" not in counts
 
 
 def test_the_reconciler_publishes_an_outcome_that_never_went_out(stage, sweep_now):
