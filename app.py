@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from chalice import Chalice, CognitoUserPoolAuthorizer, Rate
 from chalice.app import CloudWatchEvent, Request
 
+from chalicelib import budget, logs
 from chalicelib import dependencies as deps
-from chalicelib import logs
 from chalicelib.api_headers import add_api_headers
 from chalicelib.http_errors import answers
 
@@ -25,6 +25,10 @@ app.register_middleware(add_api_headers, "http")  # no-store, nosniff: every ans
 # stack checks tokens against its own pools (scripts/local/auth.py).
 admin_only = CognitoUserPoolAuthorizer("admins", provider_arns=["set in template.json"])
 tenant_only = CognitoUserPoolAuthorizer("tenants", provider_arns=["set in template.json"])
+# Every route, task, trigger and schedule: its AWS and Stripe calls wait only as
+# long as Lambda's context says is left, so it answers (503, or an error the
+# state machine retries) before its timeout (chalicelib/budget.py).
+app.register_middleware(budget.per_invocation, "all")
 logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
 app.log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 

@@ -9,11 +9,18 @@ and so does ``NoBilling`` for a stage without Stripe; dependencies.py picks.
 costs more to import than boto3, and most Lambdas of this app never call it.
 The API key is read from Secrets Manager on first use and kept for the
 container's life; it never appears in a log line, an error or an event.
+
+Every Stripe request keeps to the invocation's time budget (budget.py): it
+gets only as many retries as fit in the time left (stripe-python takes
+``max_network_retries`` per request), and each attempt's connect and read
+timeouts are cut to what is left by the HTTP adapter of ``budgeted_session``,
+which refuses an attempt that cannot finish in time (StripeUnavailable).
 """
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chalicelib import budget
 from chalicelib.errors import (
     StripeAuthenticationFailed,
     StripeNotConfigured,
@@ -26,6 +33,7 @@ from chalicelib.tenants import NewTenant
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from requests import Session
     from stripe import StripeClient
 
 logger = get_logger(__name__)
@@ -55,6 +63,39 @@ class NoBilling:
 
 
 HTTP_TIMEOUT = (3.0, 10.0)  # connect, read (seconds); stripe-python defaults to 80
+
+
+def budgeted_session(timeout: tuple[float, float]) -> "Session":
+    """A requests session whose every attempt keeps to the invocation's budget:
+    ``timeout`` (connect, read) as sized for it, cut to the time left, or the
+    attempt refused when not even a connect and a short read fit."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    class BudgetedAdapter(HTTPAdapter):
+        def send(self, request: Any, stream: bool = False, timeout: Any = None,
+                 verify: Any = True, cert: Any = None, proxies: Any = None) -> Any:
+            return super().send(request, stream=stream, timeout=attempt_timeout(), verify=verify,
+                                cert=cert, proxies=proxies)
+
+    def attempt_timeout() -> tuple[float, float]:
+        invocation = budget.current()
+        if invocation is None:
+            return timeout
+        connect, read = budget.sized_timeouts(*timeout, invocation.seconds)
+        remaining = invocation.remaining()
+        attempt = budget.attempt_timeouts(remaining, connect, read)
+        if attempt is None:
+            raise StripeUnavailable(
+                f"Stripe is unavailable: another attempt does not fit in the {remaining:.1f} s "
+                "left of this invocation; will retry")
+        return attempt
+
+    session = requests.Session()
+    adapter = BudgetedAdapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 def customer_idempotency_key(tenant_id: str, attempt: int = 1) -> str:
@@ -122,20 +163,23 @@ class StripeBilling:
                     self._api_key(),
                     base_addresses={"api": self._api_base} if self._api_base else None,
                     max_network_retries=self._max_network_retries,
-                    # well inside the task's Lambda timeout: a hung call must
-                    # fail here (and be retried) rather than kill the Lambda
-                    http_client=stripe.RequestsClient(timeout=self._http_timeout),
+                    # within the invocation's budget: a hung call must fail
+                    # here (and be retried) rather than kill the Lambda
+                    http_client=stripe.RequestsClient(
+                        timeout=self._http_timeout,
+                        session=budgeted_session(self._http_timeout)),
                 )
             return self._client
 
     def create_customer(self, tenant: NewTenant, attempt: int = 1) -> str:
-        customer = self._call(lambda client: client.v1.customers.create(
+        customer = self._call(lambda client, retries: client.v1.customers.create(
             params={
                 "email": tenant.email,
                 "name": tenant.name,
                 "metadata": {"tenantId": tenant.tenant_id},
             },
-            options={"idempotency_key": customer_idempotency_key(tenant.tenant_id, attempt)},
+            options={"idempotency_key": customer_idempotency_key(tenant.tenant_id, attempt),
+                     "max_network_retries": retries},
         ), "create the customer")
         logger.info(
             "created Stripe customer %s", customer.id, extra={"tenantId": tenant.tenant_id}
@@ -145,7 +189,8 @@ class StripeBilling:
     def delete_customer(self, customer_id: str, tenant_id: str) -> bool:
         """Delete it; False when Stripe no longer has it (deleted by hand)."""
         try:
-            self._call(lambda client: client.v1.customers.delete(customer_id), "delete the customer")
+            self._call(lambda client, retries: client.v1.customers.delete(
+                customer_id, options={"max_network_retries": retries}), "delete the customer")
         except StripeRequestRejected as error:
             if error.missing:
                 logger.info("Stripe customer %s was already gone", customer_id,
@@ -155,13 +200,21 @@ class StripeBilling:
         logger.info("deleted Stripe customer %s", customer_id, extra={"tenantId": tenant_id})
         return True
 
-    def _call(self, request: Callable[[Any], Any], what: str) -> Any:
+    def _retries(self) -> int:
+        """This request's retries: as many as fit in the invocation's time left."""
+        invocation = budget.current()
+        if invocation is None:
+            return self._max_network_retries
+        connect, read = budget.sized_timeouts(*self._http_timeout, invocation.seconds)
+        return budget.stripe_retries(invocation.remaining(), connect, read, self._max_network_retries)
+
+    def _call(self, request: Callable[[Any, int], Any], what: str) -> Any:
         """One Stripe request, its errors named as the state machine retries them."""
         import stripe
 
         try:
             try:
-                return request(self.stripe_client())
+                return request(self.stripe_client(), self._retries())
             except stripe.AuthenticationError:
                 # Maybe the key was rotated since this container cached it.
                 forget = getattr(self._api_key, "forget", None)
@@ -170,7 +223,7 @@ class StripeBilling:
                 forget()
                 with self._lock:
                     self._client = None
-                return request(self.stripe_client())
+                return request(self.stripe_client(), self._retries())
         except stripe.AuthenticationError:
             # The message Stripe sends may echo part of the key: drop it.
             raise StripeAuthenticationFailed(
@@ -183,6 +236,8 @@ class StripeBilling:
                 "Stripe is still processing an earlier attempt; will retry"
             ) from None
         except (stripe.RateLimitError, stripe.APIConnectionError) as error:
+            if isinstance(error.__cause__, StripeUnavailable):  # out of time (budgeted_session)
+                raise error.__cause__ from None
             raise StripeUnavailable(
                 f"Stripe is unavailable ({type(error).__name__}); will retry"
             ) from None

@@ -11,7 +11,7 @@ own cache, as its own containers would have.
 """
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -96,27 +96,57 @@ def built(name: str) -> list[Any]:
         return found + [cache[name] for cache in _caches.values() if name in cache]
 
 
+# Each service's (connect timeout, read timeout, attempts in all) outside any
+# budget: fail fast rather than hang, the state machine retries a task with its
+# own backoff. Step Functions serves the Cognito trigger, which has 5 s in all.
+# Inside an invocation, chalicelib/budget.py cuts each to what is left.
+# ("attempts in all" is botocore's total_max_attempts: its max_attempts counts
+# retries only, one fewer.)
+CLIENT_LIMITS: dict[str, tuple[float, float, int]] = {"stepfunctions": (0.5, 1.5, 2)}
+DEFAULT_CLIENT_LIMITS = (2.0, 5.0, 3)
+# How the errors, the logs and the 503 name each service (errors.aws_call).
+SERVICE_NAMES = {
+    "dynamodb": "DynamoDB",
+    "stepfunctions": "Step Functions",
+    "events": "EventBridge",
+    "sesv2": "SES",
+    "secretsmanager": "Secrets Manager",
+    "cognito-idp": "Cognito",
+}
+
+
+def client_limits(service: str, environ: Mapping[str, str] | None = None) -> tuple[float, float, int]:
+    """A client's (connect, read, attempts) before any budget. The local stack
+    widens the read timeout (AWS_CLIENT_TIMEOUT_SECONDS): its emulator, on this
+    machine, connects at once but may take seconds to answer under load. The
+    connect timeout stays short (2 s at most), so a client fits every
+    function's budget (the shortest, a trigger's, is 4 s), whichever
+    invocation built it (budget.py)."""
+    environ = os.environ if environ is None else environ
+    connect, read, attempts = CLIENT_LIMITS.get(service, DEFAULT_CLIENT_LIMITS)
+    override = environ.get("AWS_CLIENT_TIMEOUT_SECONDS")
+    if override:
+        read = float(override)
+    return connect, read, attempts
+
+
 def _client(service: str) -> Any:
     def build() -> Any:
         from botocore.config import Config
 
-        # Fail fast rather than hang: the state machine retries a task with its
-        # own backoff. Step Functions serves the Cognito trigger, which has 5
-        # seconds in all: two attempts of at most 0.5 + 1.5 seconds fit.
-        if service == "stepfunctions":
-            config = Config(connect_timeout=0.5, read_timeout=1.5,
-                            retries={"mode": "standard", "max_attempts": 2})
-        else:
-            config = Config(connect_timeout=2, read_timeout=5,
-                            retries={"mode": "standard", "max_attempts": 3})
-        # The local stack's emulator serves every call from one Python
-        # process and is far slower than AWS under load: it widens these.
-        override = os.environ.get("AWS_CLIENT_TIMEOUT_SECONDS")
-        if override:
-            config = config.merge(
-                Config(connect_timeout=float(override), read_timeout=float(override))
-            )
-        return _session().client(service, config=config)
+        from chalicelib import budget
+
+        connect, read, attempts = client_limits(service)
+        # Sized on the budget of the invocation that builds it: every later
+        # invocation of this function starts with as much (budget.py).
+        invocation = budget.current()
+        connect, read = budget.sized_timeouts(
+            connect, read, invocation.seconds if invocation else None)
+        config = Config(connect_timeout=connect, read_timeout=read,
+                        retries={"mode": "standard", "total_max_attempts": attempts})
+        client = _session().client(service, config=config)
+        budget.bound_to_budget(client, SERVICE_NAMES.get(service, service), connect, read, attempts)
+        return client
 
     return _cached(f"client:{service}", build)
 

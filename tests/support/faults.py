@@ -10,8 +10,12 @@
 - ``unreachable``: a botocore hook that makes the first N sends of one AWS
   operation fail on the network (no answer in time, no connection), below
   botocore's own retries, which see them as they would see a real outage.
+- ``SilentEndpoint``: a TCP endpoint on 127.0.0.1 that accepts every
+  connection and never answers: a service that hangs, for real sockets and
+  real timeouts (the time budgets, chalicelib/budget.py).
 """
 import http.server
+import socket
 import threading
 import time
 from typing import Any
@@ -144,3 +148,36 @@ class unreachable:
                 return None
             self.remaining -= 1
         raise self._fault(request.url)
+
+
+class SilentEndpoint:
+    """``with SilentEndpoint() as endpoint``: connections to ``endpoint.url``
+    are accepted (the handshake completes) and then never answered, until the
+    block ends; ``endpoint.connections`` holds each one accepted."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self._server.settimeout(0.05)  # so the accept loop sees the block end
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._ended.is_set():
+            try:
+                connection, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            self.connections.append(connection)  # held open, never read or answered
+
+    def __enter__(self) -> "SilentEndpoint":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._ended.set()
+        self._thread.join(timeout=5)
+        self._server.close()
+        for connection in self.connections:
+            connection.close()

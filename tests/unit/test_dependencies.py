@@ -105,3 +105,21 @@ def test_given_topic_per_tenant_when_contact_lists_is_asked_for_then_shared_list
     monkeypatch.setenv("SHARED_CONTACT_LIST_NAME", "shared")
 
     assert isinstance(deps.contact_lists(), SharedListTopics)
+
+
+def test_given_the_local_stacks_override_when_limits_are_read_then_only_the_read_widens():
+    assert deps.client_limits("dynamodb", {}) == (2.0, 5.0, 3)
+    assert deps.client_limits("stepfunctions", {}) == (0.5, 1.5, 2)
+    assert deps.client_limits("dynamodb", {"AWS_CLIENT_TIMEOUT_SECONDS": "30"}) == (2.0, 30.0, 3)
+
+
+def test_given_an_invocation_with_no_time_left_when_a_built_service_calls_aws_then_it_is_refused(
+    stage, aws
+):
+    from chalicelib import budget
+    from chalicelib.errors import AwsServiceUnavailable
+    from scripts.local.lambdas import LocalContext
+
+    spent = LocalContext("api_handler", "arn", int(budget.MARGIN_SECONDS * 1000))
+    with budget.invocation(spent), pytest.raises(AwsServiceUnavailable, match="DynamoDB"):
+        deps.tenants().get("t-1")  # refused before anything is sent: no table needed
