@@ -368,17 +368,23 @@ class TenantRepository:
                 ExpressionAttributeValues=_to_ddb({":d": details, ":now": details["at"]}),
             )
 
-    def record_release_failure(self, tenant_id: str, failure: dict[str, Any]) -> None:
+    def record_release_failure(self, tenant_id: str, failure: dict[str, Any]) -> bool:
         """A release that failed for good: kept on the record (``releaseFailure``) and
         listed by the sparse byReleaseDue index, which the reconciler reports from,
-        until the tenant is offboarded (which purges what it holds)."""
-        with aws_call("DynamoDB"):
-            self._ddb.update_item(
-                TableName=self._table_name, Key=_key(tenant_id),
-                UpdateExpression="SET releaseFailure = :f, releaseDue = :due",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=_to_ddb({":f": failure, ":due": RELEASE_DUE}),
-            )
+        until the tenant is offboarded (which purges what it holds).
+
+        Not once offboarding has begun: a late retry of the step that reported
+        it must not bring the report back after the offboarding purged it.
+        False when nothing was written."""
+        return self._update_if(
+            tenant_id,
+            UpdateExpression="SET releaseFailure = :f, releaseDue = :due",
+            ConditionExpression="attribute_exists(pk) AND NOT #s IN (:offboarding, :offboarded)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_to_ddb({
+                ":f": failure, ":due": RELEASE_DUE, ":offboarding": OFFBOARDING,
+                ":offboarded": OFFBOARDED}),
+        ) is not None
 
     # --- offboarding --------------------------------------------------------------
     def begin_offboarding(

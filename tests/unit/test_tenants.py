@@ -230,6 +230,36 @@ def test_given_active_when_finished_failed_then_already_final_and_status_kept(
     assert "failureReason" not in record
 
 
+def test_given_a_rejected_tenant_when_its_release_fails_then_the_failure_is_kept(
+    tenants, new_tenant
+):
+    tenants.create(new_tenant, T0)
+    tenants.finish(TENANT_ID, "rejected", T1)
+
+    written = tenants.record_release_failure(TENANT_ID, {"reason": "denied", "at": T2})
+
+    assert written is True
+    assert tenants.get(TENANT_ID)["releaseFailure"] == {"reason": "denied", "at": T2}
+
+
+def test_given_an_offboarded_tenant_when_a_late_retry_reports_a_release_failure_then_none_is_kept(
+    tenants, new_tenant
+):
+    """The offboarding purged what the tenant held and cleared the report; a
+    retry of the onboarding's last step running after it must not bring it back."""
+    tenants.create(new_tenant, T0)
+    record = tenants.finish(TENANT_ID, "rejected", T1)
+    tenants.begin_offboarding(TENANT_ID, record, {"requestedBy": "ada", "requestedAt": T1,
+                                                  "reason": "purge"})
+    tenants.finish_offboarding(TENANT_ID, T2)
+
+    written = tenants.record_release_failure(TENANT_ID, {"reason": "denied", "at": T2})
+
+    assert written is False
+    assert "releaseFailure" not in tenants.get(TENANT_ID)
+    assert "releaseDue" not in tenants.get(TENANT_ID)
+
+
 def test_given_no_record_when_finished_then_tenant_not_found(tenants, dynamodb):
     with pytest.raises(TenantNotFound):
         tenants.finish(TENANT_ID, "active", T1)
