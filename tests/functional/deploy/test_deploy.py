@@ -36,21 +36,30 @@ def no_deploy_key(monkeypatch):
     monkeypatch.delenv(deploy.STRIPE_KEY_VARIABLE, raising=False)
 
 
-@pytest.fixture
-def aws(monkeypatch):
+@pytest.fixture(scope="module")
+def moto_server():
+    """One moto server for the module (starting and stopping one costs about a
+    second); each test resets its state (``aws``)."""
     reproduce_ses_contact_lists(enforce_quotas=False)  # SES tenants, which moto lacks
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    # moto's state lives in this process, shared by every server it starts
-    requests.post(f"http://127.0.0.1:{port}/moto-api/reset", timeout=10)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     try:
-        yield boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-        )
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def aws(moto_server, monkeypatch):
+    reproduce_ses_contact_lists(enforce_quotas=False)  # whatever a test before set
+    # moto's state lives in this process, shared by every server it starts:
+    # each test starts from none
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
 
 
 @pytest.fixture
