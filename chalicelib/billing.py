@@ -82,7 +82,7 @@ def budgeted_session(timeout: tuple[float, float]) -> "Session":
         invocation = budget.current()
         if invocation is None:
             return timeout
-        connect, read = budget.sized_timeouts(*timeout, invocation.seconds)
+        connect, read = budget.sized_now(*timeout)
         remaining = invocation.remaining()
         attempt = budget.attempt_timeouts(remaining, connect, read)
         if attempt is None:
@@ -205,7 +205,7 @@ class StripeBilling:
         invocation = budget.current()
         if invocation is None:
             return self._max_network_retries
-        connect, read = budget.sized_timeouts(*self._http_timeout, invocation.seconds)
+        connect, read = budget.sized_now(*self._http_timeout)
         return budget.stripe_retries(invocation.remaining(), connect, read, self._max_network_retries)
 
     def _call(self, request: Callable[[Any, int], Any], what: str) -> Any:

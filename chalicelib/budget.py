@@ -164,6 +164,12 @@ def sized_timeouts(connect: float, read: float, seconds: float | None) -> tuple[
     return connect, max(MIN_READ_SECONDS, min(read, seconds - connect))
 
 
+def sized_now(connect: float, read: float) -> tuple[float, float]:
+    """``sized_timeouts`` for the invocation under way (unchanged outside one)."""
+    invocation = _budget.get()
+    return sized_timeouts(connect, read, invocation.seconds if invocation else None)
+
+
 def attempt_timeouts(remaining: float, connect: float, read: float) -> tuple[float, float] | None:
     """One attempt's (connect, read) that ends within ``remaining`` seconds, or
     None when not even a connect and MIN_READ_SECONDS of reading fit."""

@@ -139,9 +139,7 @@ def _client(service: str) -> Any:
         connect, read, attempts = client_limits(service)
         # Sized on the budget of the invocation that builds it: every later
         # invocation of this function starts with as much (budget.py).
-        invocation = budget.current()
-        connect, read = budget.sized_timeouts(
-            connect, read, invocation.seconds if invocation else None)
+        connect, read = budget.sized_now(connect, read)
         config = Config(connect_timeout=connect, read_timeout=read,
                         retries={"mode": "standard", "total_max_attempts": attempts})
         client = _session().client(service, config=config)

@@ -107,7 +107,7 @@ class CpuShare:
 
 def pre_sign_up_event(entries: bench_cold.Entries, tenant: dict[str, str]) -> dict[str, Any]:
     """Cognito's PreSignUp_SignUp event for ``tenant``, from the sample trigger event."""
-    event = json.loads(json.dumps(entries.trigger_event(tenant)))
+    event = entries.trigger_event(tenant)  # a new event (substitute copies)
     event["triggerSource"] = "PreSignUp_SignUp"
     event["request"] = {"userAttributes": {"email": tenant["email"], "name": tenant["name"]},
                         "validationData": None}
@@ -244,7 +244,7 @@ def main() -> int:
     import sys
 
     from scripts.bench import package as bench_package
-    from scripts.bench.report import _cold_stack, progress
+    from scripts.bench.report import cold_stack, progress
 
     reason = unavailable()
     if reason:
@@ -256,7 +256,7 @@ def main() -> int:
     with contextlib.ExitStack() as stacks:
         package = bench_package.build_package(workdir / "build")
         layout = bench_package.LambdaLayout(workdir / "layout", package)
-        stack, _, history, tokens = _cold_stack(workdir, stacks, tokens_needed(runs) + 1)
+        stack, _, history, tokens = cold_stack(workdir, stacks, tokens_needed(runs) + 1)
         entries = bench_cold.prepare_cold_starts(stack.outputs, stack.state_dir, history, 0,
                                                  layout, package["template"], tokens)
         sweep = Sweep(entries)

@@ -649,8 +649,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      "stacks starting: Stripe off (cost model) and Stripe on (cold starts)")
             with ThreadPoolExecutor(3) as pool:
                 stripe_off = pool.submit(_stripe_off_cost, workdir)
-                cold_stack = pool.submit(
-                    _cold_stack, workdir, stacks, bench_cold.tokens_needed(args.runs)
+                cold_starting = pool.submit(
+                    cold_stack, workdir, stacks, bench_cold.tokens_needed(args.runs)
                     + bench_memory.tokens_needed(args.memory_runs))
                 package = bench_package.build_package(workdir / "build")
                 results["package"] = package
@@ -660,7 +660,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 without_pyc_build = (pool.submit(bench_package.LambdaLayout, workdir / "layout-no-pyc",
                                                  package, without_pyc=True)
                                      if args.compare_without_pyc else None)
-                stack, counts, history, tokens = cold_stack.result()
+                stack, counts, history, tokens = cold_starting.result()
                 progress("cold-start stack ready: recording each entry point's AWS calls")
                 entries = bench_cold.prepare_cold_starts(
                     stack.outputs, stack.state_dir, history, args.runs, layout,
@@ -730,7 +730,7 @@ def _stripe_off_cost(workdir: Path) -> dict[str, Any]:
     return counts
 
 
-def _cold_stack(workdir: Path, stacks: contextlib.ExitStack, tokens: int):
+def cold_stack(workdir: Path, stacks: contextlib.ExitStack, tokens: int):
     """The Stripe-on stack of the cold starts, left running (``stacks`` stops it);
     its first onboarding (cost-model counts, execution history); and ``tokens``
     executions waiting for the API's runs."""
