@@ -4,7 +4,11 @@ AWS checks a write's condition and applies the write as one step: of two
 conditional writes racing on an item, exactly one can win. moto's backend
 reads the item, evaluates the condition and writes without a lock, so two
 threads of the local stack (two admins, two retries) can both pass. Every
-write goes through one lock here; reads need none.
+write goes through one lock here. So does every request as a whole: moto
+turns a read's item into JSON after its backend has handed the item back,
+while a write in another thread may be changing that item in place
+("dictionary changed size during iteration"); DynamoDB never shows a
+half-written item.
 
 moto also keeps a copy of a table to roll a failed transaction back, and
 makes it once for every item of the transaction: 100 copies of the whole
@@ -25,10 +29,13 @@ WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 
 def make_conditional_writes_atomic() -> None:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     for name in WRITES:
         replace(DynamoDBBackend, name,
                 _copying_once if name == "transact_write_items" else _serialized)
+    # the lock is re-entrant: a write's own lock inside its request's is free
+    replace(DynamoHandler, "call_action", _serialized)
 
 
 def _serialized(write: Callable[..., Any]) -> Callable[..., Any]:

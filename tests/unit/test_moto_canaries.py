@@ -301,6 +301,48 @@ for _write in WRITES:
     CANARIES[f"{DYNAMODB}.{_write}"] = "test_moto_lets_two_conditional_writes_both_pass_their_condition"
 
 
+
+@covers("moto.dynamodb.responses.DynamoHandler.call_action")
+def test_moto_lets_a_write_change_an_item_while_a_read_is_answering_it(moto, monkeypatch):
+    # AWS: a read sees an item whole, before or after a write, never during it
+    from moto.dynamodb import responses
+
+    ddb = moto.client("dynamodb")
+    ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                           {"AttributeName": "sk", "AttributeType": "S"}])
+    ddb.put_item(TableName="t", Item={**KEY, "v": {"S": "x"}})
+    answering, written = threading.Event(), threading.Event()
+    to_json = responses.dynamo_to_dict
+
+    def answer_slowly(result: Any) -> Any:
+        # the reader has its item from the backend and is about to answer:
+        # can a write get in now? (2 s: a write held back never does)
+        if threading.current_thread().name == "reader" and not answering.is_set():
+            answering.set()
+            written.wait(timeout=2)
+        return to_json(result)
+
+    monkeypatch.setattr(responses, "dynamo_to_dict", answer_slowly)
+    reader = threading.Thread(target=lambda: ddb.get_item(TableName="t", Key=KEY), name="reader")
+    reader.start()
+    assert answering.wait(timeout=5)
+
+    def write() -> None:
+        ddb.update_item(TableName="t", Key=KEY, UpdateExpression="SET v = :v",
+                        ExpressionAttributeValues={":v": {"S": "y"}})
+        written.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    interleaved = written.wait(timeout=1)
+    reader.join(timeout=10)
+    writer.join(timeout=10)
+
+    assert interleaved
+
 # --- the registry itself ----------------------------------------------------------------------
 def test_every_patch_has_a_canary():
     assert set(replaced()) == set(CANARIES)
