@@ -18,6 +18,8 @@ The deploy uploads the zips and submits this template as a change set.
 """
 import argparse
 import compileall
+import contextlib
+import fcntl
 import json
 import os
 import py_compile
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +65,7 @@ def build(stage: str, out_dir: Path | None = None, project_dir: Path = PROJECT_D
     out_dir = out_dir or build_dir(stage, project_dir)
     with tempfile.TemporaryDirectory(prefix="package-") as scratch:
         chalice_out = Path(scratch) / "chalice"
-        _chalice_package(stage, chalice_out, project_dir)
+        _chalice_package_checked(stage, chalice_out, project_dir)
         template = json.loads((chalice_out / "sam.json").read_text())
         finish_template(template, stage, mode, project_dir)
         if out_dir.exists():
@@ -73,6 +76,53 @@ def build(stage: str, out_dir: Path | None = None, project_dir: Path = PROJECT_D
     path = out_dir / "template.json"
     path.write_text(json.dumps(template, indent=2, sort_keys=True) + "\n")
     return path
+
+
+@contextlib.contextmanager
+def _one_build_at_a_time(project_dir: Path) -> Iterator[None]:
+    """chalice package caches the zips it builds in .chalice/deployments/ and
+    writes the layer's in place: two builds at once (two terminals, two test
+    workers) could read each other's half-written zip."""
+    cache = project_dir / ".chalice" / "deployments"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".package.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _damaged(zip_path: Path) -> str | None:
+    """The first member of a zip that does not read back, if any."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        return str(error)
+
+
+def _chalice_package_checked(stage: str, out: Path, project_dir: Path) -> None:
+    """chalice package, once more from scratch if a cached zip it reused is
+    damaged (a build interrupted while writing it): a deploy must never
+    upload a zip Lambda cannot unpack."""
+    with _one_build_at_a_time(project_dir):
+        for attempt in (1, 2):
+            _chalice_package(stage, out, project_dir)
+            damaged = {name: member for name in ZIPS if (member := _damaged(out / name))}
+            if not damaged:
+                return
+            if attempt == 2:
+                raise PackageError(
+                    "chalice package wrote a damaged zip twice ("
+                    + ", ".join(f"{name}: {member}" for name, member in damaged.items())
+                    + "): check the disk, then run make package again"
+                )
+            print(f"package: {', '.join(damaged)} unreadable; rebuilding .chalice/deployments/",
+                  file=sys.stderr)
+            for cached in (project_dir / ".chalice" / "deployments").glob("*.zip"):
+                cached.unlink()
+            shutil.rmtree(out)
 
 
 def _chalice_package(stage: str, out: Path, project_dir: Path) -> None:
