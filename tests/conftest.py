@@ -41,6 +41,28 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     deps.reset()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_model_loader_for_every_session() -> Iterator[None]:
+    """Every test starts the app's clients afresh (deps.reset): each a new
+    boto3 session, which would read and parse each service's JSON model again
+    (~50 ms a client). botocore's loader only caches what it read, so one
+    per data path serves every session of the run. The app is unchanged: in
+    Lambda a container builds one session."""
+    import botocore.loaders
+    import botocore.session
+
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+
+    def shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        if search_path_string not in loaders:
+            loaders[search_path_string] = botocore.loaders.create_loader(search_path_string)
+        return loaders[search_path_string]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", shared_loader)
+        yield
+
+
 @pytest.fixture(scope="session")
 def localstripe() -> Iterator[str]:
     """A localstripe server of our own (127.0.0.1, in-memory), for the session."""

@@ -206,6 +206,55 @@ def end_token_waits_like_aws() -> None:
     replace(StateTaskServiceCallback, "_wait_for_task_token_timeout", wait_until_the_deadline)
 
 
+def parse_each_definition_once() -> None:
+    """moto parses a definition with its ASL grammar on every CreateStateMachine,
+    only to validate it, and again for every execution: ~0.2-0.35 s of CPU
+    each for ours, which the tests pay for every machine they make and every
+    onboarding they run. A definition valid once is valid again, and an
+    execution may start from a copy of the tree parsed the first time (a
+    pristine tree: executions keep their state in their own environment, and
+    each gets its own copy anyway). Invalid definitions are parsed, and
+    refused, every time."""
+    import copy
+
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    validated: dict[str, bool] = {}
+    parsed: dict[str, Any] = {}
+
+    def remember(cache: dict[str, Any], definition: str, value: Any) -> None:
+        with _client_lock:
+            if len(cache) > 200:  # bounded: a long make run sees a few definitions
+                cache.clear()
+            cache[definition] = value
+
+    def validating_once(moto_own: Any) -> Any:
+        check = moto_own.__func__ if isinstance(moto_own, staticmethod) else moto_own
+
+        def validate_definition(definition: str) -> None:
+            if definition not in validated:
+                check(definition)
+                remember(validated, definition, True)
+
+        return staticmethod(validate_definition)
+
+    def parsing_once(moto_own: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def evaluation_entrypoint(worker: Any) -> Any:
+            definition = worker._evaluation_details.state_machine_details.definition
+            pristine = parsed.get(definition)
+            if pristine is None:
+                pristine = moto_own(worker)
+                remember(parsed, definition, copy.deepcopy(pristine))
+                return pristine
+            return copy.deepcopy(pristine)
+
+        return evaluation_entrypoint
+
+    replace(StepFunctionsParserBackend, "_validate_definition", validating_once)
+    replace(ExecutionWorker, "_get_evaluation_entrypoint", parsing_once)
+
+
 def behave_like_aws(enforce_ses_quotas: bool) -> None:
     """Where moto is more permissive than AWS, answer as AWS does (docs/local-stack.md, "How
     the local stack differs from AWS"): spent task tokens, SES contact lists and
@@ -217,6 +266,7 @@ def behave_like_aws(enforce_ses_quotas: bool) -> None:
 
     check_moto_version()
     reuse_lambda_clients_of_the_engine()
+    parse_each_definition_once()
     answer_spent_task_tokens_like_aws()
     reproduce_ses_contact_lists(enforce_quotas=enforce_ses_quotas)
     make_conditional_writes_atomic()

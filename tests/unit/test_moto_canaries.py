@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from scripts.local.aws import behave_like_aws, remember_backends_by_host
@@ -164,6 +165,58 @@ def test_moto_builds_a_new_client_for_every_lambda_task(moto):
     second = lambda_eval_utils.boto_client_for(region=REGION, service="lambda")
 
     assert first is not second
+
+
+@covers(f"{BACKEND}._validate_definition",
+        f"{SFN}.backend.execution_worker.ExecutionWorker._get_evaluation_entrypoint")
+def test_moto_parses_a_definition_again_on_every_create_and_every_execution(moto, monkeypatch):
+    # not a difference from AWS: a cost (scripts/local/aws.py, parse_each_definition_once)
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+
+    parsed = []
+    parse = asl_parser.AmazonStateLanguageParser.parse
+    monkeypatch.setattr(asl_parser.AmazonStateLanguageParser, "parse",
+                        staticmethod(lambda definition: parsed.append(definition) or parse(definition)))
+    sfn = moto.client("stepfunctions")
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    arns = [sfn.create_state_machine(name=name, definition=definition, roleArn=ROLE)["stateMachineArn"]
+            for name in ("first", "second")]
+    executions = [sfn.start_execution(stateMachineArn=arns[0], name=name)["executionArn"]
+                  for name in ("one", "two")]
+    eventually(lambda: all(sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+                           for arn in executions), 10, "the executions did not end")
+
+    assert parsed == [definition] * 4
+
+
+def test_patched_each_definition_is_parsed_once_and_bad_ones_are_still_refused(monkeypatch):
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+
+    parsed = []
+    parse = asl_parser.AmazonStateLanguageParser.parse
+    monkeypatch.setattr(asl_parser.AmazonStateLanguageParser, "parse",
+                        staticmethod(lambda definition: parsed.append(definition) or parse(definition)))
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        # a Pass state that changes its input: a shared tree would show the first run's output
+        definition = json.dumps({"StartAt": "Add", "States": {"Add": {
+            "Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "End": True}}})
+        arn = sfn.create_state_machine(name="once", definition=definition, roleArn=ROLE)["stateMachineArn"]
+        sfn.create_state_machine(name="again", definition=definition, roleArn=ROLE)
+        runs = {n: sfn.start_execution(stateMachineArn=arn, name=f"n{n}", input=json.dumps({"n": n}))
+                ["executionArn"] for n in (1, 10)}
+        eventually(lambda: all(sfn.describe_execution(executionArn=a)["status"] == "SUCCEEDED"
+                               for a in runs.values()), 10, "the executions did not end")
+        outputs = {n: json.loads(sfn.describe_execution(executionArn=a)["output"])["n"]
+                   for n, a in runs.items()}
+        bad = json.dumps({"StartAt": "Nowhere", "States": {"Done": {"Type": "Sucede"}}})
+        for name in ("bad1", "bad2"):
+            with pytest.raises(ClientError, match="ASLParserException"):
+                sfn.create_state_machine(name=name, definition=bad, roleArn=ROLE)
+
+    assert outputs == {1: 2, 10: 11}
+    assert parsed.count(definition) == 2  # once to validate, once for the first execution
+    assert parsed.count(bad) == 2
 
 
 @covers("moto.moto_server.werkzeug_app.DomainDispatcherApplication.get_backend_for_host")
