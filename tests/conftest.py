@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -81,10 +82,34 @@ def localstripe() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A file's tests run on one worker, in order (--dist=loadgroup): a module's
-    tests share a stage or a local stack. A test that names a group of its own
-    (xdist_group("timing")) runs with that group instead."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+# Timing-sensitive modules: they run one after another on one worker, never
+# beside each other (the decision race, the load run).
+TIMING_GROUP = frozenset({
+    "tests/functional/workflow/test_decision_race.py",
+    "tests/e2e/test_load.py",
+})
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its file (a module's tests share a
+    stage or a local stack, so a file runs on one worker, in order), or the
+    timing group."""
+    path = nodeid.split("::", 1)[0]
+    return "timing" if path in TIMING_GROUP else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's own groups (--dist=loadgroup) do nothing on pytest 9: they
+    rename each test's nodeid through an attribute pytest 9 no longer reads,
+    so every test was scheduled alone and a module's fixtures (its stage,
+    its local stack, its browser) ran on both workers. This scheduler groups
+    by ``work_unit``, in collection order: the end-to-end files, the slowest,
+    start first, and the unit tests fill the end."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped here
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)

@@ -8,7 +8,7 @@ import pytest
 from scripts.bench.load import print_report, run_with_own_stack
 
 # timing-sensitive: not beside the decision race
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("timing")]
+pytestmark = pytest.mark.e2e  # in the timing group (tests/conftest.py)
 SIGNUPS = int(os.environ.get("LOAD_TEST_SIGNUPS", "24"))
 
 

@@ -12,7 +12,6 @@ import threading
 import time
 from datetime import datetime
 
-import pytest
 from chalice.test import Client
 
 from chalicelib.events import ONBOARDING_COMPLETE as COMPLETE
@@ -20,8 +19,7 @@ from chalicelib.events import ONBOARDING_TIMEOUT as TIMEOUT
 from tests.support import eventually
 from tests.support.stage import STAGE, Stage, finalize_body, tenant
 
-# timing-sensitive: run on one worker with the other such tests, one at a time
-pytestmark = pytest.mark.xdist_group("timing")
+# timing-sensitive: in the timing group (tests/conftest.py), one at a time on one worker
 
 WINDOW_SECONDS = 2
 EXECUTIONS = 20
