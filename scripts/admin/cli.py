@@ -33,7 +33,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scripts.admin.session import AdminSession, SignInError, admin_password_policy, token_file
+from scripts.admin.session import (
+    SIGN_IN_AGAIN,
+    AdminSession,
+    SignInError,
+    admin_password_policy,
+    token_file,
+)
 from scripts.local.client import local_session
 from scripts.shared import PROJECT_DIR
 
@@ -58,6 +64,8 @@ class AdminApi:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
+            if error.code == 401:  # the authorizer refused the token: not a fault of the call
+                raise AdminError(SIGN_IN_AGAIN) from None
             try:
                 message = json.loads(error.read()).get("Message") or error.reason
             except ValueError:
@@ -293,8 +301,33 @@ def describe(tenant: dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {visible(v)}" for k, v in shown)
 
 
+MAKE_ADMIN = "make admin"
+
+
+class MakeAdminParser(argparse.ArgumentParser):
+    """Usage as it is typed, ``make admin ARGS="list [--all]"``, not as Python
+    runs it (``__main__.py``). Its subcommands' parsers are of this class too."""
+
+    def format_usage(self) -> str:
+        return self._quoted(super().format_usage())
+
+    def format_help(self) -> str:
+        return self._quoted(super().format_help())
+
+    @staticmethod
+    def _quoted(text: str) -> str:
+        """The usage at the head of ``text``, its arguments inside ARGS="…"."""
+        start = f"usage: {MAKE_ADMIN} "
+        if not text.startswith(start):
+            return text
+        end = text.find("\n\n")
+        end = len(text.rstrip("\n")) if end < 0 else end
+        usage = text[len(start):end].replace("\n", "\n" + " " * len('ARGS="'))
+        return f'usage: {MAKE_ADMIN} ARGS="{usage}"{text[end:]}'
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="decide tenant onboardings")
+    parser = MakeAdminParser(prog=MAKE_ADMIN, description="decide tenant onboardings")
     parser.add_argument("--stage", help="a deployed stage (default: the local stack)")
     parser.add_argument("--profile", help="AWS profile for a deployed stage")
     parser.add_argument("--state-dir", default=os.environ.get("LOCAL_STATE_DIR", ".local"),

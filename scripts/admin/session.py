@@ -20,6 +20,12 @@ REFRESH_MARGIN_SECONDS = 60
 ADMIN_POOL = "AdminUserPool"  # its logical id in template.json
 
 
+# A saved sign-in the stage no longer takes: another user pool (each local
+# stack makes its own), or a token the API refused (401).
+SIGN_IN_AGAIN = ("your saved sign-in is not valid for this stage (it may be from an earlier "
+                 "local stack): sign in again with make admin ARGS=\"login\"")
+
+
 class SignInError(RuntimeError):
     """Printed as is by the CLI."""
 
@@ -121,7 +127,7 @@ class AdminSession:
         return self._save(result, saved["email"])["idToken"]
 
     def _save(self, result: dict[str, Any], email: str) -> dict[str, Any]:
-        saved = {"email": email, "idToken": result["IdToken"],
+        saved = {"email": email, "clientId": self._client_id, "idToken": result["IdToken"],
                  "refreshToken": result.get("RefreshToken"),
                  "expiresAt": self._clock() + int(result.get("ExpiresIn", 3600))}
         self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -133,9 +139,12 @@ class AdminSession:
 
     def _load(self) -> dict[str, Any]:
         try:
-            return json.loads(self._path.read_text())
+            saved: dict[str, Any] = json.loads(self._path.read_text())
         except (OSError, ValueError):
             raise SignInError("not signed in: make admin ARGS=\"login\" first") from None
+        if saved.get("clientId", self._client_id) != self._client_id:
+            raise SignInError(SIGN_IN_AGAIN)
+        return saved
 
 
 def _sentence(error: Any) -> str:

@@ -5,7 +5,10 @@ request with none). API Gateway checks the ID token's signature against the
 pool's keys, its issuer (the pool the route's authorizer names), its use
 (``id``) and its expiry, and answers 401 ``{"message":"Unauthorized"}``
 otherwise. ``checking_authorizer`` makes the local API do the same, with
-the emulated pools' keys (moto signs every token with one key pair).
+the emulated pools' keys (moto signs every token with one key pair), and
+hands the route the checked claims as API Gateway does, without chalice
+local's warning that Cognito authorizers are "not supported in local mode"
+(the stack logs once that every token is checked instead).
 """
 import time
 from typing import Any
@@ -56,13 +59,18 @@ def checking_authorizer(app_object: Any, check: TokenCheck) -> Any:
             authorizer = route.authorizer if route else None
             if isinstance(authorizer, CognitoUserPoolAuthorizer):
                 headers = {k.lower(): v for k, v in (lambda_event.get("headers") or {}).items()}
-                if check.claims(headers.get("authorization"), authorizer.name) is None:
+                claims = check.claims(headers.get("authorization"), authorizer.name)
+                if claims is None:
                     raise NotAuthorizedError(
                         {"x-amzn-RequestId": lambda_context.aws_request_id,
                          "x-amzn-ErrorType": "UnauthorizedException",
                          "Content-Type": "application/json"},
                         UNAUTHORIZED,
                     )
+                # what API Gateway hands the function: the claims it checked
+                accepted = {"context": {"claims": claims},
+                            "principalId": claims.get("cognito:username")}
+                return self._update_lambda_event(lambda_event, accepted), lambda_context
             return super().authorize(raw_path, lambda_event, lambda_context)
 
     return CheckingAuthorizer(app_object)

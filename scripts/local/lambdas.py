@@ -22,6 +22,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
 
 from chalicelib import dependencies as deps
+from chalicelib.errors import SignUpRefused
 
 logger = logging.getLogger("local.lambda")
 API_FUNCTION = "api_handler"  # the function chalice package makes of the routes
@@ -103,10 +104,11 @@ class LocalLambdas:
                 result = handler(event, context)
             return None, json.dumps(result).encode()
         except Exception as error:  # Lambda reports every unhandled exception
-            logger.warning(
-                "%s failed: %s: %s\n%s", name, type(error).__name__, error,
-                traceback.format_exc(),
-            )
+            if isinstance(error, SignUpRefused):  # the trigger's answer, not a fault
+                logger.info("%s refused the sign-up: %s", name, error)
+            else:
+                logger.warning("%s failed: %s: %s\n%s", name, type(error).__name__, error,
+                               traceback.format_exc())
             body = {
                 "errorType": type(error).__name__,
                 "errorMessage": str(error),

@@ -11,7 +11,10 @@ Starts, all bound to 127.0.0.1:
 
 Writes .local/stack.json once ready, appends every event put on the bus to
 .local/events.jsonl and writes .local/env for ``source``-ing in a shell.
-Pass port 0 for an ephemeral port (tests do).
+Pass port 0 for an ephemeral port (tests do). It stops, as on Ctrl-C, when
+the process that started it ends, even by ``kill -9`` (scripts/local/processes.py),
+and localstripe ends with it: nothing is left holding the ports. A port in use
+is named with the process holding it.
 """
 import argparse
 import fcntl
@@ -29,6 +32,7 @@ from typing import Any
 
 from chalicelib.settings import CONTACT_LIST_MODES, SUBSCRIBER_STORE
 from scripts.local.patching import MotoVersionError, check_moto_version
+from scripts.local.processes import describe, port_owner, stop_with_parent
 from scripts.shared import PROJECT_DIR, TimedOut, eventually, stack_name, stripe_secret_name
 
 STAGE = "local"
@@ -65,13 +69,15 @@ class StackLock:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._file.seek(0)
-            owner = self._file.read().strip() or "another process"
+            owner = self._file.read().strip()
             self._file.close()
             self._file = None
+            who = describe(int(owner)) if owner.isdigit() else "another process"
+            stop = f" or kill {owner}" if owner.isdigit() else ""
             raise StackError(
-                f"a local stack is already running (pid {owner}, state in "
-                f"{self._path.parent}). Stop it with Ctrl-C in its terminal, or use "
-                "that one: its endpoints are in stack.json."
+                f"a local stack is already running on {self._path.parent}: {who}. Stop it "
+                f"with Ctrl-C in its terminal{stop}, or use that one: its endpoints are in "
+                "stack.json."
             ) from None
         self._file.seek(0)
         self._file.truncate()
@@ -156,6 +162,15 @@ def _port_free(port: int) -> bool:
             return False
 
 
+def _port_in_use(port: int, variable: str) -> StackError:
+    """"Port in use", naming the process that holds it when /proc says."""
+    owner = port_owner(port)
+    held = f" by {describe(owner)}" if owner is not None else ""
+    stop = f"stop it (kill {owner})" if owner is not None else "free it"
+    return StackError(f"port {port} on 127.0.0.1 is in use{held}; {stop} or set {variable} "
+                      "to another port")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -201,10 +216,7 @@ class LocalStack:
     def start(self) -> dict[str, Any]:
         for port, variable in ((self._aws_port, "LOCAL_AWS_PORT"), (self._api_port, "LOCAL_API_PORT")):
             if not _port_free(port):
-                raise StackError(
-                    f"port {port} on 127.0.0.1 is in use; free it or set {variable} "
-                    "to another port"
-                )
+                raise _port_in_use(port, variable)
         self._isolate_from_real_aws()
         self._start_aws()
         stripe_base = self._start_stripe() if self._stripe_key else None
@@ -246,10 +258,9 @@ class LocalStack:
             return self._stripe_base
         port = self._stripe_port or _free_port()
         if not _port_free(port):
-            raise StackError(
-                f"port {port} on 127.0.0.1 is in use; set LOCAL_STRIPE_PORT to another "
-                "port, or STRIPE_API_BASE to a Stripe-compatible server you run"
-            )
+            error = _port_in_use(port, "LOCAL_STRIPE_PORT")
+            raise StackError(f"{error}, or STRIPE_API_BASE to a Stripe-compatible server "
+                             "you run")
         # It dies with this process, even on kill -9 (stripe_server.exit_with_parent);
         # started from the main thread, whose end the kernel's signal follows.
         process = self._stripe_process = subprocess.Popen(
@@ -388,6 +399,9 @@ class LocalStack:
             target=self._api.server.serve_forever, name="local-api", daemon=True
         )
         self._api_thread.start()
+        logger.info("local API on 127.0.0.1:%s: every token is checked as API Gateway's "
+                    "Cognito authorizers check it (signature, user pool, ID token, expiry)",
+                    self._api.server.server_address[1])
 
     def _write_state_files(self) -> None:
         out = self.outputs
@@ -519,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     lock = StackLock(state_dir)
     stack: LocalStack | None = None
     stopping = threading.Event()
+    stop_with_parent()  # make run killed, even with -9: the stack stops as on Ctrl-C
     try:
         check_moto_version()  # before anything: the patches fit one moto only
         lock.acquire()

@@ -7,7 +7,8 @@ the code the local Cognito "mailed" to the outbox and sees "awaiting
 approval"; an admin made with `make admin ARGS="add-admin …"` signs in on
 /admin with the temporary password from the outbox, sets a new one, finds
 the tenant and approves it; the tenant's page, never reloaded, turns
-"active". Also: Cognito's refusals as sentences next to their field, a
+"active". Also: a saved sign-in the API refuses says "sign in again";
+Cognito's refusals as sentences next to their field, a
 tenant named like markup shown as text, and both pages by keyboard alone at
 375 px wide.
 
@@ -343,6 +344,26 @@ def test_the_admins_new_password_hint_and_refusal_state_the_admin_pools_policy(s
     field.fill(ADMIN_PASSWORD)
     browser.button("Set password and sign in").click()
     browser.wait_for_text(f"Signed in as {email}")
+
+
+def test_a_saved_admin_sign_in_the_api_refuses_is_told_to_sign_in_again(stack, browser):
+    email = unique("stale-ops")
+    admin_signs_in_for_the_first_time(browser, stack, email)
+    # the saved ID token no longer passes the authorizer (as an earlier stack's
+    # would not): still unexpired, so the page sends it and meets a 401
+    browser.run("""
+        for (const key of Object.keys(localStorage)) {
+          if (key.endsWith('.idToken')) {
+            const token = localStorage.getItem(key);
+            localStorage.setItem(key, token.slice(0, -6) + (token.endsWith('AAAAAA') ? 'BBBBBB' : 'AAAAAA'));
+          }
+        }""")
+
+    browser.open(stack.outputs["apiUrl"] + "/admin")
+
+    browser.wait_for_text("Your session ended: sign in again.")
+    assert browser.field("Password").displayed
+    assert "unauthorized" not in browser.body_text.lower()
 
 
 def test_both_pages_work_by_keyboard_alone_at_375_px(stack, browser, screenshot):

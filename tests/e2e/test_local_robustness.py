@@ -1,7 +1,8 @@
 """The local stack survives what a new user does to it, and its Cognito
 refuses what AWS's refuses: a killed stack takes localstripe with it, a
-stopped one can start again at once on the same ports, a bad port is one
-clear line, and a second confirmation, an over-long attribute or an email
+killed `make run` takes the stack, a stopped one can start again at once on
+the same ports, a bad port or a port in use is one clear line (naming the
+process that holds it), and a second confirmation, an over-long attribute or an email
 in another case are answered as Cognito answers them."""
 import json
 import os
@@ -20,7 +21,7 @@ import boto3
 import pytest
 
 from scripts.local.aws import AwsExtensions
-from scripts.local.child import child_stack_environment
+from scripts.local.child import child_stack_environment, read_stack_json
 from scripts.local.cognito import LocalCognito
 from scripts.local.stack import _port_free
 from tests.support import PROJECT_DIR, eventually
@@ -85,6 +86,42 @@ def test_given_a_stack_with_stripe_when_it_is_killed_then_localstripe_ends_too(t
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.e2e
+@pytest.mark.skipif(not ON_LINUX, reason="finds processes in /proc")
+def test_given_make_run_when_it_is_killed_then_the_stack_stops_and_no_port_stays_held(tmp_path):
+    """`kill -9` of make: its child, the stack, stops as on Ctrl-C, and localstripe with it."""
+    state_dir = tmp_path / "state"
+    with open(tmp_path / "state.log", "w") as log:
+        make = subprocess.Popen(  # make run's shape: a parent that waits for the stack
+            [sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])",
+             sys.executable, "-m", "scripts.local.stack", "--state-dir", str(state_dir)],
+            cwd=PROJECT_DIR, env=child_stack_environment(STRIPE_API_KEY="sk_test_local"),
+            stdout=log, stderr=subprocess.STDOUT)
+    stack = localstripe = None
+    try:
+        outputs = eventually(lambda: read_stack_json(state_dir), 60,
+                             lambda: f"the stack was not ready:\n{(tmp_path / 'state.log').read_text()}",
+                             interval=0.1)
+        stack = int((state_dir / "stack.lock").read_text())
+        [localstripe] = _localstripe_children(stack)
+        ports = [urlparse(outputs[key]).port for key in ("awsEndpoint", "apiUrl", "stripeApiBase")]
+
+        make.send_signal(signal.SIGKILL)
+        make.wait(timeout=10)
+
+        eventually(lambda: not _alive(stack) and not _alive(localstripe), 20,
+                   lambda: f"the stack outlived make:\n{(tmp_path / 'state.log').read_text()}",
+                   interval=0.1)
+        assert [port for port in ports if _listening(port)] == []
+        assert not (state_dir / "stack.json").exists()  # stopped as on Ctrl-C
+    finally:
+        if make.poll() is None:
+            make.kill()
+        for pid in (stack, localstripe):  # orphans, if the fix ever regresses
+            if pid and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 # --- 2. the port check binds as the servers do --------------------------------
 def _port_left_in_time_wait() -> int:
     """A port whose server closed its end of a connection first, then stopped."""
@@ -142,6 +179,32 @@ def test_given_a_port_out_of_range_when_the_stack_starts_then_it_stops_with_one_
     assert result.stderr.splitlines() == [
         f"make run: {variable} must be a port from 0 to 65535 (0: any free port), not {value}"
     ]
+
+
+@pytest.mark.skipif(not ON_LINUX, reason="finds processes in /proc")
+def test_given_a_port_held_by_a_process_when_the_stack_starts_then_the_line_names_it(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import socket, sys, time\n"
+         "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+         "print(s.getsockname()[1], flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        port = holder.stdout.readline().strip()
+        result = subprocess.run(
+            [sys.executable, "-m", "scripts.local.stack", "--state-dir", str(tmp_path / "state")],
+            cwd=PROJECT_DIR, env=child_stack_environment(LOCAL_API_PORT=port),
+            capture_output=True, text=True, timeout=30,
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"make run: port {port} on 127.0.0.1 is in use by pid {holder.pid} "
+                           f"({sys.executable} -c import socket")
+    assert line.endswith(f"; stop it (kill {holder.pid}) or set LOCAL_API_PORT to another port")
 
 
 def test_given_another_moto_when_the_stack_starts_then_it_stops_with_one_line(tmp_path):

@@ -258,6 +258,28 @@ def test_pre_sign_up_refuses_an_email_over_254_characters(stack):
         )
 
 
+def test_a_refused_sign_up_is_one_line_of_the_stacks_log_not_a_traceback(stack):
+    before = len(stack.output())
+    email = "refused-logged@example.com"
+    with pytest.raises(stack.cognito.exceptions.UserLambdaValidationException):
+        stack.cognito.sign_up(
+            ClientId=stack.outputs["userPoolClientId"], Username=email, Password=PASSWORD,
+            UserAttributes=[{"Name": "email", "Value": email}, {"Name": "name", "Value": "  "}])
+
+    said = stack.output()[before:]
+    [line] = [line for line in said.splitlines() if "Company name is required" in line]
+    assert "pre_sign_up refused the sign-up: Company name is required" in line
+    assert "Traceback" not in said
+
+
+def test_the_stack_says_tokens_are_checked_not_chalices_unsupported_authorizer_warning(stack):
+    assert call(stack, "GET", "/tenants?status=onboarding", stack.admin_token)[0] == 200
+
+    said = stack.output()
+    assert "every token is checked as API Gateway's Cognito authorizers check it" in said
+    assert "not a supported in local mode" not in said
+
+
 @pytest.mark.parametrize("name", ["Zoë & Søn — Ltd", "株式会社サンプル"])
 def test_international_names_are_onboarded_unchanged(stack, name):
     email = f"intl-{len(name)}@example.com"

@@ -1,7 +1,13 @@
-"""The admin CLI prints what tenants typed as text, never as terminal control."""
+"""The admin CLI prints what tenants typed as text, never as terminal control;
+says "sign in again" for a sign-in the API refuses; and its usage line is
+the command a person types."""
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
 import pytest
 
-from scripts.admin.cli import LIST_COLUMNS, describe, table, visible
+from scripts.admin.cli import LIST_COLUMNS, AdminApi, AdminError, describe, main, table, visible
 
 
 @pytest.mark.parametrize("raw, shown", [
@@ -33,3 +39,57 @@ def test_given_a_tenant_when_described_then_every_value_is_visible_text():
 
     assert "\x1b" not in shown and "\x07" not in shown
     assert "\\x1b[2J" in shown and "retry 2" in shown and "was failed: boom" in shown
+
+
+# --- a sign-in the API no longer takes ------------------------------------------
+@pytest.fixture
+def refusing_api():
+    """An API that answers 401 as API Gateway's authorizer does, whatever the token."""
+    class Refuse(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"message":"Unauthorized"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_given_a_token_the_api_refuses_then_sign_in_again_not_401_unauthorized(refusing_api):
+    api = AdminApi(refusing_api, lambda: "a token from an earlier local stack")
+
+    with pytest.raises(AdminError) as refused:
+        api.show("t1")
+
+    said = str(refused.value)
+    assert "sign in again" in said and 'make admin ARGS="login"' in said
+    assert "401" not in said and "Unauthorized" not in said
+
+
+# --- the usage line is the command a person types --------------------------------
+@pytest.mark.parametrize("argv, exit_code, first_line", [
+    (["--help"], 0, 'usage: make admin ARGS="[-h] [--stage STAGE]'),
+    (["reject", "t1"], 2, 'usage: make admin ARGS="reject [-h] --reason REASON tenant_id"'),
+])
+def test_given_python_runs_the_cli_then_its_usage_says_make_admin_args(
+    monkeypatch, capsys, argv, exit_code, first_line
+):
+    monkeypatch.setattr(sys, "argv", ["/repo/scripts/admin/__main__.py", *argv])
+
+    with pytest.raises(SystemExit) as ended:
+        main(argv)
+
+    said = capsys.readouterr()
+    usage = (said.out or said.err).splitlines()
+    assert ended.value.code == exit_code
+    assert usage[0].startswith(first_line)
+    assert "__main__" not in said.out + said.err

@@ -155,3 +155,32 @@ def test_the_cli_prints_a_refused_new_password_as_one_line_without_a_traceback(m
     assert cli.main(["login", "ops@example.com"]) == 1
     err = capsys.readouterr().err
     assert err == "admin: Cognito refused the new password: choose one of at least 12 characters\n"
+
+
+def test_given_a_first_sign_in_then_the_new_password_is_asked_twice(pool, tmp_path):
+    cognito, client_id = pool
+    asked = []
+
+    def ask(prompt):
+        asked.append(prompt)
+        return {"Password: ": TEMPORARY}.get(prompt, NEW)
+
+    AdminSession(cognito, client_id, tmp_path / "a.json").login("ops@example.com", ask)
+
+    assert asked == ["Password: ", "New password (first sign-in): ", "New password again: "]
+
+
+def test_given_a_sign_in_saved_for_another_pool_then_sign_in_again_and_no_call(pool, tmp_path):
+    """A session an earlier local stack saved: that stack's pool and client are gone."""
+    cognito, client_id = pool
+    path = tmp_path / "a.json"
+    AdminSession(cognito, client_id, path).login("ops@example.com", answers(TEMPORARY, NEW, NEW))
+    calls = []
+    cognito.meta.events.register("before-call.cognito-identity-provider.*",
+                                 lambda **kwargs: calls.append(kwargs))
+
+    with pytest.raises(SignInError) as refused:
+        AdminSession(cognito, "the-client-of-this-stack", path).id_token()
+
+    assert "sign in again" in str(refused.value) and 'make admin ARGS="login"' in str(refused.value)
+    assert calls == []

@@ -2,6 +2,7 @@
 with real-shaped sample events from tests/events/."""
 import copy
 import json
+import logging
 
 import pytest
 from chalice.test import Client
@@ -250,3 +251,20 @@ print("imported:", sorted({m.split(".")[0] for m in sys.modules} & {"boto3", "bo
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "imported: []"
+
+
+def test_a_refused_sign_up_is_one_log_line_of_the_local_lambda_runtime(stage, caplog):
+    """The trigger's refusal is its answer, not a fault: no traceback in make run's output."""
+    event = {"triggerSource": "PreSignUp_SignUp", "userName": "ada@example.com", "response": {},
+             "request": {"userAttributes": {"email": "ada@example.com", "name": "Acme\u202e"}}}
+
+    with caplog.at_level(logging.INFO, logger="local.lambda"):
+        error, payload = stage.lambdas.invoke(
+            stage.resources.function_names["pre_sign_up"], json.dumps(event).encode())
+
+    assert (error, json.loads(payload)["errorType"]) == ("Unhandled", "SignUpRefused")
+    [record] = [r for r in caplog.records if r.name == "local.lambda"]
+    said = record.getMessage()
+    assert said.endswith("pre_sign_up refused the sign-up: Company name must not contain "
+                         "invisible, control or text-direction characters (U+202E)")
+    assert "\n" not in said and record.exc_info is None and record.levelno == logging.INFO
