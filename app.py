@@ -52,6 +52,12 @@ def list_tenants() -> Any:
     return _tenant_admin().list(_request().query_params)
 
 
+@app.route("/tenants/counts", methods=["GET"], authorizer=admin_only)
+@answers
+def count_tenants() -> Any:
+    return _tenant_admin().counts()
+
+
 @app.route("/tenants/{tenant_id}", methods=["GET"], authorizer=admin_only)
 @answers
 def show_tenant(tenant_id: str) -> Any:

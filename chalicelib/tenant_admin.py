@@ -22,12 +22,13 @@ from chalicelib.errors import (
 )
 from chalicelib.logs import get_logger
 from chalicelib.paging import ISO_INSTANT, decode_page_token, encode_page_token, page_size
-from chalicelib.signup import TENANT_ID
+from chalicelib.signup import TENANT_ID, unsafe_text
 from chalicelib.tenants import (
     RETRYABLE,
     STATUSES,
     NewTenant,
     TenantRepository,
+    email_key,
 )
 from chalicelib.workflow import OffboardingWorkflow, OnboardingWorkflow
 
@@ -35,6 +36,14 @@ logger = get_logger(__name__)
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
 LISTED = ("tenantId", "name", "email", "status", "createdAt", "updatedAt")
+# How a status's listing is ordered, newest first: by signing up (the byStatus
+# index's own order) or by the last change (that status's tenants read from
+# the index, then sorted: see sorted_by_update).
+SORTS = ("created", "updated")
+MATCHES = ("prefix", "exact")
+MAX_EMAIL_LENGTH = 254
+SEARCH_ONLY = {"email", "match", "tenantId"}
+LISTING_ONLY = {"status", "sort"}
 
 
 # Longer than the API function may run (its timeout, .chalice/config.json):
@@ -94,6 +103,59 @@ def tenant_view(tenants: TenantRepository, request_context: dict[str, Any]) -> d
     return view
 
 
+def decode_email_token(token: str) -> dict[str, str]:
+    """Where a page of the byEmail search begins: a key of that index, of a tenant."""
+    return decode_page_token(
+        token, {"pk", "sk", "emailKey"},
+        lambda key: key["sk"] == "tenant" and bool(TENANT_ID.match(key["pk"]))
+        and 0 < len(key["emailKey"]) <= MAX_EMAIL_LENGTH)
+
+
+def decode_updated_token(token: str) -> dict[str, str]:
+    """Where a page of a listing by last change begins: after this tenant."""
+    return decode_page_token(
+        token, {"pk", "status", "updatedAt"},
+        lambda key: bool(TENANT_ID.match(key["pk"])) and key["status"] in STATUSES
+        and bool(ISO_INSTANT.match(key["updatedAt"])))
+
+
+def sorted_by_update(items: list[dict[str, Any]], limit: int, after: dict[str, str] | None
+                     ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+    """A page of ``items`` ordered by updatedAt, newest first (ties: by id), that
+    begins after the tenant ``after`` names; and the key to ask for the next.
+
+    Keyed, not by offset: a tenant that moves while an admin pages is neither
+    shown twice nor makes another one skipped."""
+    def order(item: dict[str, Any]) -> tuple[str, str]:
+        return (str(item.get("updatedAt") or item.get("createdAt") or ""), str(item["pk"]))
+
+    ordered = sorted(items, key=order, reverse=True)
+    if after:
+        boundary = (after["updatedAt"], after["pk"])
+        ordered = [item for item in ordered if order(item) < boundary]
+    page = ordered[:limit]
+    if len(ordered) <= limit:
+        return page, None
+    last = page[-1]
+    updated_at, tenant_id = order(last)
+    return page, {"pk": tenant_id, "status": str(last["status"]), "updatedAt": updated_at}
+
+
+def read_email_search(value: str) -> str:
+    """The email (or its beginning) to look for, as the index keys it; 400 otherwise."""
+    key = email_key(value)
+    if not key:
+        raise BadRequestError("email must not be empty: give an email address or its beginning")
+    if len(key) > MAX_EMAIL_LENGTH:
+        raise BadRequestError(f"email must be at most {MAX_EMAIL_LENGTH} characters")
+    if any(c.isspace() for c in key):
+        raise BadRequestError("email must not contain spaces")
+    refused = unsafe_text("email", key)
+    if refused:
+        raise BadRequestError(refused)
+    return key
+
+
 def decode_listing_token(token: str) -> dict[str, str]:
     """Where a page of the byStatus listing begins: a key of that index, of a tenant."""
     return decode_page_token(
@@ -108,23 +170,79 @@ class TenantAdmin:
         self._workflow = workflow
 
     def list(self, query: Mapping[str, str] | None) -> dict[str, Any]:
+        """One status's tenants (``status``, ``sort``), or a search in every
+        status by ``email`` (``match``: prefix or exact) or by ``tenantId``."""
         query = query or {}
-        unknown = sorted(set(query) - {"status", "nextToken", "limit"})
+        unknown = sorted(set(query) - SEARCH_ONLY - LISTING_ONLY - {"nextToken", "limit"})
         if unknown:
             raise BadRequestError(f"unknown query parameter(s): {', '.join(unknown)}")
+        limit = page_size(query.get("limit"), DEFAULT_PAGE, MAX_PAGE)
+        if SEARCH_ONLY & set(query):
+            mixed = sorted(LISTING_ONLY & set(query))
+            if mixed:
+                raise BadRequestError(
+                    f"a search looks in every status: leave out {', '.join(mixed)}")
+            return self._search(query, limit)
         status = query.get("status", "onboarding")
         if status not in STATUSES:
             raise BadRequestError(f"status must be one of {', '.join(STATUSES)}")
-        limit = page_size(query.get("limit"), DEFAULT_PAGE, MAX_PAGE)
-        start = decode_listing_token(query["nextToken"]) if query.get("nextToken") else None
-        if start and start["status"] != status:
-            raise BadRequestError("nextToken belongs to a listing of another status")
-        items, last = self._tenants.list_by_status(status, limit, start)
+        sort = query.get("sort", "created")
+        if sort not in SORTS:
+            raise BadRequestError(f"sort must be one of {', '.join(SORTS)}")
+        token = query.get("nextToken")
+        if sort == "updated":
+            after = decode_updated_token(token) if token else None
+            if after and after["status"] != status:
+                raise BadRequestError("nextToken belongs to a listing of another status")
+            items, last = sorted_by_update(self._tenants.all_in_status(status), limit, after)
+        else:
+            start = decode_listing_token(token) if token else None
+            if start and start["status"] != status:
+                raise BadRequestError("nextToken belongs to a listing of another status")
+            items, last = self._tenants.list_by_status(status, limit, start)
         return {
             "status": status,
+            "sort": sort,
             "tenants": [tenant_summary(item) for item in items],
             "nextToken": encode_page_token(last),
         }
+
+    def _search(self, query: Mapping[str, str], limit: int) -> dict[str, Any]:
+        if "tenantId" in query:
+            if "email" in query or "match" in query:
+                raise BadRequestError("search by email or by tenantId, not both")
+            if "nextToken" in query:
+                raise BadRequestError("a search by tenantId has one page: leave out nextToken")
+            tenant_id = query["tenantId"].strip()
+            if not TENANT_ID.match(tenant_id):
+                raise BadRequestError(
+                    "tenantId must be a tenant id: letters, digits and dashes, "
+                    "like 0b6c8a52-3f0e-4d61-9a43-2f7c1e5d9b10")
+            record = self._tenants.get(tenant_id)
+            found = [tenant_summary(record)] if record and record.get("sk") == "tenant" else []
+            return {"tenantId": tenant_id, "tenants": found, "nextToken": None}
+        if "email" not in query:
+            raise BadRequestError("match needs an email to match")
+        key = read_email_search(query["email"])
+        match = query.get("match", "prefix")
+        if match not in MATCHES:
+            raise BadRequestError(f"match must be one of {', '.join(MATCHES)}")
+        start = decode_email_token(query["nextToken"]) if query.get("nextToken") else None
+        if start and not (start["emailKey"] == key if match == "exact"
+                          else start["emailKey"].startswith(key)):
+            raise BadRequestError("nextToken belongs to another search")
+        items, last = self._tenants.find_by_email(key, match == "exact", limit, start)
+        return {
+            "email": key,
+            "match": match,
+            "tenants": [tenant_summary(item) for item in items],
+            "nextToken": encode_page_token(last),
+        }
+
+    def counts(self) -> dict[str, Any]:
+        """How many tenants each status holds: a COUNT query of the byStatus
+        index a status, so no counter can drift from the records."""
+        return {"counts": {status: self._tenants.count_by_status(status) for status in STATUSES}}
 
     def show(self, tenant_id: str) -> dict[str, Any]:
         _require_tenant_id(tenant_id)

@@ -286,8 +286,24 @@ class Deployer:
         else:
             self.execute(change_set)
         outputs = self.outputs()
+        if outputs.get("tableName"):
+            self.backfill_email_keys(outputs["tableName"])
         self.outputs_path.write_text(json.dumps(outputs, indent=2) + "\n")
         return outputs
+
+    def backfill_email_keys(self, table: str) -> None:
+        """Records from before the byEmail index get their emailKey (scripts/deploy/backfill.py):
+        the console's email search finds them too. A failure leaves the stack as deployed."""
+        from scripts.deploy.backfill import backfill_email_keys
+
+        try:
+            written = backfill_email_keys(self.client("dynamodb"), table)
+        except Exception as error:  # the deploy itself succeeded
+            self._say(f"  WARNING: could not give older tenant records their emailKey ({error}); "
+                      f"run: python -m scripts.deploy.backfill --table {table}")
+            return
+        if written:
+            self._say(f"  {written} older tenant record(s) given an emailKey (email search finds them now).")
 
     def say_cognito_mail(self) -> None:
         """How the stage's user pools send mail; Cognito's own email has a daily cap."""

@@ -18,6 +18,7 @@ else to the test's temporary directory. Waits are bounded by
 BROWSER_TIMEOUT_SECONDS (default 30).
 """
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -28,6 +29,7 @@ import pytest
 
 from scripts.admin.session import admin_password_policy
 from scripts.local.client import last_mail
+from scripts.shared import eventually
 from tests.support import PROJECT_DIR
 from tests.support.browser import DESKTOP, PHONE, TIMEOUT, Browser, WebDriverError, missing_tools
 from tests.support.stacks import RunningStack
@@ -125,9 +127,10 @@ def wait_for_status(browser: Browser, status: str) -> None:
     browser.wait_until(lambda: tenant_status(browser) == status, f"tenant status {status!r}")
 
 
-def admin_signs_in_for_the_first_time(browser: Browser, stack: RunningStack, email: str) -> None:
+def admin_signs_in_for_the_first_time(browser: Browser, stack: RunningStack, email: str,
+                                      path: str = "/admin") -> None:
     temporary = add_admin(stack, email)
-    browser.open(stack.outputs["apiUrl"] + "/admin")
+    browser.open(stack.outputs["apiUrl"] + path)
     browser.field("Email").fill(email)
     browser.field("Password").fill(temporary)
     browser.button("Sign in").click()
@@ -440,4 +443,130 @@ def test_both_pages_work_by_keyboard_alone_at_375_px(stack, browser, screenshot)
 
     browser.switch_to(tenant_window)
     wait_for_status(browser, "Active")
+    assert browser.horizontal_overflow() == 0
+
+
+# --- the console for hundreds of tenants ---------------------------------------------------------
+CROWD_STATUSES = ("active", "rejected", "timeout", "failed", "offboarded")  # not the waiting tab
+
+
+def seed_tenants(stack: RunningStack, count: int, label: str) -> list[dict[str, str]]:
+    """``count`` tenant records put straight in the table (as the record writer stores
+    them, emailKey included), signed up long ago: no sign-up, no execution."""
+    seeded = []
+    for n in range(count):
+        tenant = {"tenantId": str(uuid.uuid4()), "email": f"{label}-{n:03d}@example.com",
+                  "name": f"Crowd {n:03d} Ltd", "status": CROWD_STATUSES[n % len(CROWD_STATUSES)]}
+        seeded.append(tenant)
+    for start in range(0, count, 25):
+        stack.ddb.batch_write_item(RequestItems={stack.outputs["tableName"]: [{"PutRequest": {"Item": {
+            "pk": {"S": t["tenantId"]}, "sk": {"S": "tenant"}, "status": {"S": t["status"]},
+            "email": {"S": t["email"]}, "emailKey": {"S": t["email"].lower()}, "name": {"S": t["name"]},
+            "createdAt": {"S": f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}.000Z"},
+            "updatedAt": {"S": f"2026-02-01T00:{n // 60:02d}:{n % 60:02d}.000Z"},
+        }}} for n, t in enumerate(seeded[start:start + 25], start)]})
+    return seeded
+
+
+def awaiting_decision(stack: RunningStack, email: str, name: str) -> str:
+    """A tenant signed up (through Cognito's API, not the page) and awaiting a decision."""
+    tenant_id = stack.sign_up_and_confirm(email, name)
+
+    def asked() -> bool:
+        item = stack.ddb.get_item(TableName=stack.outputs["tableName"],
+                                  Key={"pk": {"S": tenant_id}, "sk": {"S": "tenant"}}).get("Item", {})
+        return "pendingDecision" in item
+
+    eventually(asked, TIMEOUT, lambda: f"{email} never awaited a decision", interval=0.1)
+    return tenant_id
+
+
+def dialog_open(browser: Browser) -> bool:
+    return browser.run("return document.getElementById('confirm-dialog').open")
+
+
+def test_the_console_finds_a_tenant_by_email_among_200_and_confirms_before_reject(
+        stack, browser, screenshot):
+    run = uuid.uuid4().hex[:6]
+    seed_tenants(stack, 200, f"crowd-{run}")
+    company, email = f"Needle {run} GmbH", f"needle-{run}@example.com"
+    tenant_id = awaiting_decision(stack, email, company)
+    admin_signs_in_for_the_first_time(browser, stack, unique("search-ops"))
+
+    # the waiting tab is open first, and every tab says how many it holds
+    tabs = browser.wait_until(lambda: browser.find_all("[role=tab]"), "the status tabs")
+    assert [tab.label.split(" ")[0] for tab in tabs[:2]] == ["Awaiting", "Active"]
+    assert browser.run("return document.querySelector('[aria-selected=true]').id") == "tab-onboarding"
+    active = browser.wait_until(lambda: browser.run(
+        "return document.querySelector('#tab-active .count').textContent"), "Active's count")
+    assert int(active) >= 40 and tabs[1].label.startswith("Active")
+
+    # when the admin types the beginning of the email, in capitals
+    browser.field("Find a tenant").fill(f"NEEDLE-{run}")
+    browser.button("Search").click()
+
+    # then exactly that tenant is found, with its status and times in the admin's zone
+    needle = browser.button(company)
+    browser.wait_for_text(f"1 found for “NEEDLE-{run}”")
+    row = browser.run("return arguments[0].closest('li').innerText", needle)
+    assert email in row and "Awaiting approval" in row and "left" in row
+    title = browser.run("return arguments[0].closest('li').querySelector('time').title", needle)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", title)
+    screenshot("admin-console-search.png")
+
+    # when the admin asks to reject it, a dialog names the tenant and what will happen
+    needle.click()
+    browser.field("Reason").fill("Duplicate of an existing account")
+    browser.button("Reject").click()
+    browser.wait_until(lambda: dialog_open(browser), "the confirmation dialog")
+    said = browser.run("const d = document.getElementById('confirm-dialog');"
+                       "return [d.querySelector('h2').textContent, d.innerText, "
+                       "document.activeElement.textContent]")
+    assert said[0] == f"Reject {company}?"
+    assert email in said[1] and "login is disabled" in said[1] and "Stripe customer" in said[1]
+    assert said[2] == "Cancel"  # the safe choice has the focus
+    screenshot("admin-confirm-reject.png")
+
+    # Cancel does nothing; Escape does nothing either
+    browser.button("Cancel").click()
+    assert not dialog_open(browser)
+    assert browser.focused.label == "Reject"  # back where the admin was
+    browser.button("Reject").click()
+    browser.wait_until(lambda: dialog_open(browser), "the confirmation dialog again")
+    browser.press("\ue00c")  # Escape
+    browser.wait_until(lambda: not dialog_open(browser), "Escape to close the dialog")
+    assert f"Rejected {company}" not in browser.body_text
+    assert stack.record(tenant_id, "onboarding")
+
+    # the named button rejects it
+    browser.button("Reject").click()
+    browser.button(f"Reject {company}").click()
+    browser.wait_for_text(f"Rejected {company}.")
+    assert stack.record(tenant_id, "rejected")
+
+
+def test_a_deep_link_opens_the_tenant_in_place_of_the_list_at_375_px(stack, browser, screenshot):
+    tenant = seed_tenants(stack, 1, f"linked-{uuid.uuid4().hex[:6]}")[0]
+    browser.viewport(*PHONE)
+
+    # an admin follows /admin#<tenantId> (from a notification) and signs in
+    admin_signs_in_for_the_first_time(browser, stack, unique("link-ops"),
+                                      path=f"/admin#{tenant['tenantId']}")
+
+    # then that tenant's details are open, at the top, where the list was
+    browser.wait_until(lambda: browser.run(
+        "return document.getElementById('detail-heading').textContent") == tenant["name"],
+        "the linked tenant's details")
+    assert tenant["email"] in browser.body_text
+    back = browser.button("Back to the list")
+    assert browser.run("return document.getElementById('list-pane').getClientRects().length") == 0
+    assert browser.run("return document.getElementById('detail-heading')"
+                       ".getBoundingClientRect().top + window.scrollY") < 400
+    assert browser.horizontal_overflow() == 0
+    screenshot("admin-tenant-375.png")
+
+    # and the way back shows the list again
+    back.click()
+    browser.field("Find a tenant")
+    assert browser.run("return location.hash") == ""
     assert browser.horizontal_overflow() == 0

@@ -28,6 +28,7 @@ def test_given_no_record_when_created_then_every_specified_attribute_is_stored(
         "sk": {"S": "tenant"},
         "status": {"S": "onboarding"},
         "email": {"S": "ada@example.com"},
+        "emailKey": {"S": "ada@example.com"},
         "name": {"S": "Ada Ltd"},
         "createdAt": {"S": T0},
         "updatedAt": {"S": T0},

@@ -43,7 +43,7 @@ const views = {
 
 let pool = null;
 let challengedUser = null; // the user asked for a new password
-let lists = {}; // status -> {tenants, nextToken, error}
+let lists = {}; // listKey() -> {tenants, nextToken, error}: the list shown
 let failureReasons = {}; // reasonKey(tenant) -> failureReason (from the detail route)
 let selected = null; // the tenant whose details are open
 let refreshTimer = null;
@@ -126,7 +126,8 @@ async function enterConsole() {
   const current = await currentSession(pool);
   $('admin-email').textContent = current ? current.session.getIdToken().decodePayload().email || '' : '';
   showView(views, 'console');
-  await refreshLists();
+  renderLists(); // the tabs at once; their counts and the list as they come
+  await Promise.all([refreshLists(), openLinkedTenant()]);
   clearInterval(refreshTimer);
   refreshTimer = setInterval(() => {
     if (document.visibilityState !== 'hidden' && !views.console.hidden) refreshLists();
@@ -147,18 +148,34 @@ async function call(path, options) {
   }
 }
 
-// --- the lists -------------------------------------------------------------------------------
+// --- the lists: one status at a time, or a search ----------------------------------------------
 
-async function fetchSection(status, nextToken) {
-  const query = new URLSearchParams({ status, limit: String(PAGE_SIZE) });
+const TENANT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+let current = 'onboarding'; // the status whose tab is open
+let sort = 'created';
+let search = null; // {query, kind: 'email' | 'tenantId'} while a search is shown
+let counts = {}; // status -> how many tenants it holds (GET tenants/counts)
+
+function listQuery(nextToken) {
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (search && search.kind === 'tenantId') query.set('tenantId', search.query);
+  else if (search) query.set('email', search.query);
+  else {
+    query.set('status', current);
+    query.set('sort', sort);
+  }
   if (nextToken) query.set('nextToken', nextToken);
-  return call(`tenants?${query}`);
+  return `tenants?${query}`;
 }
+
+/** What the list shows now: a key that changes when the admin asks for another list. */
+const listKey = () => (search ? `search:${search.kind}:${search.query}` : `status:${current}:${sort}`);
 
 let refreshing = null; // the refresh in flight
 let refreshAgain = false; // asked for meanwhile: the one in flight may answer from before
 
-/** Refresh the lists; one request set at a time, and none answers from before the ask. */
+/** Refresh the counts and the list; one request set at a time, and none answers from before the ask. */
 function refreshLists() {
   if (refreshing) {
     refreshAgain = true;
@@ -178,22 +195,28 @@ function refreshLists() {
 }
 
 async function loadLists() {
-  const status = $('console-status');
-  const results = await Promise.all(
-    SECTIONS.map(async (section) => {
-      try {
-        const page = await fetchSection(section.status);
-        return [section.status, { tenants: page.tenants || [], nextToken: page.nextToken || null }];
-      } catch (error) {
-        return [section.status, { tenants: [], nextToken: null, error: error.message, code: error.status }];
-      }
-    }),
-  );
-  if (results.some(([, page]) => page.code === 401)) return;
-  lists = Object.fromEntries(results);
+  const key = listKey();
+  const [counted, page] = await Promise.all([
+    call('tenants/counts').then((answer) => answer.counts || {}, () => null),
+    call(listQuery()).then(
+      (answer) => ({ tenants: answer.tenants || [], nextToken: answer.nextToken || null }),
+      (error) => ({ tenants: [], nextToken: null, error: error.message, code: error.status }),
+    ),
+  ]);
+  if (page.code === 401) return;
+  if (key !== listKey()) {
+    refreshAgain = true; // the admin chose another list meanwhile
+    return;
+  }
+  if (counted) counts = counted;
+  lists = { [key]: page };
   await lookUpFailureReasons();
   renderLists();
-  status.textContent = `Updated at ${new Date().toLocaleTimeString()}.`;
+  $('console-status').textContent = `Updated at ${formatTime(new Date())}.`;
+}
+
+function formatTime(date) {
+  return date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
 }
 
 /** A failure is one version of the record: retried and failed again, it has a new reason. */
@@ -201,8 +224,9 @@ const reasonKey = (tenant) => `${tenant.tenantId}@${tenant.updatedAt}`;
 
 /** The list route does not carry failureReason: ask the detail route for the first few. */
 async function lookUpFailureReasons() {
-  const failed = (lists.failed ? lists.failed.tenants : [])
-    .filter((t) => !(reasonKey(t) in failureReasons))
+  const page = lists[listKey()];
+  const failed = (page ? page.tenants : [])
+    .filter((t) => t.status === 'failed' && !(reasonKey(t) in failureReasons))
     .slice(0, FAILURE_LOOKUPS);
   await Promise.all(
     failed.map(async (tenant) => {
@@ -216,9 +240,10 @@ async function lookUpFailureReasons() {
   );
 }
 
-function sortedTenants(status) {
-  const tenants = [...(lists[status] ? lists[status].tenants : [])];
-  if (status === 'onboarding') {
+function shownTenants() {
+  const page = lists[listKey()];
+  const tenants = [...(page ? page.tenants : [])];
+  if (!search && current === 'onboarding' && sort === 'created') {
     // awaiting a decision first, the closest deadline first; then those still being set up
     tenants.sort((a, b) => {
       if (a.decideBy && b.decideBy) return a.decideBy.localeCompare(b.decideBy);
@@ -230,22 +255,28 @@ function sortedTenants(status) {
 
 function tenantRow(tenant) {
   const row = el('li', null, { className: 'tenant-row' });
-  if (selected && selected.tenantId === tenant.tenantId) row.classList.add('selected');
+  const isSelected = selected && selected.tenantId === tenant.tenantId;
+  if (isSelected) row.classList.add('selected');
   const open = el('button', tenant.name || '(no name)', {
     type: 'button',
     className: 'tenant-open',
-    'data-focus-key': `open:${tenant.status}:${tenant.tenantId}`,
-    'aria-current': selected && selected.tenantId === tenant.tenantId ? 'true' : null,
+    'data-focus-key': `open:${tenant.tenantId}`,
+    'aria-current': isSelected ? 'true' : null,
   });
   open.addEventListener('click', () => openTenant(tenant.tenantId, open));
   row.append(open, el('p', tenant.email, { className: 'tenant-email wrap' }));
   const meta = el('p', null, { className: 'tenant-meta' });
+  if (search) {
+    meta.append(el('span', statusLabel(tenant), { className: 'badge small', 'data-tone': tone(tenant.status) }), ' ');
+  }
   if (tenant.status === 'onboarding' && tenant.decideBy) {
-    meta.append(el('strong', timeLeft(tenant.decideBy)), ` · decide by ${formatDate(tenant.decideBy)}`);
+    meta.append(el('strong', timeLeft(tenant.decideBy)), ' · decide by ', timeElement(tenant.decideBy));
   } else if (tenant.status === 'onboarding') {
-    meta.textContent = `Setting up · signed up ${formatDate(tenant.createdAt)}`;
+    meta.append('Setting up · signed up ', timeElement(tenant.createdAt));
+  } else if (sort === 'created' && !search) {
+    meta.append('Signed up ', timeElement(tenant.createdAt), ' · changed ', timeElement(tenant.updatedAt || tenant.createdAt));
   } else {
-    meta.textContent = `Since ${formatDate(tenant.updatedAt || tenant.createdAt)}`;
+    meta.append('Changed ', timeElement(tenant.updatedAt || tenant.createdAt));
   }
   row.append(meta);
   const reason = failureReasons[reasonKey(tenant)];
@@ -253,57 +284,135 @@ function tenantRow(tenant) {
   return row;
 }
 
+function renderTabs() {
+  const tabs = $('tabs');
+  if (!tabs.children.length) {
+    for (const section of SECTIONS) {
+      const tab = el('button', section.title, {
+        type: 'button', role: 'tab', id: `tab-${section.status}`, className: 'tab',
+        'aria-controls': 'list-panel', 'data-status': section.status,
+      });
+      tab.append(' ', el('span', '', { className: 'count' }));
+      tab.addEventListener('click', () => chooseStatus(section.status));
+      tab.addEventListener('keydown', tabKeys);
+      tabs.append(tab);
+    }
+  }
+  for (const tab of tabs.children) {
+    const status = tab.dataset.status;
+    const chosen = !search && status === current;
+    tab.setAttribute('aria-selected', chosen ? 'true' : 'false');
+    // one tab in the Tab order (the chosen one; the first while a search is shown)
+    tab.tabIndex = chosen || (search && status === SECTIONS[0].status) ? 0 : -1;
+    tab.querySelector('.count').textContent = counts[status] === undefined ? '' : String(counts[status]);
+  }
+}
+
+/** Arrow keys, Home and End move between the tabs (the WAI-ARIA tabs pattern). */
+function tabKeys(event) {
+  const order = SECTIONS.map((s) => s.status);
+  const at = order.indexOf(event.currentTarget.dataset.status);
+  const next = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: order.length - 1 }[event.key];
+  if (next === undefined) return;
+  event.preventDefault();
+  chooseStatus(order[(next + order.length) % order.length]);
+  $(`tab-${current}`).focus();
+}
+
+function chooseStatus(status) {
+  current = status;
+  search = null;
+  $('search').value = '';
+  renderLists();
+  refreshLists();
+}
+
 function renderLists() {
   const focused = document.activeElement && document.activeElement.dataset
     ? document.activeElement.dataset.focusKey
     : null;
-  const container = $('lists');
-  container.replaceChildren();
-  for (const section of SECTIONS) {
-    const page = lists[section.status] || { tenants: [] };
-    const tenants = sortedTenants(section.status);
-    const headingId = `section-${section.status}`;
-    const element = el('section', null, { className: 'tenant-section', 'aria-labelledby': headingId });
-    const heading = el('h2', section.title, { id: headingId });
-    heading.append(' ', el('span', `(${tenants.length}${page.nextToken ? '+' : ''})`, { className: 'count' }));
-    element.append(heading);
-    if (page.error) {
-      element.append(el('p', page.error, { className: 'form-error' }));
-    } else if (!tenants.length) {
-      element.append(el('p', section.empty, { className: 'muted' }));
-    } else {
-      const list = el('ul', null, { className: 'tenant-list' });
-      for (const tenant of tenants) list.append(tenantRow(tenant));
-      element.append(list);
-    }
-    if (page.nextToken) {
-      const more = el('button', `Show more ${section.title.toLowerCase()}`, {
-        type: 'button',
-        'data-focus-key': `more:${section.status}`,
-      });
-      more.addEventListener('click', () => showMore(section.status));
-      element.append(more);
-    }
-    container.append(element);
+  renderTabs();
+  const section = SECTIONS.find((s) => s.status === current);
+  const page = lists[listKey()];
+  const tenants = shownTenants();
+  const heading = $('list-heading');
+  $('list-panel').setAttribute('aria-labelledby', search ? 'list-heading' : `tab-${current}`);
+  $('sort-field').hidden = Boolean(search);
+  $('clear-search').hidden = !search;
+  if (search) {
+    const found = page ? `${tenants.length}${page.nextToken ? '+' : ''}` : '…';
+    heading.textContent = `${found} found for “${search.query}”`;
+  } else {
+    heading.textContent = section.title;
+  }
+  const body = $('list-body');
+  body.replaceChildren();
+  if (!page) {
+    body.append(el('p', 'Loading…', { className: 'muted' }));
+  } else if (page.error) {
+    body.append(el('p', page.error, { className: 'form-error' }));
+  } else if (!tenants.length) {
+    body.append(el('p', search ? 'No tenant matches. An email search looks at the beginning of the address.' : section.empty, { className: 'muted' }));
+  } else {
+    const list = el('ul', null, { className: 'tenant-list' });
+    for (const tenant of tenants) list.append(tenantRow(tenant));
+    body.append(list);
+  }
+  if (page && page.nextToken) {
+    const more = el('button', search ? 'Show more results' : `Show more ${section.title.toLowerCase()}`, {
+      type: 'button',
+      className: 'more',
+      'data-focus-key': 'more',
+    });
+    more.addEventListener('click', () => showMore());
+    body.append(more);
   }
   if (focused) {
-    const again = container.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
+    const again = $('list-pane').querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
     if (again) again.focus({ preventScroll: true });
   }
 }
 
-async function showMore(status) {
-  const page = lists[status];
+async function showMore() {
+  const key = listKey();
+  const page = lists[key];
   try {
-    const next = await fetchSection(status, page.nextToken);
+    const next = await call(listQuery(page.nextToken));
     page.tenants = page.tenants.concat(next.tenants || []);
     page.nextToken = next.nextToken || null;
   } catch (error) {
     page.error = error.message;
   }
   await lookUpFailureReasons();
-  renderLists();
+  if (key === listKey()) renderLists();
 }
+
+$('sort').addEventListener('change', () => {
+  sort = $('sort').value;
+  renderLists();
+  refreshLists();
+});
+
+const searchForm = new Form($('search-form'), { search: 'search' });
+
+searchForm.onSubmit(async () => {
+  const query = $('search').value.trim();
+  if (!query) {
+    searchForm.showError('search', 'Type an email address, its beginning, or a tenant id.');
+    return;
+  }
+  search = { query, kind: TENANT_ID.test(query) ? 'tenantId' : 'email' };
+  renderLists();
+  await refreshLists();
+  const page = lists[listKey()];
+  if (page && page.error) searchForm.showError('search', page.error);
+  else $('list-heading').focus();
+});
+
+$('clear-search').addEventListener('click', () => {
+  chooseStatus(current);
+  $('search').focus();
+});
 
 $('refresh').addEventListener('click', async () => {
   await refreshLists();
@@ -315,16 +424,20 @@ $('refresh').addEventListener('click', async () => {
 let openedFrom = null; // the list button to return focus to
 
 async function openTenant(tenantId, button) {
-  openedFrom = button;
+  openedFrom = button || null;
   setResult('', null);
   $('action-reason').value = '';
   actionForm.clearErrors();
   const loaded = await loadDetail(tenantId);
   if (loaded) {
     $('detail').hidden = false;
+    $('console').classList.add('showing-detail'); // on a phone the details take the list's place
+    if (location.hash.slice(1) !== tenantId) window.history.replaceState(null, '', `#${tenantId}`);
     renderLists();
-    $('detail-heading').focus();
+    $('detail').scrollIntoView({ block: 'start' });
+    $('detail-heading').focus({ preventScroll: true });
   }
+  return loaded;
 }
 
 async function loadDetail(tenantId) {
@@ -343,14 +456,30 @@ async function loadDetail(tenantId) {
 function closeDetail() {
   selected = null;
   $('detail').hidden = true;
+  $('console').classList.remove('showing-detail');
+  if (location.hash) window.history.replaceState(null, '', location.href.split('#')[0]);
 }
 
 $('close-detail').addEventListener('click', () => {
   const back = openedFrom && openedFrom.dataset.focusKey;
   closeDetail();
   renderLists();
-  const button = back && $('lists').querySelector(`[data-focus-key="${CSS.escape(back)}"]`);
+  const button = back && $('list-pane').querySelector(`[data-focus-key="${CSS.escape(back)}"]`);
   if (button) button.focus();
+  else $('list-heading').focus();
+});
+
+/** /admin#<tenantId> opens that tenant: a link in a notification, or one an admin shares. */
+async function openLinkedTenant() {
+  const tenantId = decodeURIComponent(location.hash.slice(1));
+  if (!TENANT_ID.test(tenantId) || (selected && selected.tenantId === tenantId)) return;
+  if (!(await openTenant(tenantId, null))) {
+    $('console-status').textContent = `No tenant ${tenantId}: the link may be mistyped, or the tenant gone.`;
+  }
+}
+
+window.addEventListener('hashchange', () => {
+  if (!views.console.hidden) openLinkedTenant();
 });
 
 function fact(list, term, value) {
@@ -493,6 +622,47 @@ const actionForm = new Form($('action-form'), { reason: 'action-reason' });
 
 let acting = false;
 
+// What Reject and Offboard do (chalicelib/releases.py, offboarding.json), said before they do it.
+const CONSEQUENCES = {
+  reject: [
+    'Its onboarding ends as rejected; a rejection cannot be undone or retried.',
+    'Its login is disabled, its Stripe customer (if it has one) is deleted, and its contact list is given back.',
+  ],
+  offboard: [
+    'Its Stripe customer (if it has one) is deleted, its contact list is given back, and then its login is disabled.',
+    'Its record is kept, as offboarded; an offboarding cannot be undone.',
+  ],
+};
+
+/**
+ * Ask, in a modal <dialog>, whether to reject or offboard `tenant`; resolves true
+ * only when the admin presses the named button. Cancel or Escape change nothing,
+ * and the focus goes back where it was.
+ */
+function confirmed(action, tenant, reason) {
+  const dialog = $('confirm-dialog');
+  const verb = action === 'reject' ? 'Reject' : 'Offboard';
+  const name = tenant.name || '(no name)';
+  $('confirm-heading').textContent = `${verb} ${name}?`;
+  const what = $('confirm-what');
+  what.replaceChildren(
+    el('p', `${name} (${tenant.email || 'no email'}), tenant ${tenant.tenantId}.`, { className: 'wrap' }),
+    ...CONSEQUENCES[action].map((line) => el('p', line)),
+    el('p', `Reason: ${reason}`, { className: 'wrap quoted' }),
+  );
+  $('confirm-ok').textContent = `${verb} ${name}`;
+  const back = document.activeElement;
+  dialog.returnValue = '';
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => {
+      if (back && back.isConnected) back.focus();
+      resolve(dialog.returnValue === 'confirm');
+    }, { once: true });
+    dialog.showModal();
+    $('confirm-cancel').focus(); // the safe choice first
+  });
+}
+
 async function act(action) {
   if (acting || !selected) return;
   const tenant = selected;
@@ -504,6 +674,7 @@ async function act(action) {
     actionForm.showError('reason', `Give a reason to ${action} this tenant.`);
     return;
   }
+  if ((action === 'reject' || action === 'offboard') && !(await confirmed(action, tenant, reason))) return;
   const path = `tenants/${encodeURIComponent(tenant.tenantId)}`;
   acting = true;
   $('action-form').setAttribute('aria-busy', 'true');

@@ -371,18 +371,34 @@ export function el(tag, text, attributes = {}) {
   return element;
 }
 
-const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+// Every time is shown in the reader's own zone, named ("3 Dec 2026, 11:12 CET"),
+// with the same instant in UTC on hover (title) and in the datetime attribute.
+const dateFormat = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short',
+});
 
-/** <time datetime="iso">local date and time</time>, or a dash. */
-export function timeElement(iso) {
+function parsed(iso) {
   const date = iso ? new Date(iso) : null;
-  if (!date || Number.isNaN(date.getTime())) return el('span', '—');
-  return el('time', dateFormat.format(date), { datetime: date.toISOString() });
+  return date && !Number.isNaN(date.getTime()) ? date : null;
 }
 
+/** "2026-12-03 10:12 UTC": the instant in UTC, to the minute. */
+export function utcText(iso) {
+  const date = parsed(iso);
+  return date ? `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC` : '';
+}
+
+/** <time datetime="iso" title="… UTC">local date, time and zone</time>, or a dash. */
+export function timeElement(iso) {
+  const date = parsed(iso);
+  if (!date) return el('span', '—');
+  return el('time', dateFormat.format(date), { datetime: date.toISOString(), title: utcText(iso) });
+}
+
+/** Local date, time and zone, as text ("—" when there is none). */
 export function formatDate(iso) {
-  const date = iso ? new Date(iso) : null;
-  return date && !Number.isNaN(date.getTime()) ? dateFormat.format(date) : '—';
+  const date = parsed(iso);
+  return date ? dateFormat.format(date) : '—';
 }
 
 /** "3 h 12 min left", "less than a minute left", "the deadline has passed". */

@@ -80,7 +80,8 @@ def test_listing_pages_with_next_token_without_repeats(stage, client):
     assert pages >= 3
 
 
-def test_listing_uses_the_index_not_a_scan(stage, client):
+def dynamodb_calls(*fields):
+    """The app's DynamoDB calls from now on: (operation, each of ``fields`` of its request)."""
     import boto3
 
     from chalicelib import dependencies as deps
@@ -88,9 +89,14 @@ def test_listing_uses_the_index_not_a_scan(stage, client):
     calls = []
     session = boto3.session.Session(region_name="us-east-1")
     session.events.register("before-call.dynamodb", lambda event_name, params, **_: calls.append(
-        (event_name.rsplit(".", 1)[-1], json.loads(params["body"]).get("IndexName"))
-    ))
+        (event_name.rsplit(".", 1)[-1],
+         *(json.loads(params["body"]).get(field) for field in fields))))
     deps.override("session", session)
+    return calls
+
+
+def test_listing_uses_the_index_not_a_scan(stage, client):
+    calls = dynamodb_calls("IndexName")
 
     get(client, "/tenants?status=onboarding")
 
@@ -102,7 +108,7 @@ def test_listing_uses_the_index_not_a_scan(stage, client):
     ("status=onboarding&limit=0", "limit must be a whole number"),
     ("status=onboarding&limit=abc", "limit must be a whole number"),
     ("status=onboarding&nextToken=not-a-token", "nextToken is not one this API returned"),
-    ("status=onboarding&sort=name", "unknown query parameter(s): sort"),
+    ("status=onboarding&order=name", "unknown query parameter(s): order"),
 ])
 def test_listing_rejects_bad_queries_with_a_clear_400(client, query, fragment):
     status, body = get(client, f"/tenants?{query}")
@@ -331,3 +337,148 @@ def test_an_offboarding_reason_with_invisible_characters_is_400_with_a_sentence(
     assert response.status_code == 400
     assert json.loads(response.body) == {"Code": "BadRequestError", "Message": (
         "reason must not contain invisible, control or text-direction characters (U+2066, U+2069)")}
+
+
+# --- one status at a time, counted; search by email or id; sort ----------------
+def seed(stage, n, status="onboarding", email=None, created=None, updated=None):
+    """A tenant record put straight in the table (as the writer stores it), no execution."""
+    t = tenant(n)
+    email = email or t["email"]
+    created = created or f"2026-11-01T00:00:{n % 60:02d}.000Z"
+    stage.ddb.put_item(TableName=stage.table_name, Item={
+        "pk": {"S": t["tenantId"]}, "sk": {"S": "tenant"}, "status": {"S": status},
+        "email": {"S": email}, "emailKey": {"S": email.lower()}, "name": {"S": t["name"]},
+        "createdAt": {"S": created}, "updatedAt": {"S": updated or created},
+    })
+    return t["tenantId"]
+
+
+def ids(body):
+    return [t["tenantId"] for t in body["tenants"]]
+
+
+def test_counts_give_every_status_its_number_of_tenants(stage, client):
+    for n in range(3):
+        seed(stage, 100 + n, "onboarding")
+    seed(stage, 110, "active")
+    seed(stage, 111, "rejected")
+
+    status, body = get(client, "/tenants/counts")
+
+    assert status == 200
+    assert body["counts"] == {"onboarding": 3, "active": 1, "rejected": 1, "failed": 0,
+                              "timeout": 0, "offboarding": 0, "offboarded": 0}
+
+
+def test_counts_are_count_queries_of_the_status_index(stage, client):
+    calls = dynamodb_calls("IndexName", "Select")
+
+    get(client, "/tenants/counts")
+
+    assert calls == [("Query", "byStatus", "COUNT")] * 7
+
+
+def test_an_exact_email_finds_that_tenant_whatever_its_case_or_status(stage, client):
+    wanted = seed(stage, 120, "active", email="Grace.Hopper@Example.com")
+    seed(stage, 121, "onboarding", email="grace.hopper@example.org")
+    seed(stage, 122, "rejected", email="grace@example.com")
+
+    status, body = get(client, "/tenants?email=GRACE.HOPPER%40example.COM&match=exact")
+
+    assert status == 200
+    assert ids(body) == [wanted]
+    assert body["tenants"][0]["email"] == "Grace.Hopper@Example.com"  # as the tenant gave it
+    assert body["tenants"][0]["status"] == "active"
+    assert (body["email"], body["match"]) == ("grace.hopper@example.com", "exact")
+
+
+def test_an_email_prefix_finds_every_tenant_it_begins_in_email_order_page_by_page(stage, client):
+    found = [seed(stage, 130 + n, status, email=f"ops{n}@acme.test")
+             for n, status in enumerate(["onboarding", "active", "failed"])]
+    seed(stage, 139, "active", email="opal@acme.test")
+
+    first = get(client, "/tenants?email=Ops&limit=2")[1]
+    second = get(client, f"/tenants?email=Ops&limit=2&nextToken={first['nextToken']}")[1]
+
+    assert ids(first) + ids(second) == found
+    assert second["nextToken"] is None
+
+
+def test_the_email_search_is_a_query_of_the_email_index_not_a_scan(stage, client):
+    seed(stage, 140, email="scan@example.com")
+    calls = dynamodb_calls("IndexName")
+
+    assert ids(get(client, "/tenants?email=scan")[1]) == [tenant(140)["tenantId"]]
+    assert calls == [("Query", "byEmail")]
+
+
+def test_a_tenant_made_by_the_workflow_is_found_by_its_email(stage, client):
+    t, _ = waiting(stage, 141)
+
+    body = get(client, f"/tenants?email={t['email'].upper()}&match=exact")[1]
+
+    assert ids(body) == [t["tenantId"]]
+    assert body["tenants"][0]["decideBy"]
+
+
+def test_a_tenant_id_finds_that_tenant_and_an_unknown_one_finds_none(stage, client):
+    wanted = seed(stage, 150, "timeout")
+
+    assert ids(get(client, f"/tenants?tenantId={wanted}")[1]) == [wanted]
+    assert get(client, f"/tenants?tenantId={wanted}")[1]["tenants"][0]["status"] == "timeout"
+    assert get(client, "/tenants?tenantId=00000000-0000-4000-8000-999999999999") == (200, {
+        "tenantId": "00000000-0000-4000-8000-999999999999", "tenants": [], "nextToken": None})
+
+
+def test_last_changed_sorts_a_status_newest_change_first_page_by_page(stage, client):
+    # signed up in the order 0, 1, 2, 3; changed last in the order 2, 0, 3, 1
+    changed = {0: "2026-11-20T00:00:02.000Z", 1: "2026-11-20T00:00:04.000Z",
+               2: "2026-11-20T00:00:01.000Z", 3: "2026-11-20T00:00:03.000Z"}
+    tid = {n: seed(stage, 160 + n, "active", created=f"2026-11-01T00:00:0{n}.000Z",
+                   updated=changed[n]) for n in changed}
+    seed(stage, 170, "onboarding", updated="2026-11-30T00:00:00.000Z")
+
+    by_signup = get(client, "/tenants?status=active&sort=created")[1]
+    first = get(client, "/tenants?status=active&sort=updated&limit=3")[1]
+    rest = get(client, f"/tenants?status=active&sort=updated&limit=3&nextToken={first['nextToken']}")[1]
+
+    assert ids(by_signup) == [tid[3], tid[2], tid[1], tid[0]]
+    assert ids(first) + ids(rest) == [tid[1], tid[3], tid[0], tid[2]]
+    assert first["sort"] == "updated" and rest["nextToken"] is None
+
+
+@pytest.mark.parametrize("query, fragment", [
+    ("email=", "email must not be empty"),
+    ("email=%20%20", "email must not be empty"),
+    ("email=a%20b", "email must not contain spaces"),
+    ("email=ada%E2%80%8B", "email must not contain invisible, control or text-direction characters"),
+    ("email=" + "a" * 255, "email must be at most 254 characters"),
+    ("email=ada&match=fuzzy", "match must be one of prefix, exact"),
+    ("match=exact", "match needs an email to match"),
+    ("email=ada&status=active", "a search looks in every status: leave out status"),
+    ("email=ada&tenantId=00000000-0000-4000-8000-000000000001", "search by email or by tenantId, not both"),
+    ("tenantId=not%20an%20id", "tenantId must be a tenant id"),
+    ("tenantId=" + "x" * 200, "tenantId must be a tenant id"),
+    ("tenantId=00000000-0000-4000-8000-000000000001&nextToken=abc", "leave out nextToken"),
+    ("status=active&sort=name", "sort must be one of created, updated"),
+    ("email=ada&nextToken=not-a-token", "nextToken is not one this API returned"),
+    ("status=active&sort=updated&nextToken=not-a-token", "nextToken is not one this API returned"),
+])
+def test_bad_searches_and_sorts_are_a_clear_400(client, query, fragment):
+    status, body = get(client, f"/tenants?{query}")
+
+    assert status == 400
+    assert fragment in body["Message"]
+
+
+def test_a_page_token_of_another_search_or_sort_is_400(stage, client):
+    for n in range(3):
+        seed(stage, 180 + n, "active", email=f"tok{n}@example.com")
+    email_token = get(client, "/tenants?email=tok&limit=1")[1]["nextToken"]
+    updated_token = get(client, "/tenants?status=active&sort=updated&limit=1")[1]["nextToken"]
+    created_token = get(client, "/tenants?status=active&limit=1")[1]["nextToken"]
+
+    assert get(client, f"/tenants?email=zzz&nextToken={email_token}")[0] == 400
+    assert get(client, f"/tenants?status=failed&sort=updated&nextToken={updated_token}")[0] == 400
+    assert get(client, f"/tenants?status=active&sort=updated&nextToken={created_token}")[0] == 400
+    assert get(client, f"/tenants?status=active&nextToken={updated_token}")[0] == 400
