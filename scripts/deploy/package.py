@@ -162,7 +162,7 @@ def finish_template(template: dict[str, Any], stage: str, mode: str, project_dir
     resources = template["Resources"]
     made = stage_alarms.alarms(stack_template.app_functions(), stack_template.DEFINITIONS,
                                resources[stage_alarms.API]["Properties"]["StageName"])
-    clashes = sorted(set(made) & set(resources))
+    clashes = sorted(name for name in made if resources.get(name, made[name]) != made[name])
     if clashes:
         raise PackageError(f"template.json already declares {', '.join(clashes)}, which "
                            "scripts/deploy/alarms.py generates: rename one")
