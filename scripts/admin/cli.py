@@ -155,11 +155,7 @@ def add_admin(stage: str | None, state_dir: Path, profile: str | None, email: st
     sentence."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    values = target_outputs(stage, state_dir)
-    session, endpoint = aws_session(stage, profile, values)
-    cognito = session.client("cognito-idp", endpoint_url=endpoint)
-    notifications = _notifications(stage, values, session, endpoint)
-    pool = values["adminUserPoolId"]
+    cognito, pool, notifications = _admin_pool_and_topic(stage, state_dir, profile)
     try:
         try:
             cognito.admin_create_user(
@@ -189,11 +185,7 @@ def remove_admin(stage: str | None, state_dir: Path, profile: str | None, email:
     """An admin no more: disabled (signed out everywhere) and unsubscribed. Idempotent."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    values = target_outputs(stage, state_dir)
-    session, endpoint = aws_session(stage, profile, values)
-    cognito = session.client("cognito-idp", endpoint_url=endpoint)
-    notifications = _notifications(stage, values, session, endpoint)
-    pool = values["adminUserPoolId"]
+    cognito, pool, notifications = _admin_pool_and_topic(stage, state_dir, profile)
     try:
         cognito.admin_disable_user(UserPoolId=pool, Username=email)
         cognito.admin_user_global_sign_out(UserPoolId=pool, Username=email)
@@ -216,16 +208,21 @@ def remove_admin(stage: str | None, state_dir: Path, profile: str | None, email:
     return said
 
 
-def _notifications(stage: str | None, values: dict[str, Any], session: Any,
-                   endpoint: str | None) -> "AdminNotifications":
+def _admin_pool_and_topic(stage: str | None, state_dir: Path, profile: str | None,
+                          ) -> tuple[Any, str, "AdminNotifications"]:
+    """Cognito and the admin pool's id, and the admin notifications topic, with
+    your credentials (locally: the stack's)."""
     from scripts.admin.notifications import AdminNotifications
 
+    values = target_outputs(stage, state_dir)
+    session, endpoint = aws_session(stage, profile, values)
     topic = values.get("adminNotificationsTopicArn")
     if not topic:
         raise AdminError(f"the {stage or 'local'} stage has no admin notifications topic: "
                          + (f"deploy it again (make deploy STAGE={stage})" if stage
                             else "restart the local stack (make run)"))
-    return AdminNotifications(session.client("sns", endpoint_url=endpoint), topic)
+    return (session.client("cognito-idp", endpoint_url=endpoint), values["adminUserPoolId"],
+            AdminNotifications(session.client("sns", endpoint_url=endpoint), topic))
 
 
 def _aws_message(error: Exception) -> str:
