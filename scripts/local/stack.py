@@ -467,7 +467,8 @@ How to try it, in another terminal (Ctrl-C here stops everything):
   aws cognito-idp confirm-sign-up --client-id $USER_POOL_CLIENT_ID --username ada@example.com \\
       --confirmation-code $CODE
   TENANT=<UserSub>     # printed by sign-up
-  # 2. become an admin: the temporary password is in the outbox too; login asks for it, then a new one
+  # 2. become an admin: the temporary password is in the outbox too; login asks for it, then a new one.
+  #    Open the link of SNS's "Subscription Confirmation" there: waiting tenants then mail you too.
   make admin ARGS="add-admin ops@example.com"  &&  make admin ARGS="login ops@example.com"
   # 3. decide: by tenant id, or with the task token of the execution, as the seed's route takes it
   make admin ARGS="list"  &&  make admin ARGS="approve $TENANT"
