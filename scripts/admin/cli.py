@@ -215,12 +215,12 @@ def _admin_pool_and_topic(stage: str | None, state_dir: Path, profile: str | Non
     from scripts.admin.notifications import AdminNotifications
 
     values = target_outputs(stage, state_dir)
-    session, endpoint = aws_session(stage, profile, values)
     topic = values.get("adminNotificationsTopicArn")
     if not topic:
         raise AdminError(f"the {stage or 'local'} stage has no admin notifications topic: "
                          + (f"deploy it again (make deploy STAGE={stage})" if stage
                             else "restart the local stack (make run)"))
+    session, endpoint = aws_session(stage, profile, values)
     return (session.client("cognito-idp", endpoint_url=endpoint), values["adminUserPoolId"],
             AdminNotifications(session.client("sns", endpoint_url=endpoint), topic))
 
