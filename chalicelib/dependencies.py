@@ -290,7 +290,7 @@ def billing() -> "BillingProvider":
 
 
 def reconciler() -> "Reconciler":
-    from chalicelib.reconciler import Reconciler
+    from chalicelib.reconciler import Reconciler, metrics_namespace
 
     return _cached(
         "reconciler",
@@ -298,6 +298,7 @@ def reconciler() -> "Reconciler":
             tenants(), workflow(), publisher(), offboarding(),
             reminder_seconds=settings().approval_reminder_seconds,
             grace_seconds=settings().reconcile_grace_seconds,
+            metrics_namespace=metrics_namespace(settings().stage),
         ),
     )
 

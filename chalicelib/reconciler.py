@@ -14,11 +14,16 @@ demand locally. Each run:
   back to its status, with ``Tenant Offboarding Failed``);
 - reports, by count and one warning each, tenants whose release of what they
   took failed for good (offboarding them purges it).
+Each run ends with one line of CloudWatch's embedded metric format (EMF):
+its findings as metrics in the stage's namespace (``METRICS``), which the
+stage's alarms watch (scripts/deploy/alarms.py; README, "Operations").
 Records younger than ``grace_seconds`` are left to the workflow, which may
 be about to do the same, unless the run they wait on has already ended
 (``ENDED``): an ended run changes nothing more, so waiting would only keep an
 admin from approving or retrying the tenant.
 """
+import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,14 +59,61 @@ logger = get_logger(__name__)
 ENDED = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
+# The findings each run reports as metrics (EMF), each alarmed above zero: name -> meaning.
+STUCK_TENANTS = "StuckTenants"
+OUTCOME_EVENTS_DUE = "OutcomeEventsDue"
+RELEASE_FAILURES = "ReleaseFailures"
+SWEEP_ERRORS = "SweepErrors"
+METRICS: dict[str, str] = {
+    STUCK_TENANTS: "tenants found stuck in onboarding or offboarding, whose run ended "
+                   "without a final status (failed by the sweep, with an event)",
+    OUTCOME_EVENTS_DUE: "outcome events recorded as due but never sent (EventBridge was down "
+                        "past every retry); the sweep publishes them",
+    RELEASE_FAILURES: "tenants whose release of what they took failed for good: they may "
+                      "still hold a Stripe customer, an SES list or tenant, or a login",
+    SWEEP_ERRORS: "tenants the sweep could not check: an error, logged with its tenant id",
+}
+
+
+def metrics_namespace(stage: str) -> str:
+    """The CloudWatch namespace of a stage's reconciler metrics."""
+    return f"tenant-onboarding/{stage}"
+
+
+def emf_line(namespace: str, values: dict[str, int], at: datetime) -> str:
+    """One log line in CloudWatch's embedded metric format: ``values`` become
+    metrics of ``namespace``, without dimensions, at ``at``."""
+    return json.dumps({
+        "_aws": {
+            "Timestamp": int(at.timestamp() * 1000),
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [[]],
+                "Metrics": [{"Name": name, "Unit": "Count"} for name in values],
+            }],
+        },
+        **values,
+    })
+
+
+def _print_line(line: str) -> None:
+    """Lambda sends each line of stdout to the function's log group as it is."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 @dataclass
 class Sweep:
-    """What one run looked at and did, in counts (its log line)."""
+    """What one run looked at and did, in counts (its log line), and its
+    findings (its metrics: every one of ``METRICS``, zero included)."""
 
     counts: dict[str, int] = field(default_factory=dict)
+    findings: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METRICS, 0))
 
-    def add(self, what: str) -> None:
+    def add(self, what: str, finding: str | None = None) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
+        if finding:
+            self.findings[finding] += 1
 
 
 class Reconciler:
@@ -74,6 +126,8 @@ class Reconciler:
         reminder_seconds: int,
         grace_seconds: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics_namespace: str = metrics_namespace("local"),
+        write_metrics: Callable[[str], None] = _print_line,
     ) -> None:
         self._tenants = tenants
         self._workflow = workflow
@@ -84,6 +138,8 @@ class Reconciler:
         self._reminder = reminder_seconds
         self._grace = grace_seconds
         self._clock = clock
+        self._namespace = metrics_namespace
+        self._write_metrics = write_metrics
 
     def run(self) -> dict[str, int]:
         sweep = Sweep()
@@ -99,7 +155,8 @@ class Reconciler:
                     check(tenant_id, now, sweep)
                 except Exception as error:  # one tenant must not stop the sweep
                     logger.exception("could not reconcile: %s", error, extra={"tenantId": tenant_id})
-                    sweep.add("errors")
+                    sweep.add("errors", SWEEP_ERRORS)
+        self._write_metrics(emf_line(self._namespace, sweep.findings, now))
         logger.info("reconciled: %s", ", ".join(f"{k} {v}" for k, v in sorted(sweep.counts.items()))
                     or "nothing to do")
         return sweep.counts
@@ -145,7 +202,7 @@ class Reconciler:
                  else f"its execution {name} ended {status} without setting a final status")
         logger.warning("tenant stuck in onboarding: %s", cause, extra={"tenantId": tenant_id})
         self._outcomes.fail(_new_tenant(record), f"OnboardingStuck: {cause}")
-        sweep.add("failed (stuck)")
+        sweep.add("failed (stuck)", STUCK_TENANTS)
 
     def _remind(self, record: dict[str, Any], now: datetime, sweep: Sweep) -> None:
         pending = record.get("pendingDecision") or {}
@@ -178,7 +235,7 @@ class Reconciler:
                  + ("never started" if status is None else f"ended {status} without finishing"))
         logger.warning("tenant stuck in offboarding: %s", cause, extra={"tenantId": tenant_id})
         self._offboardings.fail(_new_tenant(record), f"OffboardingStuck: {cause}")
-        sweep.add("offboarding ended (stuck)")
+        sweep.add("offboarding ended (stuck)", STUCK_TENANTS)
 
     def _report_release_failure(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
         record = self._tenants.get(tenant_id) or {}
@@ -190,13 +247,15 @@ class Reconciler:
             "to purge what it holds", tenant_id, record.get("status"),
             ", ".join(failure.get("what", [])), failure.get("reason"), extra={"tenantId": tenant_id},
         )
-        sweep.add("release failed")
+        sweep.add("release failed", RELEASE_FAILURES)
 
     # --- outcome events that never went out -----------------------------------------------
     def _publish_due_outcome(self, tenant_id: str, now: datetime, sweep: Sweep) -> None:
         record = self._tenants.get(tenant_id)
         if not record or seconds_between(record["updatedAt"], now) < self._grace:
             return  # the workflow's own last step may still publish it
+        if not record.get("outcomeNotifiedAt"):
+            sweep.findings[OUTCOME_EVENTS_DUE] += 1  # found due, whether it goes out now or not
         if self._outcomes.publish_due(record):
             logger.info("published the %s outcome that never went out", record["outcomeDue"],
                         extra={"tenantId": tenant_id})

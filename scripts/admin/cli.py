@@ -13,6 +13,7 @@ Every string a tenant supplied is printed with control characters made
 visible (\x1b, \n, \u202e...): a name cannot rewrite what the admin sees.
 
     python -m scripts.admin add-admin EMAIL          # with AWS credentials (locally: none)
+    python -m scripts.admin remove-admin EMAIL       # disabled, and no more notifications
     python -m scripts.admin login [EMAIL]            # password asked, never on argv
     python -m scripts.admin token                    # the ID token, for curl
 
@@ -31,7 +32,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scripts.admin.session import (
     SIGN_IN_AGAIN,
@@ -42,6 +43,9 @@ from scripts.admin.session import (
 )
 from scripts.local.client import local_session
 from scripts.shared import PROJECT_DIR
+
+if TYPE_CHECKING:
+    from scripts.admin.notifications import AdminNotifications
 
 
 class AdminError(RuntimeError):
@@ -150,21 +154,91 @@ def admin_session(stage: str | None, state_dir: Path, profile: str | None,
 
 
 def add_admin(stage: str | None, state_dir: Path, profile: str | None, email: str) -> str:
-    """A new admin (the one command that uses AWS credentials): Cognito mails its
-    temporary password (locally: to the outbox); first sign-in sets its own."""
-    values = target_outputs(stage, state_dir)
-    session, endpoint = aws_session(stage, profile, values)
-    cognito = session.client("cognito-idp", endpoint_url=endpoint)
+    """An admin (with AWS credentials), subscribed to the admin notifications.
+
+    A new one: Cognito mails its temporary password (locally: to the outbox);
+    first sign-in sets its own. One removed: enabled again, same password. One
+    there already: left as it is. Then SNS mails the link that confirms the
+    subscription, unless the address is subscribed already. Says which, in a
+    sentence."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    cognito, pool, notifications = _admin_pool_and_topic(stage, state_dir, profile)
     try:
-        cognito.admin_create_user(
-            UserPoolId=values["adminUserPoolId"], Username=email, DesiredDeliveryMediums=["EMAIL"],
-            UserAttributes=[{"Name": "email", "Value": email},
-                            {"Name": "email_verified", "Value": "true"}])
-    except cognito.exceptions.UsernameExistsException:
-        raise AdminError(f"{email} is already an admin") from None
-    except cognito.exceptions.ClientError as error:
-        raise AdminError(f"Cognito refused: {error.response['Error'].get('Message')}") from None
-    return email
+        try:
+            cognito.admin_create_user(
+                UserPoolId=pool, Username=email, DesiredDeliveryMediums=["EMAIL"],
+                UserAttributes=[{"Name": "email", "Value": email},
+                                {"Name": "email_verified", "Value": "true"}])
+            where = "the outbox (.local/outbox.jsonl)" if not stage else "their email"
+            said = f"{email} is an admin; their temporary password is in {where}."
+        except cognito.exceptions.UsernameExistsException:
+            if cognito.admin_get_user(UserPoolId=pool, Username=email).get("Enabled", True):
+                said = f"{email} is an admin already."
+            else:
+                cognito.admin_enable_user(UserPoolId=pool, Username=email)
+                said = f"{email} is an admin again (enabled), with the password they had."
+    except (ClientError, BotoCoreError) as error:
+        raise AdminError(f"Cognito refused to add {email}: {_aws_message(error)}") from None
+    try:
+        asked = notifications.subscribe(email)
+    except (ClientError, BotoCoreError) as error:
+        raise AdminError(f"{said} But SNS refused to subscribe them to the admin notifications "
+                         f"({_aws_message(error)}); run add-admin again once that is fixed") from None
+    return said + (" SNS mailed them a link: once they open it, they receive the admin "
+                   "notifications." if asked else " They receive the admin notifications already.")
+
+
+def remove_admin(stage: str | None, state_dir: Path, profile: str | None, email: str) -> str:
+    """An admin no more: disabled (signed out everywhere) and unsubscribed. Idempotent."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    cognito, pool, notifications = _admin_pool_and_topic(stage, state_dir, profile)
+    try:
+        cognito.admin_disable_user(UserPoolId=pool, Username=email)
+        cognito.admin_user_global_sign_out(UserPoolId=pool, Username=email)
+        said = f"{email} is disabled and signed out everywhere."
+    except cognito.exceptions.UserNotFoundException:
+        said = f"{email} is not an admin of the {stage or 'local'} stage."
+    except (ClientError, BotoCoreError) as error:
+        raise AdminError(f"Cognito refused to disable {email}: {_aws_message(error)}") from None
+    try:
+        gone = notifications.unsubscribe(email)
+    except (ClientError, BotoCoreError) as error:
+        raise AdminError(f"{said} But SNS refused to unsubscribe them from the admin "
+                         f"notifications ({_aws_message(error)}); run remove-admin again once "
+                         "that is fixed") from None
+    said += (f" Removed {gone.removed} subscription(s) to the admin notifications."
+             if gone.removed else " They had no confirmed subscription to the admin notifications.")
+    if gone.pending:
+        said += (" A confirmation link SNS mailed them is still open: SNS cannot withdraw it, and "
+                 "it lapses after 3 days; should they open it meanwhile, run remove-admin again.")
+    return said
+
+
+def _admin_pool_and_topic(stage: str | None, state_dir: Path, profile: str | None,
+                          ) -> tuple[Any, str, "AdminNotifications"]:
+    """Cognito and the admin pool's id, and the admin notifications topic, with
+    your credentials (locally: the stack's)."""
+    from scripts.admin.notifications import AdminNotifications
+
+    values = target_outputs(stage, state_dir)
+    topic = values.get("adminNotificationsTopicArn")
+    if not topic:
+        raise AdminError(f"the {stage or 'local'} stage has no admin notifications topic: "
+                         + (f"deploy it again (make deploy STAGE={stage})" if stage
+                            else "restart the local stack (make run)"))
+    session, endpoint = aws_session(stage, profile, values)
+    return (session.client("cognito-idp", endpoint_url=endpoint), values["adminUserPoolId"],
+            AdminNotifications(session.client("sns", endpoint_url=endpoint), topic))
+
+
+def _aws_message(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        found = response.get("Error", {})
+        return f"{found.get('Code')}: {found.get('Message')}"
+    return str(error)
 
 
 def aws_session(stage: str | None, profile: str | None, values: dict[str, Any]):
@@ -359,8 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     ).add_argument("tenant_id")
     commands.add_parser("reconcile", help="run the scheduled sweep now: stuck tenants, "
                         "unsent outcomes, reminders")
-    commands.add_parser("add-admin", help="make someone an admin (uses AWS credentials)"
-                        ).add_argument("email")
+    commands.add_parser("add-admin", help="make someone an admin, and subscribe them to the "
+                        "admin notifications (uses AWS credentials)").add_argument("email")
+    commands.add_parser("remove-admin", help="disable an admin, and unsubscribe them from the "
+                        "admin notifications (uses AWS credentials)").add_argument("email")
     commands.add_parser("login", help="sign in as an admin (password asked)").add_argument(
         "email", nargs="?")
     commands.add_parser("token", help="print your ID token (signed in), e.g. for curl")
@@ -372,10 +448,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Onboarding of {args.tenant_id} started as {arn}")
             return 0
         if args.command == "add-admin":
-            add_admin(args.stage, Path(args.state_dir), args.profile, args.email)
-            where = "the outbox (.local/outbox.jsonl)" if not args.stage else "their email"
-            print(f"{args.email} is an admin; their temporary password is in {where}. "
-                  "They sign in with make admin ARGS=\"login\" or on /admin.")
+            print(add_admin(args.stage, Path(args.state_dir), args.profile, args.email)
+                  + " They sign in with make admin ARGS=\"login\" or on /admin.")
+            return 0
+        if args.command == "remove-admin":
+            print(remove_admin(args.stage, Path(args.state_dir), args.profile, args.email))
             return 0
         if args.command in ("login", "token"):
             values = target_outputs(args.stage, Path(args.state_dir))

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from scripts.deploy import alarms as stage_alarms
 from scripts.deploy import template as stack_template
 from scripts.shared import PROJECT_DIR
 
@@ -139,8 +140,9 @@ def _chalice_package(stage: str, out: Path, project_dir: Path) -> None:
 
 
 def finish_template(template: dict[str, Any], stage: str, mode: str, project_dir: Path) -> None:
-    """Set the stage's defaults, insert each state machine's definition and give
-    every log group and layer its deletion policy."""
+    """Set the stage's defaults, insert each state machine's definition, give
+    every log group and layer its deletion policy, and add the stage's alarms
+    (scripts/deploy/alarms.py)."""
     parameters = template["Parameters"]
     parameters["Stage"]["Default"] = stage
     parameters["ContactListMode"]["Default"] = mode
@@ -157,6 +159,14 @@ def finish_template(template: dict[str, Any], stage: str, mode: str, project_dir
                 f"{path} uses {', '.join(sorted(missing))}, which template.json's "
                 f"{logical_id}.DefinitionSubstitutions do not define"
             )
+    resources = template["Resources"]
+    made = stage_alarms.alarms(stack_template.app_functions(), stack_template.DEFINITIONS,
+                               resources[stage_alarms.API]["Properties"]["StageName"])
+    clashes = sorted(name for name in made if resources.get(name, made[name]) != made[name])
+    if clashes:
+        raise PackageError(f"template.json already declares {', '.join(clashes)}, which "
+                           "scripts/deploy/alarms.py generates: rename one")
+    resources.update(made)
 
 
 def precompile_zip(source: Path, target: Path, runtime_root: str) -> None:

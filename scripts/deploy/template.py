@@ -26,6 +26,9 @@ STATE_MACHINE = "StateMachine"  # logical id in template.json
 # Each state machine of the template and the file that defines it.
 DEFINITIONS = {STATE_MACHINE: "statemachine.json", "OffboardingStateMachine": "offboarding.json"}
 WAIT_STATE = "Wait For Callback"
+# The deployed API's URL as template.json writes it (chalice package's RestAPI, stage api):
+# the admin notifications' console link. The local stack reads it as its own API's URL.
+DEPLOYED_API_URL = {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"}
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.:]+)\}")
 
 @functools.cache
@@ -176,6 +179,7 @@ OUTPUT_KEYS = {
     "ReconcileFunctionName": "reconcileFunction",
     "AdminUserPoolId": "adminUserPoolId",
     "AdminUserPoolClientId": "adminUserPoolClientId",
+    "AdminNotificationsTopicArn": "adminNotificationsTopicArn",
 }
 
 
@@ -314,7 +318,11 @@ class Resolver:
         region: str,
         account: str,
         physical: Callable[[str, str | None], str],
+        stand_ins: Iterable[tuple[Any, Any]] = (),
     ) -> None:
+        """``stand_ins``: (a value as the template writes it, what it is here), for a
+        value of a resource this emulation does not make (the local API's URL)."""
+        self._stand_ins = {json.dumps(written, sort_keys=True): here for written, here in stand_ins}
         self._template = template
         self._parameters = {
             name: parameters.get(name, spec.get("Default"))
@@ -341,6 +349,10 @@ class Resolver:
             return [item for item in items if item is not NO_VALUE]
         if not isinstance(value, dict):
             return value
+        if self._stand_ins:
+            key = json.dumps(value, sort_keys=True)
+            if key in self._stand_ins:
+                return self._stand_ins[key]
         if len(value) == 1:
             (key, argument), = value.items()
             function = _FUNCTIONS.get(key)

@@ -259,10 +259,12 @@ def behave_like_aws(enforce_ses_quotas: bool) -> None:
     """Where moto is more permissive than AWS, answer as AWS does (docs/local-stack.md, "How
     the local stack differs from AWS"): spent task tokens, SES contact lists and
     their quotas, atomic conditional writes, StopExecution. The local stack and
-    the workflow tests both run on this; each patch is applied once."""
+    the workflow tests both run on this; each patch is applied once. Also what moto
+    lacks: a rule's SNS target, SNS's email (sns.py)."""
     from scripts.local.dynamodb import make_conditional_writes_atomic
     from scripts.local.executions import stop_executions_like_aws
     from scripts.local.ses import reproduce_ses_contact_lists
+    from scripts.local.sns import notify_admins_like_aws
 
     check_moto_version()
     reuse_lambda_clients_of_the_engine()
@@ -271,6 +273,7 @@ def behave_like_aws(enforce_ses_quotas: bool) -> None:
     reproduce_ses_contact_lists(enforce_quotas=enforce_ses_quotas)
     make_conditional_writes_atomic()
     stop_executions_like_aws()
+    notify_admins_like_aws()
 
 
 def answer_spent_task_tokens_like_aws() -> None:
@@ -338,6 +341,10 @@ class AwsExtensions:
         self._lambdas = lambdas
 
     def __call__(self, environ: dict[str, Any], start_response: Callable):
+        from scripts.local import sns
+
+        if environ.get("PATH_INFO") == sns.CONFIRMATION_PATH and environ.get("REQUEST_METHOD") == "GET":
+            return self._confirm_subscription(environ, start_response)
         invoked = _INVOKE_PATH.match(environ.get("PATH_INFO", ""))
         if invoked and self._lambdas is not None and environ.get("REQUEST_METHOD") == "POST":
             return self._invoke_lambda(unquote(invoked.group(1)), environ, start_response)
@@ -401,6 +408,26 @@ class AwsExtensions:
             headers = [(k, str(len(body)) if k.lower() == "content-length" else v)
                        for k, v in headers]
         return status, headers, body
+
+    def _confirm_subscription(self, environ: dict[str, Any], start_response: Callable):
+        """The page an SNS confirmation link opens: the subscription is confirmed."""
+        from urllib.parse import parse_qs
+
+        from scripts.local import sns
+
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        try:
+            subscription = sns.confirm(query.get("TopicArn", ""), query.get("Token", ""))
+            status = "200 OK"
+            text = (f"Subscription confirmed: {subscription.endpoint} now receives the messages "
+                    f"of {subscription.topic.arn}.\n")
+        except sns.ConfirmationError:
+            status, text = "400 Bad Request", "This confirmation link is not valid.\n"
+        body = text.encode()
+        start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                                ("Content-Length", str(len(body))),
+                                ("X-Content-Type-Options", "nosniff")])
+        return [body]
 
     def _invoke_lambda(self, function: str, environ: dict[str, Any], start_response: Callable):
         length = int(environ.get("CONTENT_LENGTH") or 0)

@@ -146,6 +146,23 @@ class _Creator:
         client = self.client("cognito-idp").create_user_pool_client(**p)["UserPoolClient"]
         return client["ClientId"], {"Name": client["ClientName"]}
 
+    def topic(self, p: dict[str, Any]):
+        attributes = {"DisplayName": p["DisplayName"]} if p.get("DisplayName") else {}
+        arn = self.client("sns").create_topic(
+            Name=p["TopicName"], Attributes=attributes, Tags=_tags(p.get("Tags")))["TopicArn"]
+        return arn, {"TopicArn": arn, "TopicName": p["TopicName"]}
+
+    def rule(self, p: dict[str, Any]):
+        events = self.client("events")
+        bus = p.get("EventBusName", "default")
+        arn = events.put_rule(
+            Name=p["Name"], EventBusName=bus, EventPattern=json.dumps(p["EventPattern"]),
+            State=p.get("State", "ENABLED"), Description=p.get("Description", ""),
+        )["RuleArn"]
+        events.put_targets(Rule=p["Name"], EventBusName=bus, Targets=p["Targets"])
+        # Ref of a rule on a custom bus, as CloudFormation answers it
+        return (p["Name"] if bus == "default" else f"{bus}|{p['Name']}"), {"Arn": arn}
+
 
 _CREATORS: dict[str, Callable[..., Any]] = {
     "AWS::DynamoDB::Table": _Creator.table,
@@ -155,11 +172,19 @@ _CREATORS: dict[str, Callable[..., Any]] = {
     "AWS::StepFunctions::StateMachine": _Creator.state_machine,
     "AWS::Cognito::UserPool": _Creator.user_pool,
     "AWS::Cognito::UserPoolClient": _Creator.user_pool_client,
+    "AWS::SNS::Topic": _Creator.topic,
+    "AWS::Events::Rule": _Creator.rule,
 }
 _NAMED_BY_LOGICAL_ID = {"AWS::IAM::Role", "AWS::StepFunctions::StateMachine"}
-# Declared in the template, with nothing to emulate: Lambda answers every
-# invocation in process, so a permission to invoke changes nothing here.
-_NOT_EMULATED = {"AWS::Lambda::Permission"}
+# Declared in the template, with nothing to emulate, and why.
+_NOT_EMULATED = {
+    "AWS::Lambda::Permission": "Lambda answers every invocation in process: a permission to "
+                               "invoke changes nothing here",
+    "AWS::SNS::TopicPolicy": "moto enforces no resource policy: the rules' targets publish to "
+                             "the topic here whatever it says (tests/functional/deploy checks it)",
+}
+# A local API stands in for the deployed one; its URL when the caller names none.
+DEFAULT_LOCAL_API_URL = "http://127.0.0.1:8000"
 
 
 def provision_stage(
@@ -170,15 +195,18 @@ def provision_stage(
     stripe: bool = False,
     approval_timeout_seconds: int | None = None,
     retry_interval_seconds: int | None = None,
+    api_url: str = DEFAULT_LOCAL_API_URL,
 ) -> StageResources:
     """Create every resource template.json declares, as CloudFormation would,
-    with the waits ``_definitions`` describes."""
+    with the waits ``_definitions`` describes. ``api_url``: the local API,
+    where the deployed API's URL appears (the admin notifications' console link)."""
     template = stack_template.load_template()
     resources = StageResources(stage=stage, region=session.region_name, account=account)
     definitions = _definitions(approval_timeout_seconds, retry_interval_seconds)
     creator = _Creator(session, resources, definitions)
     resolver = Resolver(template, stage_parameters(stage, contact_list_mode, stripe),
-                        resources.region, account, resources.physical)
+                        resources.region, account, resources.physical,
+                        stand_ins=[(stack_template.DEPLOYED_API_URL, api_url)])
     declared = template["Resources"]
     for chalice_name, logical_id in app_functions().items():
         name = resolver.resolve(declared[logical_id]["Properties"]["FunctionName"])

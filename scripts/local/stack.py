@@ -221,12 +221,13 @@ class LocalStack:
         self._start_aws()
         stripe_base = self._start_stripe() if self._stripe_key else None
         app_obj, config = self._load_app(stripe_base)
+        self._bind_api(app_obj, config)  # its URL is in the admin notifications' links
         self.outputs = self._provision()
         self._run_lambdas_in_process(app_obj)
         self._warm_up()
         self._start_api(app_obj, config)
         self._start_reconciling()
-        self.outputs["apiUrl"] = f"http://127.0.0.1:{self._api.server.server_address[1]}"
+        self.outputs["apiUrl"] = self._api_url()
         if stripe_base:
             self.outputs["stripeApiBase"] = stripe_base
         self._write_state_files()
@@ -248,6 +249,9 @@ class LocalStack:
         self._aws = LocalAwsServer(
             self._aws_port, lambda app: AwsExtensions(app, on_events=self._event_log)
         ).start()
+        from scripts.local import sns
+
+        sns.mail_to(self._outbox, self._aws.endpoint)  # SNS's email and its confirmation links
         # Every boto3 client in this process, the app's included, goes here.
         os.environ["AWS_ENDPOINT_URL"] = self._aws.endpoint
         os.environ["MOTO_PORT"] = str(self._aws.port)
@@ -333,6 +337,7 @@ class LocalStack:
             stripe=bool(self._stripe_key),
             approval_timeout_seconds=self._approval_timeout,
             retry_interval_seconds=self._retry_interval,
+            api_url=self._api_url(),
         )
         if self._stripe_key:
             # the app reads the key from the local Secrets Manager, as in AWS
@@ -382,13 +387,19 @@ class LocalStack:
         if isinstance(billing, StripeBilling):
             billing.stripe_client()
 
-    def _start_api(self, app_obj: Any, config: Any) -> None:
+    def _bind_api(self, app_obj: Any, config: Any) -> None:
+        """The API's socket, before the stage is made: its port (0: any) is then known."""
         from chalice.local import create_local_server
 
+        self._api = create_local_server(app_obj, config, "127.0.0.1", self._api_port)
+
+    def _api_url(self) -> str:
+        return f"http://127.0.0.1:{self._api.server.server_address[1]}"
+
+    def _start_api(self, app_obj: Any, config: Any) -> None:
         from scripts.local.auth import TokenCheck
         from scripts.local.gateway import install
 
-        self._api = create_local_server(app_obj, config, "127.0.0.1", self._api_port)
         pools = {"admins": self.resources.ref("AdminUserPool"),
                  "tenants": self.resources.ref("UserPool")}
         install(self._api, app_obj, config, TokenCheck(pools, REGION))
@@ -427,7 +438,8 @@ class LocalStack:
     def stop(self) -> None:
         self._stopping.set()
         if self._api is not None:
-            self._api.server.shutdown()
+            if self._api_thread is not None:  # shutdown() waits for a serve_forever that never began
+                self._api.server.shutdown()
             self._api.server.server_close()
         if self._aws is not None:
             self._aws.stop()
@@ -457,7 +469,7 @@ contact lists {out['contactListMode']}{', SES quotas enforced' if out['sesQuotas
   API            {out['apiUrl']}   (sign-up page {out['apiUrl']}/signup, console {out['apiUrl']}/admin)
   local AWS      {out['awsEndpoint']}   (region {out['region']}, any credentials)
   user pools     tenants {out['userPoolId']}   admins {out['adminUserPoolId']}
-  events         {rel}/events.jsonl     mail (codes, passwords)  {rel}/outbox.jsonl
+  events         {rel}/events.jsonl     mail (codes, passwords, admin notifications)  {rel}/outbox.jsonl
 
 How to try it, in another terminal (Ctrl-C here stops everything):
   source {rel}/env && export PATH="$PWD/.venv/bin:$PATH"
@@ -469,7 +481,8 @@ How to try it, in another terminal (Ctrl-C here stops everything):
   aws cognito-idp confirm-sign-up --client-id $USER_POOL_CLIENT_ID --username ada@example.com \\
       --confirmation-code $CODE
   TENANT=<UserSub>     # printed by sign-up
-  # 2. become an admin: the temporary password is in the outbox too; login asks for it, then a new one
+  # 2. become an admin: the temporary password is in the outbox too; login asks for it, then a new one.
+  #    Open the link of SNS's "Subscription Confirmation" there: waiting tenants then mail you too.
   make admin ARGS="add-admin ops@example.com"  &&  make admin ARGS="login ops@example.com"
   # 3. decide: by tenant id, or with the task token of the execution, as the seed's route takes it
   make admin ARGS="list"  &&  make admin ARGS="approve $TENANT"

@@ -15,8 +15,23 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.events import (
+    APPROVAL_REMINDER,
+    APPROVAL_REQUESTED,
+    CATALOGUE,
+    OFFBOARDING_FAILED,
+    ONBOARDING_FAILED,
+)
 from chalicelib.locks import LeaseLock
+from chalicelib.reconciler import METRICS as RECONCILER_METRICS
+from chalicelib.reconciler import (
+    OUTCOME_EVENTS_DUE,
+    RELEASE_FAILURES,
+    STUCK_TENANTS,
+    metrics_namespace,
+)
 from chalicelib.settings import CONTACT_LIST_MODES
+from scripts.deploy import alarms as stage_alarms
 from scripts.deploy import package
 from scripts.deploy import template as stack_template
 from scripts.deploy.template import Resolver, app_functions
@@ -553,3 +568,162 @@ def test_every_function_gets_the_memory_its_measurements_chose(sam):
     assert set(chosen) == set(app_functions())  # each function has its size
     assert packaged == chosen
     assert min(chosen["post_confirmation"], chosen["pre_sign_up"]) >= 256
+
+
+# --- admin notifications and alarms (issue 18) ------------------------------------------------
+NOTIFIED = {APPROVAL_REQUESTED, APPROVAL_REMINDER, ONBOARDING_FAILED, OFFBOARDING_FAILED}
+RULES = ("AdminApprovalsRule", "AdminFailuresRule")
+TOPIC_REF = {"Ref": "AdminNotificationsTopic"}
+PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.-]+)>")
+
+
+def alarms_of(template):
+    return {logical: spec["Properties"] for logical, spec in template["Resources"].items()
+            if spec["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def test_the_admin_notifications_topic_is_named_after_the_stage(sam):
+    topic = resolved(sam).resolve(sam["Resources"]["AdminNotificationsTopic"]["Properties"])
+
+    assert topic["TopicName"] == "tenant-onboarding-dev-admin-notifications"
+    assert sam["Outputs"]["AdminNotificationsTopicArn"]["Value"] == TOPIC_REF
+    assert stack_template.OUTPUT_KEYS["AdminNotificationsTopicArn"] == "adminNotificationsTopicArn"
+
+
+def test_the_rules_send_exactly_the_events_an_admin_acts_on_from_the_stages_bus(sam):
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    source = config["environment_variables"]["EVENT_SOURCE"]
+    sent = set()
+    for logical in RULES:
+        rule = sam["Resources"][logical]["Properties"]
+        assert rule["EventBusName"] == {"Ref": "EventBus"} and rule["State"] == "ENABLED"
+        assert rule["EventPattern"]["source"] == [source]
+        assert set(rule["EventPattern"]) == {"source", "detail-type"}
+        [target] = rule["Targets"]
+        assert target["Arn"] == TOPIC_REF
+        sent |= set(rule["EventPattern"]["detail-type"])
+
+    assert sent == NOTIFIED
+
+
+@pytest.mark.parametrize("logical, field", [("AdminApprovalsRule", "decideBy"),
+                                            ("AdminFailuresRule", "reason")])
+def test_each_notification_is_text_a_person_reads_with_a_working_console_link(sam, logical, field):
+    rule = sam["Resources"][logical]["Properties"]
+    transformer = rule["Targets"][0]["InputTransformer"]
+    text = resolved(sam).resolve(transformer["InputTemplate"])
+    paths = transformer["InputPathsMap"]
+
+    assert not text.lstrip().startswith(("{", "[", '"'))  # plain text, not JSON
+    used = set(PLACEHOLDER.findall(text))
+    assert used == set(paths)  # every variable is mapped, every mapping used
+    assert {"name", "email", "tenantId", field} <= used
+    # every detail field it reads is one each matched event always carries
+    for detail_type in rule["EventPattern"]["detail-type"]:
+        required = CATALOGUE[detail_type].required
+        for path in paths.values():
+            assert path == "$.detail-type" or path.removeprefix("$.detail.") in required, path
+    link = f"https://{{RestAPI}}.execute-api.{REGION}.amazonaws.com/api/admin#<tenantId>"
+    assert link in text.splitlines()
+    assert "(stage dev)" in text
+
+
+def test_the_console_link_is_the_api_chalice_packages(sam):
+    """The link is written as chalice package writes the API's own URL (EndpointURL)."""
+    endpoint = sam["Outputs"]["EndpointURL"]["Value"]["Fn::Sub"]
+
+    assert endpoint.rstrip("/") == stack_template.DEPLOYED_API_URL["Fn::Sub"]
+    assert sam["Resources"]["RestAPI"]["Type"] == "AWS::Serverless::Api"
+    for logical in RULES:
+        template = sam["Resources"][logical]["Properties"]["Targets"][0]["InputTransformer"][
+            "InputTemplate"]["Fn::Sub"]
+        assert template[1] == {"ApiUrl": stack_template.DEPLOYED_API_URL}
+
+
+def test_only_the_stages_rules_and_alarms_may_publish_to_the_topic(sam):
+    policy = sam["Resources"]["AdminNotificationsTopicPolicy"]["Properties"]
+    assert policy["Topics"] == [TOPIC_REF]
+    statements = resolved(sam).resolve(policy["PolicyDocument"])["Statement"]
+    by_service = {s["Principal"]["Service"]: s for s in statements}
+
+    assert set(by_service) == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    for statement in statements:
+        assert statement["Effect"] == "Allow" and statement["Action"] == "sns:Publish"
+        assert statement["Resource"] == "{AdminNotificationsTopic}"
+    assert sorted(by_service["events.amazonaws.com"]["Condition"]["ArnEquals"]["aws:SourceArn"]) == \
+        sorted(f"{{{rule}.Arn}}" for rule in RULES)
+    alarms = by_service["cloudwatch.amazonaws.com"]["Condition"]
+    assert alarms["ArnLike"]["aws:SourceArn"] == (
+        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:tenant-onboarding-dev-*")
+    assert alarms["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+    # every alarm's name falls under that prefix
+    for alarm in alarms_of(sam).values():
+        name = resolved(sam).resolve(alarm["AlarmName"])
+        assert iam_match("tenant-onboarding-dev-*", name) and len(name) <= 255
+
+
+def assert_alarms(found, namespace, metrics, dimensions):
+    for metric in metrics:
+        matching = [a for a in found.values() if a["Namespace"] == namespace
+                    and a["MetricName"] == metric and a.get("Dimensions", []) == dimensions]
+        assert len(matching) == 1, (namespace, metric, dimensions)
+        [alarm] = matching
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+        assert alarm["TreatMissingData"] == "notBreaching" and alarm["Statistic"] == "Sum"
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [TOPIC_REF]
+
+
+def test_every_function_has_an_errors_and_a_throttles_alarm(sam):
+    found = alarms_of(sam)
+    functions = {logical for logical, spec in sam["Resources"].items()
+                 if spec["Type"] == "AWS::Serverless::Function"}
+
+    assert functions == set(FUNCTIONS.values())
+    for logical in functions:
+        assert_alarms(found, "AWS/Lambda", ["Errors", "Throttles"],
+                      [{"Name": "FunctionName", "Value": {"Ref": logical}}])
+
+
+def test_every_state_machine_alarms_on_failed_timed_out_and_aborted_executions(sam):
+    found = alarms_of(sam)
+    machines = [logical for logical, spec in sam["Resources"].items()
+                if spec["Type"] == "AWS::StepFunctions::StateMachine"]
+
+    assert sorted(machines) == sorted(stack_template.DEFINITIONS)
+    for logical in machines:
+        assert_alarms(found, "AWS/States",
+                      ["ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"],
+                      [{"Name": "StateMachineArn", "Value": {"Ref": logical}}])
+
+
+def test_the_apis_5xx_answers_are_alarmed_by_the_apis_own_name_and_stage(sam):
+    api = resolved(sam).resolve(sam["Resources"]["RestAPI"]["Properties"])
+    [alarm] = [a for a in alarms_of(sam).values() if a["MetricName"] == "5XXError"]
+
+    assert api["Name"] == "tenant-onboarding-dev"  # one name per stage: the metric is the stage's
+    assert resolved(sam).resolve(alarm["Dimensions"]) == [
+        {"Name": "ApiName", "Value": api["Name"]}, {"Name": "Stage", "Value": api["StageName"]}]
+    assert_alarms(alarms_of(sam), "AWS/ApiGateway", ["5XXError"], alarm["Dimensions"])
+
+
+def test_the_reconcilers_findings_are_alarmed_in_the_stages_namespace(sam):
+    found = {logical: {**alarm, "Namespace": resolved(sam).resolve(alarm["Namespace"])}
+             for logical, alarm in alarms_of(sam).items()}
+
+    assert_alarms(found, metrics_namespace("dev"), sorted(RECONCILER_METRICS), [])
+    assert {STUCK_TENANTS, OUTCOME_EVENTS_DUE, RELEASE_FAILURES} <= set(RECONCILER_METRICS)
+
+
+def test_a_new_function_or_state_machine_gets_its_alarms_without_a_hand_edit():
+    made = stage_alarms.alarms({"send_invoice": "SendInvoice"}, ["BillingStateMachine"], "api")
+
+    assert {"SendInvoiceErrorsAlarm", "SendInvoiceThrottlesAlarm",
+            "BillingStateMachineExecutionsFailedAlarm"} <= set(made)
+
+
+def test_the_readme_says_what_each_alarm_means(sam):
+    readme = (PROJECT_DIR / "README.md").read_text()
+    operations = readme.split("## Operations", 1)[1].split("\n## ", 1)[0]
+
+    for metric in {a["MetricName"] for a in alarms_of(sam).values()}:
+        assert f"`{metric}`" in operations, metric
