@@ -205,7 +205,7 @@ def test_the_local_resources_are_the_templates_own(stack):
     indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
     wanted = {i["IndexName"]: i for i in want_table["GlobalSecondaryIndexes"]}
     assert set(indexes) == set(wanted) == {"byStatus", "byOutcomeDue", "byReleaseDue",
-                                           "bySubscribedAt"}
+                                           "bySubscribedAt", "byEmail"}
     for name, index in indexes.items():
         assert index["KeySchema"] == wanted[name]["KeySchema"], name
         assert index["Projection"] == wanted[name]["Projection"], name
