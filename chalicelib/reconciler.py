@@ -22,7 +22,7 @@ admin from approving or retrying the tenant.
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.clock import seconds_between, utc_now
 from chalicelib.events import APPROVAL_REMINDER, OUTCOMES, EventPublisher
@@ -45,6 +45,9 @@ from chalicelib.workflow import (
     execution_name,
     offboarding_name,
 )
+
+if TYPE_CHECKING:
+    from chalicelib.outcome_mail import OutcomeMail
 
 logger = get_logger(__name__)
 
@@ -74,12 +77,13 @@ class Reconciler:
         reminder_seconds: int,
         grace_seconds: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        mail: "OutcomeMail | None" = None,
     ) -> None:
         self._tenants = tenants
         self._workflow = workflow
         self._publisher = publisher
         self._offboarding = offboarding
-        self._outcomes = Outcomes(tenants, publisher)
+        self._outcomes = Outcomes(tenants, publisher, mail=mail)  # the mail a due outcome owes
         self._offboardings = Offboardings(tenants, publisher)
         self._reminder = reminder_seconds
         self._grace = grace_seconds

@@ -19,6 +19,8 @@ from scripts.deploy import template as stack_template
 from scripts.deploy.template import Resolver, TemplateError, app_functions
 from scripts.shared import stack_name
 
+LOCAL_REST_API = "local-api"  # RestAPI's Ref for the resolver: the local API has no id
+
 
 @dataclass
 class StageResources:
@@ -187,6 +189,9 @@ def provision_stage(
         resources.attributes[logical_id] = {
             "Arn": f"arn:aws:lambda:{resources.region}:{account}:function:{name}"
         }
+    # Chalice's API is served in process (scripts/local/gateway.py), with no id of its
+    # own: what names its URL here (SIGNUP_PAGE_URL) the local stack puts right.
+    resources.physical_ids["RestAPI"] = LOCAL_REST_API
     typed = [name for name, spec in declared.items() if "Type" in spec]
     for logical_id in stack_template.creation_order(declared, typed):
         spec = declared[logical_id]
@@ -205,11 +210,22 @@ def provision_stage(
         resources.physical_ids[logical_id] = physical_id
         resources.attributes[logical_id] = attributes
     resources.environment = function_environment(template, resolver, stage)
+    verify_ses_sender(session, stage)
     resources.stack_outputs = {
         stack_template.OUTPUT_KEYS[name]: str(resolver.resolve(output["Value"]))
         for name, output in template.get("Outputs", {}).items()
     }
     return resources
+
+
+def verify_ses_sender(session: Any, stage: str) -> None:
+    """The stage's SES sender (``ses_sender``), verified in SES: in AWS, by its
+    owner outside the stack (docs/deploy.md); here, as the stage is made, so the
+    app's mail goes out (to the outbox) as it would from a verified sender."""
+    sender = stack_template.stage_ses_sender(stage)
+    if sender is not None:
+        identity = sender.identity_arn.split(":identity/", 1)[1]
+        session.client("sesv2").create_email_identity(EmailIdentity=identity)
 
 
 def replace_state_machines(

@@ -12,6 +12,11 @@ for a name taken, NotFoundException for a name unknown, BadRequestException
 for a name SES refuses, and, past SES's default quota of 10,000 tenants per
 account and Region, LimitExceededException.
 
+Sending (SendEmail): moto sends with any TenantName, even one that does not
+exist; AWS answers NotFoundException. Each message sent is also handed to
+``deliver_mail_to``'s outbox (the local stack's .local/outbox.jsonl): to,
+subject, the text body, sentAt, from and the SES tenant.
+
 ``reproduce_ses_contact_lists`` makes moto do all of that; the quotas only
 when asked (LOCAL_ENFORCE_SES_QUOTAS=1 for the local stack).
 """
@@ -30,6 +35,12 @@ MAX_TENANTS = 10_000  # SES's default per account and Region (adjustable)
 TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TENANT_PATHS = ("", "/get", "/list", "/delete")  # CreateTenant, GetTenant, ListTenants, DeleteTenant
 _state: dict[str, bool] = {"quotas": False}
+_outboxes: list[Callable[[dict[str, Any]], None]] = []  # where sent mail goes (local stack)
+
+
+def deliver_mail_to(outbox: Callable[[dict[str, Any]], None] | None) -> None:
+    """Hand every message SES sends to ``outbox`` from now on (None: to nowhere)."""
+    _outboxes[:] = [outbox] if outbox else []
 
 
 def reproduce_ses_contact_lists(enforce_quotas: bool) -> None:
@@ -141,11 +152,37 @@ def emulate_ses_tenants(error: Any) -> None:
         return {**moto_paths, **{f"{{0}}/v2/email/tenants{suffix}$": SESV2Response.dispatch
                                  for suffix in TENANT_PATHS}}
 
+    def sending_in_a_tenant(moto_send: Callable[..., Any]) -> Callable[..., Any]:
+        def send_email(response: Any) -> str:
+            params = json.loads(response.body or "{}")
+            if params.get("TenantName") is not None:
+                named(response, params["TenantName"])
+            answer: str = moto_send(response)
+            _deliver(params)
+            return answer
+
+        return send_email
+
+    replace(SESV2Response, "send_email", sending_in_a_tenant)
     replace(urls, "url_paths", with_tenant_routes)
     add(SESV2Response, "create_tenant", create_tenant)
     add(SESV2Response, "get_tenant", get_tenant)
     add(SESV2Response, "delete_tenant", delete_tenant)
     add(SESV2Response, "list_tenants", list_tenants)
+
+
+def _deliver(params: dict[str, Any]) -> None:
+    """A message SES took, as the outbox keeps it: one line per recipient."""
+    simple = (params.get("Content") or {}).get("Simple") or {}
+    body = simple.get("Body") or {}
+    text = (body.get("Text") or body.get("Html") or {}).get("Data", "")
+    sent_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for to in (params.get("Destination") or {}).get("ToAddresses") or []:
+        message = {"to": to, "subject": (simple.get("Subject") or {}).get("Data", ""),
+                   "body": text, "sentAt": sent_at, "from": params.get("FromEmailAddress"),
+                   "sesTenant": params.get("TenantName")}
+        for outbox in list(_outboxes):
+            outbox(message)
 
 
 def _check_topics(topics: Any, error: Any) -> None:

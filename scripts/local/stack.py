@@ -133,7 +133,8 @@ class EventLog(JsonLines):
 
 
 class Outbox(JsonLines):
-    """Every message the local Cognito would mail, one JSON object a line."""
+    """Every message the local Cognito would mail, and every one the app sends
+    through SES (the tenants' outcome mail), one JSON object a line."""
 
     def __call__(self, message: dict[str, Any]) -> None:
         self.append([message])
@@ -211,8 +212,8 @@ class LocalStack:
         app_obj, config = self._load_app(stripe_base)
         self.outputs = self._provision()
         self._run_lambdas_in_process(app_obj)
+        self._start_api(app_obj, config)  # first: the functions learn its URL from it
         self._warm_up()
-        self._start_api(app_obj, config)
         self._start_reconciling()
         self.outputs["apiUrl"] = f"http://127.0.0.1:{self._api.server.server_address[1]}"
         if stripe_base:
@@ -233,6 +234,10 @@ class LocalStack:
         events = self.state_dir / "events.jsonl"
         self._event_log = EventLog(events, self.bus_name)
         self._outbox = Outbox(self.state_dir / "outbox.jsonl")
+        # and the tenants' outcome mail, which the app sends through SES (scripts/local/ses.py)
+        from scripts.local.ses import deliver_mail_to
+
+        deliver_mail_to(self._outbox)
         self._aws = LocalAwsServer(
             self._aws_port, lambda app: AwsExtensions(app, on_events=self._event_log)
         ).start()
@@ -378,6 +383,10 @@ class LocalStack:
         from scripts.local.gateway import install
 
         self._api = create_local_server(app_obj, config, "127.0.0.1", self._api_port)
+        # the approved tenant's mail links to the sign-up page (SIGNUP_PAGE_URL), which
+        # template.json names on API Gateway's host and the local API serves here
+        signup = f"http://127.0.0.1:{self._api.server.server_address[1]}/signup"
+        os.environ["SIGNUP_PAGE_URL"] = self.resources.environment["SIGNUP_PAGE_URL"] = signup
         pools = {"admins": self.resources.ref("AdminUserPool"),
                  "tenants": self.resources.ref("UserPool")}
         install(self._api, app_obj, config, TokenCheck(pools, REGION))
