@@ -19,6 +19,7 @@ The tenant's company name and the admin's reason are the tenant's and the
 admin's words: plain text in the text part, escaped in the HTML part.
 """
 import html
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -118,8 +119,10 @@ class OutcomeMail:
             logger.warning("an earlier attempt stopped while sending the outcome mail; it may "
                            "have gone out, so it is not sent again", extra={"tenantId": tenant_id})
             return UNKNOWN
-        logger.info("the outcome mail was already handled (%s); not sending it again", state,
-                    extra={"tenantId": tenant_id})
+        # a stage without a sender said so once, when the outcome was first told
+        level = logging.DEBUG if state == SKIPPED else logging.INFO
+        logger.log(level, "the outcome mail was already handled (%s); not sending it again",
+                   state, extra={"tenantId": tenant_id})
         return state
 
     def _send(self, record: dict[str, Any], status: str, reason: str | None, key: str,

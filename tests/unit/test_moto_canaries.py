@@ -237,6 +237,21 @@ def test_moto_has_no_ses_tenants(moto):
         moto.client("sesv2").create_tenant(TenantName="tenant-canary")
 
 
+@covers("moto.sesv2.responses.SESV2Response.send_email")
+def test_moto_sends_in_an_ses_tenant_that_does_not_exist(moto):
+    # AWS: NotFoundException for a TenantName it does not know (scripts/local/ses.py)
+    ses = moto.client("sesv2")
+    ses.create_email_identity(EmailIdentity="example.com")
+
+    sent = ses.send_email(FromEmailAddress="onboarding@example.com",
+                          Destination={"ToAddresses": ["tenant@example.org"]},
+                          Content={"Simple": {"Subject": {"Data": "s"},
+                                              "Body": {"Text": {"Data": "b"}}}},
+                          TenantName="tenant-nobody")
+
+    assert sent["MessageId"]
+
+
 # --- DynamoDB -------------------------------------------------------------------------------
 KEY = {"pk": {"S": "item"}, "sk": {"S": "one"}}
 WRITES = {
