@@ -17,9 +17,19 @@ from typing import Any
 from chalicelib.settings import SUBSCRIBER_STORE
 from scripts.deploy import template as stack_template
 from scripts.deploy.template import Resolver, TemplateError, app_functions
-from scripts.shared import stack_name
+from scripts.shared import LOCAL_ACCOUNT, LOCAL_REGION, stack_name
 
 LOCAL_REST_API = "local-api"  # RestAPI's Ref for the resolver: the local API has no id
+# A stage's SES sender here, unless .chalice/config.json gives it one (ses_sender): the
+# local SES verifies it, so the app's mail goes out, to the outbox, as from a real
+# sender. Not in config.json: no committed file names an account (a deployed stage
+# without ses_sender sends no mail).
+LOCAL_SES_SENDER = stack_template.SesSender(
+    "onboarding@example.com", f"arn:aws:ses:{LOCAL_REGION}:{LOCAL_ACCOUNT}:identity/example.com")
+
+
+def local_ses_sender(stage: str) -> stack_template.SesSender:
+    return stack_template.stage_ses_sender(stage) or LOCAL_SES_SENDER
 
 
 @dataclass
@@ -219,13 +229,11 @@ def provision_stage(
 
 
 def verify_ses_sender(session: Any, stage: str) -> None:
-    """The stage's SES sender (``ses_sender``), verified in SES: in AWS, by its
+    """The stage's SES sender (``local_ses_sender``), verified in SES: in AWS, by its
     owner outside the stack (docs/deploy.md); here, as the stage is made, so the
     app's mail goes out (to the outbox) as it would from a verified sender."""
-    sender = stack_template.stage_ses_sender(stage)
-    if sender is not None:
-        identity = sender.identity_arn.split(":identity/", 1)[1]
-        session.client("sesv2").create_email_identity(EmailIdentity=identity)
+    identity = local_ses_sender(stage).identity_arn.split(":identity/", 1)[1]
+    session.client("sesv2").create_email_identity(EmailIdentity=identity)
 
 
 def replace_state_machines(
@@ -248,10 +256,10 @@ def replace_state_machines(
 
 
 def stage_parameters(stage: str, contact_list_mode: str, stripe: bool) -> dict[str, str]:
-    """The stack's parameters, as make package sets them for a stage (the SES
-    sender too: without one, the pools are on Cognito's own email, as deployed)."""
+    """The stack's parameters, as make package sets them for a stage, with an
+    SES sender always (``local_ses_sender``): the local stack's mail goes to its outbox."""
     return {"Stage": stage, "ContactListMode": contact_list_mode, "Stripe": "on" if stripe else "off",
-            **stack_template.ses_sender_parameters(stage)}
+            **local_ses_sender(stage).parameters()}
 
 
 def _definitions(
