@@ -219,7 +219,8 @@ def outcome_mail() -> "OutcomeMail":
         config = settings()
         # no sender, no SES client: nothing is sent, so nothing is built for it
         ses = _client("sesv2") if config.ses_sender_address else None
-        return OutcomeMail(ses, tenants(), config.ses_sender_address, config.signup_page_url)
+        return OutcomeMail(ses, tenants(), config.ses_sender_address, config.signup_page_url,
+                           config.ses_sender_identity_arn)
 
     return _cached("outcome_mail", build)
 

@@ -2,7 +2,10 @@
 
 Sent through SES v2 from the stage's sender (``ses_sender`` in
 .chalice/config.json, which template.json hands the sending functions as
-SES_SENDER_ADDRESS), in the tenant's SES tenant while its record names one.
+SES_SENDER_ADDRESS and SES_SENDER_IDENTITY_ARN), in the tenant's SES tenant
+while its record names one: SES sends in a tenant only through resources
+associated with it, so the sender's identity is associated with it first
+(once; already associated counts).
 A stage without a sender mails nothing, and says so in one log line.
 
 Sent at most once per outcome, keyed as the outcome's event is
@@ -86,12 +89,14 @@ def compose(status: str, company: str, reason: str | None, signup_url: str | Non
 
 class OutcomeMail:
     def __init__(self, sesv2_client: "SESV2Client | None", tenants: "TenantRepository",
-                 sender: str | None, signup_url: str | None) -> None:
+                 sender: str | None, signup_url: str | None,
+                 sender_identity_arn: str | None = None) -> None:
         """``sesv2_client`` may be None only without a ``sender``."""
         self._ses = sesv2_client
         self._tenants = tenants
         self._sender = sender
         self._signup_url = signup_url
+        self._identity = sender_identity_arn
 
     def tell(self, record: dict[str, Any], status: str, reason: str | None, key: str,
              now: str) -> str:
@@ -138,10 +143,11 @@ class OutcomeMail:
                          "Html": {"Data": mail.html, "Charset": "UTF-8"}},
             }},
         }
-        if record.get("sesTenant"):  # gone once released (a rejected or timed-out tenant)
-            params["TenantName"] = str(record["sesTenant"])
         if self._ses is None:
             raise RuntimeError("an SES sender without an SES client")
+        ses_tenant = record.get("sesTenant")  # gone once released (rejected, timed out)
+        if ses_tenant and self._in_ses_tenant(str(ses_tenant), tenant_id, key):
+            params["TenantName"] = str(ses_tenant)
         try:
             with aws_call("SES"):
                 answer = self._ses.send_email(**params)
@@ -162,6 +168,28 @@ class OutcomeMail:
                                           {"messageId": str(answer.get("MessageId", ""))})
         logger.info("mailed the tenant its %s outcome", status, extra={"tenantId": tenant_id})
         return SENT
+
+
+    def _in_ses_tenant(self, ses_tenant: str, tenant_id: str, key: str) -> bool:
+        """The sender's identity associated with ``ses_tenant``; False when that
+        SES tenant is gone (the mail then goes out of any SES tenant)."""
+        if self._ses is None or not self._identity:  # the template sets both with a sender
+            return True
+        try:
+            with aws_call("SES"):
+                self._ses.create_tenant_resource_association(
+                    TenantName=ses_tenant, ResourceArn=self._identity)
+        except Exception as error:
+            code = aws_error_code(error)
+            if code == "AlreadyExistsException":
+                return True
+            if code == "NotFoundException":
+                logger.info("SES tenant %s is gone: the outcome mail goes out of it", ses_tenant,
+                            extra={"tenantId": tenant_id})
+                return False
+            self._tenants.release_outcome_mail(tenant_id, key)  # nothing was sent
+            raise
+        return True
 
 
 def _maybe_sent(error: BaseException | None) -> bool:

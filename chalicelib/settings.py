@@ -49,6 +49,7 @@ class Settings:
     # template.json); None: the stage mails no outcomes. And the sign-up page
     # the approved tenant signs in at.
     ses_sender_address: str | None = None
+    ses_sender_identity_arn: str | None = None
     signup_page_url: str | None = None
 
     def require_state_machine_arn(self) -> str:
@@ -94,6 +95,7 @@ class Settings:
             ),
             stage=optional("STAGE") or "local",
             ses_sender_address=optional("SES_SENDER_ADDRESS"),
+            ses_sender_identity_arn=optional("SES_SENDER_IDENTITY_ARN"),
             signup_page_url=optional("SIGNUP_PAGE_URL"),
             tenant_table_name=required("TENANT_TABLE_NAME"),
             event_bus_name=required("EVENT_BUS_NAME"),

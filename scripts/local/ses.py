@@ -6,8 +6,9 @@ developer guide, "Using list management") allows ONE contact list per
 account and Region and at most 20 topics per list, answering
 LimitExceededException beyond them.
 
-Tenants: moto has none. AWS's CreateTenant, GetTenant, ListTenants and
-DeleteTenant are answered here as AWS answers them: AlreadyExistsException
+Tenants: moto has none. AWS's CreateTenant, GetTenant, ListTenants,
+DeleteTenant and CreateTenantResourceAssociation are answered here as AWS
+answers them: AlreadyExistsException
 for a name taken, NotFoundException for a name unknown, BadRequestException
 for a name SES refuses, and, past SES's default quota of 10,000 tenants per
 account and Region, LimitExceededException.
@@ -33,7 +34,8 @@ MAX_CONTACT_LISTS = 1
 MAX_TOPICS_PER_LIST = 20
 MAX_TENANTS = 10_000  # SES's default per account and Region (adjustable)
 TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TENANT_PATHS = ("", "/get", "/list", "/delete")  # CreateTenant, GetTenant, ListTenants, DeleteTenant
+# CreateTenant, GetTenant, ListTenants, DeleteTenant, CreateTenantResourceAssociation
+TENANT_PATHS = ("", "/get", "/list", "/delete", "/resources")
 _state: dict[str, bool] = {"quotas": False}
 _outboxes: list[Callable[[dict[str, Any]], None]] = []  # where sent mail goes (local stack)
 
@@ -129,6 +131,19 @@ def emulate_ses_tenants(error: Any) -> None:
         name = json.loads(response.body or "{}").get("TenantName")
         named(response, name)
         del tenants_of(response)[name]
+        response.sesv2_backend.__dict__.get("_local_tenant_resources", {}).pop(name, None)
+        return json.dumps({})
+
+    def create_tenant_resource_association(response: Any) -> str:
+        params = json.loads(response.body or "{}")
+        name = named(response, params.get("TenantName"))["TenantName"]
+        associated: dict[str, list[Any]] = response.sesv2_backend.__dict__.setdefault(
+            "_local_tenant_resources", {})
+        resources = associated.setdefault(name, [])
+        if params.get("ResourceArn") in resources:
+            raise error("AlreadyExistsException", "The resource is already associated with "
+                        "the tenant.", 400)
+        resources.append(params.get("ResourceArn"))
         return json.dumps({})
 
     def list_tenants(response: Any) -> str:
@@ -169,6 +184,7 @@ def emulate_ses_tenants(error: Any) -> None:
     add(SESV2Response, "get_tenant", get_tenant)
     add(SESV2Response, "delete_tenant", delete_tenant)
     add(SESV2Response, "list_tenants", list_tenants)
+    add(SESV2Response, "create_tenant_resource_association", create_tenant_resource_association)
 
 
 def _deliver(params: dict[str, Any]) -> None:

@@ -422,6 +422,14 @@ class CallDescriber:
                 return [Request(action, self._arn("ses", f"tenant/{params['TenantName']}/{NO_ID}"))]
             tags = {f"aws:ResourceTag/{t['Key']}": (t["Value"],) for t in found.get("Tags", [])}
             return [Request(action, found["TenantArn"], tags)]
+        if operation == "CreateTenantResourceAssociation":
+            # on both: the resource (an identity here) and the SES tenant, with its tags
+            found = self._aws.ses_tenant(params["TenantName"])
+            tenant = (Request(action, found["TenantArn"], {
+                f"aws:ResourceTag/{t['Key']}": (t["Value"],) for t in found.get("Tags", [])})
+                if found else
+                Request(action, self._arn("ses", f"tenant/{params['TenantName']}/{NO_ID}")))
+            return [Request(action, str(params["ResourceArn"])), tenant]
         if operation == "SendEmail":
             # on the verified identity the From address sends through (itself, or its
             # domain); the SES tenant is a condition key, not a resource (the Service

@@ -221,7 +221,8 @@ def test_moto_takes_more_than_twenty_topics_on_a_list(moto, quotas_enforced):
     assert len(ses.get_contact_list(ContactListName="shared")["Topics"]) == 21
 
 
-TENANT_OPERATIONS = ("create_tenant", "get_tenant", "delete_tenant", "list_tenants")
+TENANT_OPERATIONS = ("create_tenant", "get_tenant", "delete_tenant", "list_tenants",
+                     "create_tenant_resource_association")
 
 
 @covers(*(f"moto.sesv2.responses.SESV2Response.{operation}" for operation in TENANT_OPERATIONS),

@@ -16,17 +16,30 @@ KEY = f"{TENANT_ID}:Tenant Onboarding Complete"
 HOSTILE = '<img src=x onerror="alert(1)">&Co'
 
 
-class FakeSes:
-    """SES v2's SendEmail: records each call; ``fail`` raises instead, once each."""
+IDENTITY = "arn:aws:ses:eu-west-1:111122223333:identity/example.com"
 
-    def __init__(self, *fail: BaseException) -> None:
+
+class FakeSes:
+    """SES v2's SendEmail: records each call; ``fail`` raises instead, once each.
+    CreateTenantResourceAssociation answers ``associate`` (an error code) or nothing."""
+
+    def __init__(self, *fail: BaseException, associate: str | None = None) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.calls: list[str] = []
         self._fail = list(fail)
+        self._associate = associate
+
+    def create_tenant_resource_association(self, **params: Any) -> dict[str, Any]:
+        self.calls.append(f"associate {params['ResourceArn']} with {params['TenantName']}")
+        if self._associate:
+            raise client_error(self._associate, "CreateTenantResourceAssociation")
+        return {}
 
     def send_email(self, **params: Any) -> dict[str, str]:
         if self._fail:
             raise self._fail.pop(0)
         self.sent.append(params)
+        self.calls.append("send" + (f" in {params['TenantName']}" if "TenantName" in params else ""))
         return {"MessageId": f"m-{len(self.sent)}"}
 
 
@@ -38,7 +51,12 @@ def record(tenants, new_tenant) -> dict[str, Any]:
 
 
 def mailer(tenants, ses: Any, sender: str | None = "onboarding@example.com") -> OutcomeMail:
-    return OutcomeMail(ses, tenants, sender, SIGNUP)
+    return OutcomeMail(ses, tenants, sender, SIGNUP, IDENTITY if sender else None)
+
+
+def with_ses_tenant(tenants) -> None:
+    tenants.set_contact_list(TENANT_ID, {"list": "l", "listMode": "subscriber-store",
+                                         "sesTenant": "tenant-x"}, NOW)
 
 
 # --- what each outcome says ----------------------------------------------------------------
@@ -92,8 +110,7 @@ def test_a_name_with_line_breaks_stays_on_the_subject_line():
 def test_sent_from_the_stages_sender_to_the_tenant_in_its_ses_tenant(tenants, record):
     ses = FakeSes()
 
-    tenants.set_contact_list(TENANT_ID, {"list": "l", "listMode": "subscriber-store",
-                                         "sesTenant": "tenant-x"}, NOW)
+    with_ses_tenant(tenants)
 
     state = mailer(tenants, ses).tell(record, "active", None, KEY, NOW)
 
@@ -105,6 +122,25 @@ def test_sent_from_the_stages_sender_to_the_tenant_in_its_ses_tenant(tenants, re
     assert set(sent["Content"]["Simple"]["Body"]) == {"Text", "Html"}
     assert tenants.require(TENANT_ID)["outcomeMail"] == {
         "key": KEY, "state": "sent", "at": NOW, "messageId": "m-1"}
+
+
+@pytest.mark.parametrize("answer", [None, "AlreadyExistsException"])
+def test_the_senders_identity_is_associated_with_the_ses_tenant_before_sending_in_it(
+        tenants, record, answer):
+    ses = FakeSes(associate=answer)
+    with_ses_tenant(tenants)
+
+    mailer(tenants, ses).tell(record, "active", None, KEY, NOW)
+
+    assert ses.calls == [f"associate {IDENTITY} with tenant-x", "send in tenant-x"]
+
+
+def test_an_ses_tenant_gone_meanwhile_sends_the_mail_outside_it(tenants, record):
+    ses = FakeSes(associate="NotFoundException")
+    with_ses_tenant(tenants)
+
+    assert mailer(tenants, ses).tell(record, "active", None, KEY, NOW) == "sent"
+    assert ses.calls[-1] == "send"
 
 
 def test_without_an_ses_tenant_on_the_record_no_tenant_name_is_given(tenants, record):
