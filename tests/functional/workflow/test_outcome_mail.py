@@ -127,3 +127,29 @@ def test_ses_refusing_the_address_is_recorded_and_the_outcome_still_goes_out(mon
         assert (mail["state"], mail["reason"]) == ("refused", "MessageRejected")
         assert [e["detail-type"] for e in stage.events()][-1] == "Tenant Onboarding Complete"
 
+
+
+def test_a_mail_ses_never_took_is_sent_once_by_the_reconciler_with_its_event(monkeypatch, outbox):
+    from scripts.local.lambdas import scheduled_event
+
+    monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "0")
+    with Stage(monkeypatch) as stage:
+        # SES is down past every retry of the outcome task and of its failure path
+        down = fail_first(app_session(), "before-call.sesv2.SendEmail", 1000,
+                          answer=aws_error("ServiceUnavailable", "down", 503))
+        t = tenant(45)
+        execution = stage.start(t)
+        decide(stage, execution, "approved")
+        stage.wait_for_end(execution, seconds=90)
+        record = stage.record(t["tenantId"])
+        assert (record["status"], record["outcomeDue"]) == ("active", "active")
+        assert "outcomeMail" not in record  # no claim left behind: SES took nothing
+        assert to(outbox, t["email"]) == []
+        down.remaining = 0  # SES is back
+
+        stage.lambdas.invoke_json("reconcile", scheduled_event())
+        stage.lambdas.invoke_json("reconcile", scheduled_event())
+
+        assert len(to(outbox, t["email"])) == 1
+        assert stage.kinds(t["tenantId"])[-1] == "Tenant Onboarding Complete"
+        assert stage.record(t["tenantId"])["outcomeMail"]["state"] == "sent"
