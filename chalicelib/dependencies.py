@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from chalicelib.logins import TenantLogins
     from chalicelib.my_subscribers import MySubscribers
     from chalicelib.offboarding import Offboardings
+    from chalicelib.outcome_mail import OutcomeMail
     from chalicelib.outcomes import Outcomes
     from chalicelib.reconciler import Reconciler
     from chalicelib.releases import TenantReleases
@@ -207,7 +208,21 @@ def publisher() -> "EventPublisher":
 def outcomes() -> "Outcomes":
     from chalicelib.outcomes import Outcomes
 
-    return _cached("outcomes", lambda: Outcomes(tenants(), publisher()))
+    return _cached("outcomes", lambda: Outcomes(tenants(), publisher(), mail=outcome_mail()))
+
+
+def outcome_mail() -> "OutcomeMail":
+    """The tenant's outcome mail: from the stage's sender, or none without one."""
+    from chalicelib.outcome_mail import OutcomeMail
+
+    def build() -> "OutcomeMail":
+        config = settings()
+        # no sender, no SES client: nothing is sent, so nothing is built for it
+        ses = _client("sesv2") if config.ses_sender_address else None
+        return OutcomeMail(ses, tenants(), config.ses_sender_address, config.signup_page_url,
+                           config.ses_sender_identity_arn)
+
+    return _cached("outcome_mail", build)
 
 
 def offboardings() -> "Offboardings":
@@ -299,6 +314,7 @@ def reconciler() -> "Reconciler":
             reminder_seconds=settings().approval_reminder_seconds,
             grace_seconds=settings().reconcile_grace_seconds,
             metrics_namespace=metrics_namespace(settings().stage),
+            mail=outcome_mail(),
         ),
     )
 

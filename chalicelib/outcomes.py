@@ -3,19 +3,25 @@
 The workflow's last task (Update Status & Notify) and its failure path come
 here, and so does the reconciler, for a tenant it finds stuck or whose
 outcome event never went out. Setting the status is conditional (a tenant in
-a final status never moves to another), and the event is published once it
-is set and remembered once published (``outcomeNotifiedAt``), so a retry
-publishes nothing twice, save a crash between the two (the event's
-``eventKey`` lets consumers drop that duplicate).
+a final status never moves to another); the tenant is then mailed its
+outcome (outcome_mail.py, at most once, under the event's key), and the
+event is published and remembered once published (``outcomeNotifiedAt``),
+so a retry publishes nothing twice, save a crash between the two (the
+event's ``eventKey`` lets consumers drop that duplicate). The mail goes
+before the event: a mail SES could not take yet keeps the outcome due, and
+the retry, or the reconciler, sends it.
 """
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.clock import utc_now
 from chalicelib.errors import TenantAlreadyFinal, TenantNotFound
 from chalicelib.events import OUTCOMES, EventPublisher
 from chalicelib.logs import get_logger
 from chalicelib.tenants import NewTenant, TenantRepository
+
+if TYPE_CHECKING:
+    from chalicelib.outcome_mail import OutcomeMail
 
 logger = get_logger(__name__)
 
@@ -29,10 +35,11 @@ RELEASED_ON = {
 
 class Outcomes:
     def __init__(self, tenants: TenantRepository, publisher: EventPublisher,
-                 clock: Callable[[], str] = utc_now) -> None:
+                 clock: Callable[[], str] = utc_now, mail: "OutcomeMail | None" = None) -> None:
         self._tenants = tenants
         self._publisher = publisher
         self._clock = clock
+        self._mail = mail  # None: no mail (the tenant is told by the event's consumers)
 
     def fail(self, tenant: NewTenant, reason: str) -> dict[str, Any]:
         """Fail the tenant and tell: ``failed`` with ``reason``, and its event."""
@@ -89,6 +96,8 @@ class Outcomes:
                         extra={"tenantId": tenant.tenant_id})
             return {"status": status, "published": False}
         attempt = int(record.get("attempts", 1)) if record else 1
+        if record is not None:
+            self._tell_tenant(record, status, reason, attempt)
         self._publish(tenant, status, reason, decision, attempt)
         if record is not None:
             self._tenants.mark_notified(tenant.tenant_id, OUTCOMES[status], self._clock())
@@ -104,15 +113,27 @@ class Outcomes:
             return False
         status, reason, decision = recorded
         tenant = NewTenant(record["pk"], record["email"], record["name"])
+        self._tell_tenant(record, status, reason, int(record.get("attempts", 1)))
         self._publish(tenant, status, reason, decision, int(record.get("attempts", 1)))
         self._tenants.mark_notified(tenant.tenant_id, OUTCOMES[status], self._clock())
         return True
+
+    def _tell_tenant(self, record: dict[str, Any], status: str, reason: str | None,
+                     attempt: int) -> None:
+        """The outcome mail, under the event's key; not to a tenant that has moved
+        on since (offboarding), nor for a failure (the admins retry those)."""
+        from chalicelib.outcome_mail import MAILED
+
+        if self._mail is None or status not in MAILED or record.get("status") != status:
+            return
+        self._mail.tell(record, status, reason, outcome_key(record["pk"], status, attempt),
+                        self._clock())
 
     def _publish(self, tenant: NewTenant, status: str, reason: str | None,
                  decision: dict[str, Any] | None, attempt: int) -> None:
         """A retried onboarding's outcome is a new event, with its own key."""
         event = OUTCOMES[status]
-        key = f"{tenant.tenant_id}:{event}" + (f":attempt-{attempt}" if attempt > 1 else "")
+        key = outcome_key(tenant.tenant_id, status, attempt)
         detail: dict[str, Any] = {**tenant.to_dict(), "status": status, "eventKey": key}
         if attempt > 1:
             detail["attempt"] = attempt
@@ -122,6 +143,12 @@ class Outcomes:
             if (decision or {}).get(field):
                 detail[field] = (decision or {})[field]
         self._publisher.publish(event, detail)
+
+
+def outcome_key(tenant_id: str, status: str, attempt: int) -> str:
+    """The key of an onboarding attempt's outcome: its event's ``eventKey``, and its mail's."""
+    event = OUTCOMES[status]
+    return f"{tenant_id}:{event}" + (f":attempt-{attempt}" if attempt > 1 else "")
 
 
 def recorded_outcome(record: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]] | None:

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.clock import seconds_between, utc_now
 from chalicelib.events import APPROVAL_REMINDER, OUTCOMES, EventPublisher
@@ -50,6 +50,9 @@ from chalicelib.workflow import (
     execution_name,
     offboarding_name,
 )
+
+if TYPE_CHECKING:
+    from chalicelib.outcome_mail import OutcomeMail
 
 logger = get_logger(__name__)
 
@@ -128,12 +131,13 @@ class Reconciler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics_namespace: str = metrics_namespace("local"),
         write_metrics: Callable[[str], None] = _print_line,
+        mail: "OutcomeMail | None" = None,
     ) -> None:
         self._tenants = tenants
         self._workflow = workflow
         self._publisher = publisher
         self._offboarding = offboarding
-        self._outcomes = Outcomes(tenants, publisher)
+        self._outcomes = Outcomes(tenants, publisher, mail=mail)  # the mail a due outcome owes
         self._offboardings = Offboardings(tenants, publisher)
         self._reminder = reminder_seconds
         self._grace = grace_seconds

@@ -45,6 +45,12 @@ class Settings:
     shared_contact_list: str | None = None
     # the stage, as the SES tenants it makes are tagged
     stage: str = "local"
+    # The address the tenants' outcome mail comes from (the stage's ses_sender,
+    # template.json); None: the stage mails no outcomes. And the sign-up page
+    # the approved tenant signs in at.
+    ses_sender_address: str | None = None
+    ses_sender_identity_arn: str | None = None
+    signup_page_url: str | None = None
 
     def require_state_machine_arn(self) -> str:
         return _required_here(self.state_machine_arn, "STATE_MACHINE_ARN")
@@ -88,6 +94,9 @@ class Settings:
                 else optional("SHARED_CONTACT_LIST_NAME")
             ),
             stage=optional("STAGE") or "local",
+            ses_sender_address=optional("SES_SENDER_ADDRESS"),
+            ses_sender_identity_arn=optional("SES_SENDER_IDENTITY_ARN"),
+            signup_page_url=optional("SIGNUP_PAGE_URL"),
             tenant_table_name=required("TENANT_TABLE_NAME"),
             event_bus_name=required("EVENT_BUS_NAME"),
             state_machine_arn=optional("STATE_MACHINE_ARN"),

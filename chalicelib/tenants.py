@@ -262,6 +262,45 @@ class TenantRepository:
                 ExpressionAttributeValues=_to_ddb({":now": now, ":d": detail_type}),
             )
 
+    # --- the outcome mail (outcome_mail.py) ------------------------------------------
+    def claim_outcome_mail(self, tenant_id: str, key: str, state: str,
+                           now: str) -> dict[str, Any] | None:
+        """Take the outcome mail ``key`` on (``outcomeMail``, in ``state``): the record
+        as it now is, or None when that key was taken on already (a retry)."""
+        return self._update_if(
+            tenant_id,
+            UpdateExpression="SET outcomeMail = :m",
+            ConditionExpression="attribute_exists(pk) AND "
+                                "(attribute_not_exists(outcomeMail) OR outcomeMail.#k <> :key)",
+            ExpressionAttributeNames={"#k": "key"},
+            ExpressionAttributeValues=_to_ddb(
+                {":m": {"key": key, "state": state, "at": now}, ":key": key}),
+        )
+
+    def settle_outcome_mail(self, tenant_id: str, key: str, state: str, now: str,
+                            detail: dict[str, str] | None = None) -> bool:
+        """What became of the outcome mail ``key`` we are sending; False when the
+        record holds another mail's (a later onboarding attempt's)."""
+        return self._update_if(
+            tenant_id,
+            UpdateExpression="SET outcomeMail = :m",
+            ConditionExpression="outcomeMail.#k = :key",
+            ExpressionAttributeNames={"#k": "key"},
+            ExpressionAttributeValues=_to_ddb(
+                {":m": {**(detail or {}), "key": key, "state": state, "at": now}, ":key": key}),
+        ) is not None
+
+    def release_outcome_mail(self, tenant_id: str, key: str) -> bool:
+        """Give up our claim on the outcome mail ``key``: SES did not take it, so a
+        retry sends it."""
+        return self._update_if(
+            tenant_id,
+            UpdateExpression="REMOVE outcomeMail",
+            ConditionExpression="outcomeMail.#k = :key AND outcomeMail.#s = :sending",
+            ExpressionAttributeNames={"#k": "key", "#s": "state"},
+            ExpressionAttributeValues=_to_ddb({":key": key, ":sending": "sending"}),
+        ) is not None
+
     # --- the admin's decision -----------------------------------------------------
     def record_pending_decision(
         self, tenant_id: str, pending: dict[str, Any], replaces: str | None

@@ -17,7 +17,19 @@ from typing import Any
 from chalicelib.settings import SUBSCRIBER_STORE
 from scripts.deploy import template as stack_template
 from scripts.deploy.template import Resolver, TemplateError, app_functions
-from scripts.shared import stack_name
+from scripts.shared import LOCAL_ACCOUNT, LOCAL_REGION, stack_name
+
+LOCAL_REST_API = "local-api"  # RestAPI's Ref for the resolver: the local API has no id
+# A stage's SES sender here, unless .chalice/config.json gives it one (ses_sender): the
+# local SES verifies it, so the app's mail goes out, to the outbox, as from a real
+# sender. Not in config.json: no committed file names an account (a deployed stage
+# without ses_sender sends no mail).
+LOCAL_SES_SENDER = stack_template.SesSender(
+    "onboarding@example.com", f"arn:aws:ses:{LOCAL_REGION}:{LOCAL_ACCOUNT}:identity/example.com")
+
+
+def local_ses_sender(stage: str) -> stack_template.SesSender:
+    return stack_template.stage_ses_sender(stage) or LOCAL_SES_SENDER
 
 
 @dataclass
@@ -215,6 +227,9 @@ def provision_stage(
         resources.attributes[logical_id] = {
             "Arn": f"arn:aws:lambda:{resources.region}:{account}:function:{name}"
         }
+    # Chalice's API is served in process (scripts/local/gateway.py), with no id of its
+    # own: its URL (the console links, SIGNUP_PAGE_URL) resolves to api_url instead.
+    resources.physical_ids["RestAPI"] = LOCAL_REST_API
     typed = [name for name, spec in declared.items() if "Type" in spec]
     for logical_id in stack_template.creation_order(declared, typed):
         spec = declared[logical_id]
@@ -233,11 +248,20 @@ def provision_stage(
         resources.physical_ids[logical_id] = physical_id
         resources.attributes[logical_id] = attributes
     resources.environment = function_environment(template, resolver, stage)
+    verify_ses_sender(session, stage)
     resources.stack_outputs = {
         stack_template.OUTPUT_KEYS[name]: str(resolver.resolve(output["Value"]))
         for name, output in template.get("Outputs", {}).items()
     }
     return resources
+
+
+def verify_ses_sender(session: Any, stage: str) -> None:
+    """The stage's SES sender (``local_ses_sender``), verified in SES: in AWS, by its
+    owner outside the stack (docs/deploy.md); here, as the stage is made, so the
+    app's mail goes out (to the outbox) as it would from a verified sender."""
+    identity = local_ses_sender(stage).identity_arn.split(":identity/", 1)[1]
+    session.client("sesv2").create_email_identity(EmailIdentity=identity)
 
 
 def replace_state_machines(
@@ -260,10 +284,10 @@ def replace_state_machines(
 
 
 def stage_parameters(stage: str, contact_list_mode: str, stripe: bool) -> dict[str, str]:
-    """The stack's parameters, as make package sets them for a stage (the SES
-    sender too: without one, the pools are on Cognito's own email, as deployed)."""
+    """The stack's parameters, as make package sets them for a stage, with an
+    SES sender always (``local_ses_sender``): the local stack's mail goes to its outbox."""
     return {"Stage": stage, "ContactListMode": contact_list_mode, "Stripe": "on" if stripe else "off",
-            **stack_template.ses_sender_parameters(stage)}
+            **local_ses_sender(stage).parameters()}
 
 
 def _definitions(

@@ -6,11 +6,17 @@ developer guide, "Using list management") allows ONE contact list per
 account and Region and at most 20 topics per list, answering
 LimitExceededException beyond them.
 
-Tenants: moto has none. AWS's CreateTenant, GetTenant, ListTenants and
-DeleteTenant are answered here as AWS answers them: AlreadyExistsException
+Tenants: moto has none. AWS's CreateTenant, GetTenant, ListTenants,
+DeleteTenant and CreateTenantResourceAssociation are answered here as AWS
+answers them: AlreadyExistsException
 for a name taken, NotFoundException for a name unknown, BadRequestException
 for a name SES refuses, and, past SES's default quota of 10,000 tenants per
 account and Region, LimitExceededException.
+
+Sending (SendEmail): moto sends with any TenantName, even one that does not
+exist; AWS answers NotFoundException. Each message sent is also handed to
+``deliver_mail_to``'s outbox (the local stack's .local/outbox.jsonl): to,
+subject, the text body, sentAt, from and the SES tenant.
 
 ``reproduce_ses_contact_lists`` makes moto do all of that; the quotas only
 when asked (LOCAL_ENFORCE_SES_QUOTAS=1 for the local stack).
@@ -28,8 +34,15 @@ MAX_CONTACT_LISTS = 1
 MAX_TOPICS_PER_LIST = 20
 MAX_TENANTS = 10_000  # SES's default per account and Region (adjustable)
 TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TENANT_PATHS = ("", "/get", "/list", "/delete")  # CreateTenant, GetTenant, ListTenants, DeleteTenant
+# CreateTenant, GetTenant, ListTenants, DeleteTenant, CreateTenantResourceAssociation
+TENANT_PATHS = ("", "/get", "/list", "/delete", "/resources")
 _state: dict[str, bool] = {"quotas": False}
+_outboxes: list[Callable[[dict[str, Any]], None]] = []  # where sent mail goes (local stack)
+
+
+def deliver_mail_to(outbox: Callable[[dict[str, Any]], None] | None) -> None:
+    """Hand every message SES sends to ``outbox`` from now on (None: to nowhere)."""
+    _outboxes[:] = [outbox] if outbox else []
 
 
 def reproduce_ses_contact_lists(enforce_quotas: bool) -> None:
@@ -118,6 +131,19 @@ def emulate_ses_tenants(error: Any) -> None:
         name = json.loads(response.body or "{}").get("TenantName")
         named(response, name)
         del tenants_of(response)[name]
+        response.sesv2_backend.__dict__.get("_local_tenant_resources", {}).pop(name, None)
+        return json.dumps({})
+
+    def create_tenant_resource_association(response: Any) -> str:
+        params = json.loads(response.body or "{}")
+        name = named(response, params.get("TenantName"))["TenantName"]
+        associated: dict[str, list[Any]] = response.sesv2_backend.__dict__.setdefault(
+            "_local_tenant_resources", {})
+        resources = associated.setdefault(name, [])
+        if params.get("ResourceArn") in resources:
+            raise error("AlreadyExistsException", "The resource is already associated with "
+                        "the tenant.", 400)
+        resources.append(params.get("ResourceArn"))
         return json.dumps({})
 
     def list_tenants(response: Any) -> str:
@@ -141,11 +167,38 @@ def emulate_ses_tenants(error: Any) -> None:
         return {**moto_paths, **{f"{{0}}/v2/email/tenants{suffix}$": SESV2Response.dispatch
                                  for suffix in TENANT_PATHS}}
 
+    def sending_in_a_tenant(moto_send: Callable[..., Any]) -> Callable[..., Any]:
+        def send_email(response: Any) -> str:
+            params = json.loads(response.body or "{}")
+            if params.get("TenantName") is not None:
+                named(response, params["TenantName"])
+            answer: str = moto_send(response)
+            _deliver(params)
+            return answer
+
+        return send_email
+
+    replace(SESV2Response, "send_email", sending_in_a_tenant)
     replace(urls, "url_paths", with_tenant_routes)
     add(SESV2Response, "create_tenant", create_tenant)
     add(SESV2Response, "get_tenant", get_tenant)
     add(SESV2Response, "delete_tenant", delete_tenant)
     add(SESV2Response, "list_tenants", list_tenants)
+    add(SESV2Response, "create_tenant_resource_association", create_tenant_resource_association)
+
+
+def _deliver(params: dict[str, Any]) -> None:
+    """A message SES took, as the outbox keeps it: one line per recipient."""
+    simple = (params.get("Content") or {}).get("Simple") or {}
+    body = simple.get("Body") or {}
+    text = (body.get("Text") or body.get("Html") or {}).get("Data", "")
+    sent_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for to in (params.get("Destination") or {}).get("ToAddresses") or []:
+        message = {"to": to, "subject": (simple.get("Subject") or {}).get("Data", ""),
+                   "body": text, "sentAt": sent_at, "from": params.get("FromEmailAddress"),
+                   "sesTenant": params.get("TenantName")}
+        for outbox in list(_outboxes):
+            outbox(message)
 
 
 def _check_topics(topics: Any, error: Any) -> None:

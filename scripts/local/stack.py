@@ -139,7 +139,8 @@ class EventLog(JsonLines):
 
 
 class Outbox(JsonLines):
-    """Every message the local Cognito would mail, one JSON object a line."""
+    """Every message the local Cognito would mail, and every one the app sends
+    through SES (the tenants' outcome mail), one JSON object a line."""
 
     def __call__(self, message: dict[str, Any]) -> None:
         self.append([message])
@@ -246,6 +247,10 @@ class LocalStack:
         events = self.state_dir / "events.jsonl"
         self._event_log = EventLog(events, self.bus_name)
         self._outbox = Outbox(self.state_dir / "outbox.jsonl")
+        # and the tenants' outcome mail, which the app sends through SES (scripts/local/ses.py)
+        from scripts.local.ses import deliver_mail_to
+
+        deliver_mail_to(self._outbox)
         self._aws = LocalAwsServer(
             self._aws_port, lambda app: AwsExtensions(app, on_events=self._event_log)
         ).start()

@@ -285,6 +285,25 @@ def test_refusals_are_sentences_next_to_the_field_they_concern(stack, browser):
     assert said == "An account with this email already exists: sign in instead."
 
 
+def test_a_rejected_tenant_signing_in_is_told_it_was_not_approved_and_to_look_for_the_mail(
+        stack, browser):
+    email = unique("rejected")
+    tenant_id = stack.sign_up_and_confirm(email, f"Refused Ltd {uuid.uuid4().hex[:6]}")
+    assert stack.finalize({"taskToken": stack.task_token(tenant_id), "status": "rejected",
+                           "reason": "not a business we serve"})[0] == 200
+    stack.record(tenant_id, "rejected")  # its login is disabled by then
+
+    browser.open(stack.outputs["apiUrl"] + "/signup")
+    browser.button("Sign in to your account").click()
+    browser.field("Email").fill(email)
+    browser.field("Password").fill(TENANT_PASSWORD)  # as sign_up_and_confirm signs up
+    browser.button("Sign in").click()
+
+    browser.wait_for_text("your sign-up was not approved")
+    assert "look for that email" in browser.body_text
+    assert "This account is disabled." not in browser.body_text
+
+
 def typed_values(browser: Browser) -> list[str]:
     """What every field of the page holds, shown or not."""
     return browser.run("return [...document.querySelectorAll('input, textarea')].map((f) => f.value)")

@@ -467,3 +467,32 @@ def test_a_wrong_or_expired_confirmation_code_is_refused_as_cognito_does(stack):
                                       ConfirmationCode=wrong)
     stack.cognito.confirm_sign_up(ClientId=client_id, Username="codes@example.com",
                                   ConfirmationCode=code)
+
+
+def outcome_mail(stack, to: str) -> dict:
+    """The outcome mail the local SES put in the outbox for ``to`` (waits for it)."""
+    outbox = stack.state_dir / "outbox.jsonl"
+
+    def sent() -> dict | None:
+        mail = [m for m in map(json.loads, outbox.read_text().splitlines())
+                if m.get("to") == to and m.get("subject", "").startswith("Your sign-up for")]
+        return mail[-1] if mail else None
+
+    return eventually(sent, 20, f"no outcome mail for {to} in {outbox}")
+
+
+def test_the_tenant_gets_its_outcome_mail_in_the_outbox(stack):
+    approved = stack.sign_up_and_confirm("mailed@example.com", "Mailed Ltd")
+    rejected = stack.sign_up_and_confirm("refused@example.com", "Refused Ltd")
+    assert stack.finalize({"taskToken": stack.task_token(approved), "status": "approved"})[0] == 200
+    assert stack.finalize({"taskToken": stack.task_token(rejected), "status": "rejected",
+                           "reason": "not a business we serve"})[0] == 200
+
+    welcome = outcome_mail(stack, "mailed@example.com")
+    assert welcome["subject"] == "Your sign-up for Mailed Ltd is approved"
+    assert f"Sign in at {stack.outputs['apiUrl']}/signup " in welcome["body"]
+    assert welcome["from"] == "onboarding@example.com"  # the local stage's ses_sender
+    assert welcome["sesTenant"] == f"tenant-{approved}"
+    refusal = outcome_mail(stack, "refused@example.com")
+    assert "The reason given: not a business we serve" in refusal["body"]
+    assert set(welcome) >= {"to", "subject", "body", "sentAt"}

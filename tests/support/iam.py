@@ -287,6 +287,16 @@ class AwsLookups:
             except ses.exceptions.NotFoundException:
                 return None
 
+    def ses_identity(self, name: str) -> bool:
+        """Whether ``name`` (an address or a domain) is an SES identity of the stage's account."""
+        ses = self._client("sesv2")
+        with deps.within(""):
+            try:
+                ses.get_email_identity(EmailIdentity=name)
+            except ses.exceptions.NotFoundException:
+                return False
+        return True
+
     def secret_arn(self, secret_id: str) -> str | None:
         secrets = self._client("secretsmanager")
         with deps.within(""):
@@ -412,6 +422,23 @@ class CallDescriber:
                 return [Request(action, self._arn("ses", f"tenant/{params['TenantName']}/{NO_ID}"))]
             tags = {f"aws:ResourceTag/{t['Key']}": (t["Value"],) for t in found.get("Tags", [])}
             return [Request(action, found["TenantArn"], tags)]
+        if operation == "CreateTenantResourceAssociation":
+            # on both: the resource (an identity here) and the SES tenant, with its tags
+            found = self._aws.ses_tenant(params["TenantName"])
+            tenant = (Request(action, found["TenantArn"], {
+                f"aws:ResourceTag/{t['Key']}": (t["Value"],) for t in found.get("Tags", [])})
+                if found else
+                Request(action, self._arn("ses", f"tenant/{params['TenantName']}/{NO_ID}")))
+            return [Request(action, str(params["ResourceArn"])), tenant]
+        if operation == "SendEmail":
+            # on the verified identity the From address sends through (itself, or its
+            # domain); the SES tenant is a condition key, not a resource (the Service
+            # Authorization Reference for SES v2: identity*, configuration-set, template)
+            sender = str(params["FromEmailAddress"]).rsplit("<", 1)[-1].rstrip(">")
+            identity = sender if self._aws.ses_identity(sender) else sender.split("@", 1)[1]
+            context = ({"ses:TenantName": (str(params["TenantName"]),)}
+                       if params.get("TenantName") else {})
+            return [Request(action, self._arn("ses", f"identity/{identity}"), context)]
         raise Unmapped(f"sesv2.{operation}: add its IAM request to tests/support/iam.py")
 
     def _secretsmanager(self, prefix: str, operation: str, params: Mapping[str, Any]) -> list[Request]:

@@ -274,7 +274,8 @@ def test_moto_takes_more_than_twenty_topics_on_a_list(moto, quotas_enforced):
     assert len(ses.get_contact_list(ContactListName="shared")["Topics"]) == 21
 
 
-TENANT_OPERATIONS = ("create_tenant", "get_tenant", "delete_tenant", "list_tenants")
+TENANT_OPERATIONS = ("create_tenant", "get_tenant", "delete_tenant", "list_tenants",
+                     "create_tenant_resource_association")
 
 
 @covers(*(f"moto.sesv2.responses.SESV2Response.{operation}" for operation in TENANT_OPERATIONS),
@@ -340,6 +341,21 @@ def test_moto_mails_nothing_to_an_email_subscription(moto, topic):
     sns.publish(TopicArn=topic, Message="hello")
 
     assert '"email"' not in inspect.getsource(Subscription.publish)
+
+
+@covers("moto.sesv2.responses.SESV2Response.send_email")
+def test_moto_sends_in_an_ses_tenant_that_does_not_exist(moto):
+    # AWS: NotFoundException for a TenantName it does not know (scripts/local/ses.py)
+    ses = moto.client("sesv2")
+    ses.create_email_identity(EmailIdentity="example.com")
+
+    sent = ses.send_email(FromEmailAddress="onboarding@example.com",
+                          Destination={"ToAddresses": ["tenant@example.org"]},
+                          Content={"Simple": {"Subject": {"Data": "s"},
+                                              "Body": {"Text": {"Data": "b"}}}},
+                          TenantName="tenant-nobody")
+
+    assert sent["MessageId"]
 
 
 # --- DynamoDB -------------------------------------------------------------------------------

@@ -366,6 +366,8 @@ $('resend-code').addEventListener('click', async () => {
 // --- sign in -------------------------------------------------------------------------------
 
 const signinForm = signInForm();
+const DISABLED_SIGN_IN = 'You cannot sign in: your sign-up was not approved, or your tenant was closed. '
+  + 'If your sign-up was not approved, we emailed you the reason when it was decided: look for that email.';
 
 signinForm.onSubmit(async () => {
   const credentials = signinForm.credentials();
@@ -378,6 +380,11 @@ signinForm.onSubmit(async () => {
     if ((error.code || error.name) === 'UserNotConfirmedException') {
       pending = { email, password };
       enterConfirm(email, 'Your email is not confirmed yet: enter the code we sent, or ask for a new one.');
+      return;
+    }
+    if ((error.code || error.name) === 'NotAuthorizedException' && /disabled/i.test(error.message || '')) {
+      // a rejected sign-up's login is disabled (so is a closed tenant's): say which and where to look
+      signinForm.showError(null, DISABLED_SIGN_IN);
       return;
     }
     const { field, message } = explainCognitoError(error, 'signin');
