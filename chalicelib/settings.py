@@ -143,8 +143,10 @@ def _required_here(value: str | None, name: str) -> str:
     return value
 
 
-def public_config(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
-    """What the sign-up page and the console need to talk to Cognito: ids, not secrets."""
+def public_config(environ: Mapping[str, str] | None = None) -> dict[str, str | bool | None]:
+    """What the sign-up page and the console need to talk to Cognito (ids, not
+    secrets), and whether the stage mails tenants their outcome (it has an SES
+    sender), so the page promises a mail only where one is sent."""
     environ = os.environ if environ is None else environ
 
     def value(name: str) -> str | None:
@@ -158,4 +160,5 @@ def public_config(environ: Mapping[str, str] | None = None) -> dict[str, str | N
         "tenantUserPoolClientId": value("USER_POOL_CLIENT_ID"),
         "adminUserPoolId": value("ADMIN_USER_POOL_ID"),
         "adminUserPoolClientId": value("ADMIN_USER_POOL_CLIENT_ID"),
+        "outcomeMail": value("OUTCOME_MAIL") == "on",
     }

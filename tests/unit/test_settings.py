@@ -107,3 +107,12 @@ def test_given_reconcile_settings_when_read_then_whole_seconds_or_a_clear_error(
     assert Settings.from_environ({**STAGE, "RECONCILE_GRACE_SECONDS": "0"}).reconcile_grace_seconds == 0
     with pytest.raises(SettingsError, match="APPROVAL_REMINDER_SECONDS must be a whole number"):
         Settings.from_environ({**STAGE, "APPROVAL_REMINDER_SECONDS": "four hours"})
+
+
+def test_the_public_config_says_whether_the_stage_mails_outcomes():
+    from chalicelib.settings import public_config
+
+    assert public_config({"OUTCOME_MAIL": "on"})["outcomeMail"] is True
+    assert public_config({"OUTCOME_MAIL": "off"})["outcomeMail"] is False
+    assert public_config({})["outcomeMail"] is False
+    assert "SES_SENDER_ADDRESS" not in str(public_config({"OUTCOME_MAIL": "on"}))

@@ -11,6 +11,7 @@ import {
   el,
   explainCognitoError,
   formatDate,
+  loadConfig,
   openPool,
   promised,
   showView,
@@ -366,8 +367,10 @@ $('resend-code').addEventListener('click', async () => {
 // --- sign in -------------------------------------------------------------------------------
 
 const signinForm = signInForm();
-const DISABLED_SIGN_IN = 'You cannot sign in: your sign-up was not approved, or your tenant was closed. '
-  + 'If your sign-up was not approved, we emailed you the reason when it was decided: look for that email.';
+const DISABLED_SIGN_IN = 'You cannot sign in: your sign-up was not approved, or your tenant was closed.';
+// only where the stage mails outcomes (config.outcomeMail: it has an SES sender)
+const DISABLED_SIGN_IN_MAILED = ' If your sign-up was not approved, we emailed you the reason when it '
+  + 'was decided: look for that email.';
 
 signinForm.onSubmit(async () => {
   const credentials = signinForm.credentials();
@@ -384,7 +387,8 @@ signinForm.onSubmit(async () => {
     }
     if ((error.code || error.name) === 'NotAuthorizedException' && /disabled/i.test(error.message || '')) {
       // a rejected sign-up's login is disabled (so is a closed tenant's): say which and where to look
-      signinForm.showError(null, DISABLED_SIGN_IN);
+      const mailed = await loadConfig().then((config) => config.outcomeMail === true, () => false);
+      signinForm.showError(null, DISABLED_SIGN_IN + (mailed ? DISABLED_SIGN_IN_MAILED : ''));
       return;
     }
     const { field, message } = explainCognitoError(error, 'signin');

@@ -522,6 +522,13 @@ def test_with_a_sender_both_pools_send_through_its_ses_identity(sam):
             "From": SENDER.address}, logical
 
 
+def test_the_pages_promise_an_outcome_mail_only_on_a_stage_that_sends_one(sam):
+    # the sign-up page tells a disabled tenant to look for the mail only when /config says so
+    api = sam["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert resolved(sam).resolve(api["OUTCOME_MAIL"]) == "off"
+    assert resolved(sam, sender=SENDER).resolve(api["OUTCOME_MAIL"]) == "on"
+
+
 def test_the_package_takes_the_stages_sender_from_its_configuration(sam, tmp_path):
     (tmp_path / ".chalice").mkdir()
     config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
