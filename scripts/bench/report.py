@@ -621,7 +621,25 @@ def write_doc(rows, r, args, info, elapsed: float) -> None:
              "{", ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in samples.items()),
              "}", "```", ""]
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text("\n".join(text))
+    DOC.write_text("\n".join(text) + kept_sections())
+
+
+# Sections another bench writes into DOC (its figures pasted there): kept as they are.
+KEPT_SECTIONS = ("## The admin console with 1,000 tenants",)  # python -m scripts.bench.console
+
+
+def kept_sections() -> str:
+    """Each of KEPT_SECTIONS as DOC holds it now, up to the next section."""
+    if not DOC.exists():
+        return ""
+    current = DOC.read_text()
+    kept = []
+    for heading in KEPT_SECTIONS:
+        start = current.find(heading + "\n")
+        if start != -1:
+            end = current.find("\n## ", start + len(heading))
+            kept.append(current[start:] if end == -1 else current[start:end + 1])
+    return "".join("\n" + section.rstrip("\n") + "\n" for section in kept)
 
 
 # --- the run ----------------------------------------------------------------------------
