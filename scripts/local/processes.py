@@ -22,6 +22,10 @@ def stop_with_parent(interval: float = 0.5) -> None:
     parent = os.getppid()
     if parent <= 1:  # started by init: no parent to outlive
         return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started in the background by a script, which ignores SIGINT for its
+        # children: the SIGINT below would do nothing (called from the main thread)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def watch() -> None:
         while os.getppid() == parent:
