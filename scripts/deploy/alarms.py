@@ -12,8 +12,13 @@ gets its alarms without a hand edit:
 - the reconciler's findings (chalicelib/reconciler.py ``METRICS``), which it
   logs in CloudWatch's embedded metric format in the stage's namespace.
 Each fires on any occurrence in a 5-minute period (above zero); no data is
-no news (TreatMissingData notBreaching). README, "Operations", says what
-each means and what to do.
+no news (TreatMissingData notBreaching). The reconciler's are the
+exception: it reports every sweep, zeros included, once in each of its
+15-minute periods, so its alarms look at that period and keep their state
+while a period has no data (a lasting finding stays one alarm, not an
+alarm and an OK every sweep). docs/runbook.md, "Alarms", says what each
+means and what to do. Only these alarms may publish to the topic
+(``topic_policy_alarm_condition``).
 """
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -21,7 +26,10 @@ from typing import Any
 from chalicelib.reconciler import METRICS, metrics_namespace
 
 TOPIC = "AdminNotificationsTopic"  # template.json's logical id
+TOPIC_POLICY = "AdminNotificationsTopicPolicy"
+ALARMS_STATEMENT = "StageAlarmsPublish"  # its statement for CloudWatch
 PERIOD_SECONDS = 300
+RECONCILE_PERIOD_SECONDS = 900  # app.py's schedule: Rate(15, MINUTES)
 API = "RestAPI"  # the logical id chalice package gives the REST API
 
 FUNCTION_METRICS = {
@@ -37,21 +45,22 @@ _MACHINE_NAMES = {"StateMachine": "onboarding", "OffboardingStateMachine": "offb
 
 
 def _alarm(suffix: str, description: str, namespace: Any, metric: str,
-           dimensions: list[dict[str, Any]]) -> dict[str, Any]:
+           dimensions: list[dict[str, Any]], period: int = PERIOD_SECONDS,
+           missing_data: str = "notBreaching") -> dict[str, Any]:
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
             "AlarmName": {"Fn::Sub": "tenant-onboarding-${Stage}-" + suffix},
-            "AlarmDescription": description + " What to do: README.md, 'Operations'.",
+            "AlarmDescription": description + " What to do: docs/runbook.md, 'Alarms'.",
             "Namespace": namespace,
             "MetricName": metric,
             **({"Dimensions": dimensions} if dimensions else {}),
             "Statistic": "Sum",
-            "Period": PERIOD_SECONDS,
+            "Period": period,
             "EvaluationPeriods": 1,
             "Threshold": 0,
             "ComparisonOperator": "GreaterThanThreshold",
-            "TreatMissingData": "notBreaching",
+            "TreatMissingData": missing_data,
             "AlarmActions": [{"Ref": TOPIC}],
             "OKActions": [{"Ref": TOPIC}],
         },
@@ -88,6 +97,14 @@ def alarms(functions: Mapping[str, str], state_machines: Iterable[str],
     for metric, meaning in METRICS.items():
         made[f"Reconciler{metric}Alarm"] = _alarm(
             f"reconciler-{metric}",
-            f"The reconciler's {metric} above zero: {meaning}.",
-            {"Fn::Sub": metrics_namespace("${Stage}")}, metric, [])
+            f"The reconciler's {metric} above zero in a sweep: {meaning}.",
+            {"Fn::Sub": metrics_namespace("${Stage}")}, metric, [],
+            period=RECONCILE_PERIOD_SECONDS, missing_data="missing")
     return made
+
+
+def topic_policy_alarm_condition(alarm_ids: Iterable[str]) -> dict[str, Any]:
+    """The topic policy's condition for CloudWatch: these alarms by ARN, not a
+    name prefix (a stage ``dev``'s prefix would also match stage ``dev-eu``'s)."""
+    return {"ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": [logical_id, "Arn"]}
+                                            for logical_id in sorted(alarm_ids)]}}

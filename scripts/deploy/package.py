@@ -167,6 +167,9 @@ def finish_template(template: dict[str, Any], stage: str, mode: str, project_dir
         raise PackageError(f"template.json already declares {', '.join(clashes)}, which "
                            "scripts/deploy/alarms.py generates: rename one")
     resources.update(made)
+    policy = resources[stage_alarms.TOPIC_POLICY]["Properties"]["PolicyDocument"]
+    [statement] = [s for s in policy["Statement"] if s["Sid"] == stage_alarms.ALARMS_STATEMENT]
+    statement["Condition"] = stage_alarms.topic_policy_alarm_condition(made)
 
 
 def precompile_zip(source: Path, target: Path, runtime_root: str) -> None:

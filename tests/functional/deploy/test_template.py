@@ -659,24 +659,25 @@ def test_only_the_stages_rules_and_alarms_may_publish_to_the_topic(sam):
         assert statement["Resource"] == "{AdminNotificationsTopic}"
     assert sorted(by_service["events.amazonaws.com"]["Condition"]["ArnEquals"]["aws:SourceArn"]) == \
         sorted(f"{{{rule}.Arn}}" for rule in RULES)
+    # the stage's own alarms by ARN: a prefix would admit stage dev-eu's into dev's topic
     alarms = by_service["cloudwatch.amazonaws.com"]["Condition"]
-    assert alarms["ArnLike"]["aws:SourceArn"] == (
-        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:tenant-onboarding-dev-*")
-    assert alarms["StringEquals"]["aws:SourceAccount"] == ACCOUNT
-    # every alarm's name falls under that prefix
+    assert set(alarms) == {"ArnEquals"}
+    assert sorted(alarms["ArnEquals"]["aws:SourceArn"]) == sorted(
+        f"{{{logical_id}.Arn}}" for logical_id in alarms_of(sam))
     for alarm in alarms_of(sam).values():
         name = resolved(sam).resolve(alarm["AlarmName"])
         assert iam_match("tenant-onboarding-dev-*", name) and len(name) <= 255
 
 
-def assert_alarms(found, namespace, metrics, dimensions):
+def assert_alarms(found, namespace, metrics, dimensions, period=300, missing_data="notBreaching"):
     for metric in metrics:
         matching = [a for a in found.values() if a["Namespace"] == namespace
                     and a["MetricName"] == metric and a.get("Dimensions", []) == dimensions]
         assert len(matching) == 1, (namespace, metric, dimensions)
         [alarm] = matching
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
-        assert alarm["TreatMissingData"] == "notBreaching" and alarm["Statistic"] == "Sum"
+        assert alarm["TreatMissingData"] == missing_data and alarm["Statistic"] == "Sum"
+        assert alarm["Period"] == period
         assert alarm["AlarmActions"] == alarm["OKActions"] == [TOPIC_REF]
 
 
@@ -717,7 +718,10 @@ def test_the_reconcilers_findings_are_alarmed_in_the_stages_namespace(sam):
     found = {logical: {**alarm, "Namespace": resolved(sam).resolve(alarm["Namespace"])}
              for logical, alarm in alarms_of(sam).items()}
 
-    assert_alarms(found, metrics_namespace("dev"), sorted(RECONCILER_METRICS), [])
+    # one sweep a period, zeros included: a lasting finding stays in alarm until a sweep finds none
+    assert "Rate(15, unit=Rate.MINUTES), name=\"reconcile\"" in (PROJECT_DIR / "app.py").read_text()
+    assert_alarms(found, metrics_namespace("dev"), sorted(RECONCILER_METRICS), [],
+                  period=900, missing_data="missing")
     assert {STUCK_TENANTS, OUTCOME_EVENTS_DUE, RELEASE_FAILURES} <= set(RECONCILER_METRICS)
 
 
