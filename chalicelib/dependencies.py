@@ -102,8 +102,17 @@ def built(name: str) -> list[Any]:
 # own backoff. Step Functions serves the Cognito trigger, which has 5 s in all.
 # Inside an invocation, chalicelib/budget.py cuts each to what is left.
 # ("attempts in all" is botocore's total_max_attempts: its max_attempts counts
-# retries only, one fewer.)
-CLIENT_LIMITS: dict[str, tuple[float, float, int]] = {"stepfunctions": (0.5, 1.5, 2)}
+# retries only, one fewer.) Keyed by client: a service's own, or a client of it
+# kept for one call, as SEND_MAIL is.
+# SEND_MAIL makes SES's SendEmail, in one attempt: SES has no idempotency key,
+# so botocore retrying a send whose answer was lost (a read timeout, a closed
+# connection) would mail the tenant again; outcome_mail.py decides instead.
+# The outcome mail's other SES calls, and every other SES call, are retried.
+SEND_MAIL = "sesv2-send"
+CLIENT_LIMITS: dict[str, tuple[float, float, int]] = {
+    "stepfunctions": (0.5, 1.5, 2),
+    SEND_MAIL: (2.0, 5.0, 1),
+}
 DEFAULT_CLIENT_LIMITS = (2.0, 5.0, 3)
 # How the errors, the logs and the 503 name each service (errors.aws_call).
 SERVICE_NAMES = {
@@ -116,7 +125,7 @@ SERVICE_NAMES = {
 }
 
 
-def client_limits(service: str, environ: Mapping[str, str] | None = None) -> tuple[float, float, int]:
+def client_limits(name: str, environ: Mapping[str, str] | None = None) -> tuple[float, float, int]:
     """A client's (connect, read, attempts) before any budget. The local stack
     widens the read timeout (AWS_CLIENT_TIMEOUT_SECONDS): its emulator, on this
     machine, connects at once but may take seconds to answer under load. The
@@ -124,20 +133,24 @@ def client_limits(service: str, environ: Mapping[str, str] | None = None) -> tup
     function's budget (the shortest, a trigger's, is 4 s), whichever
     invocation built it (budget.py)."""
     environ = os.environ if environ is None else environ
-    connect, read, attempts = CLIENT_LIMITS.get(service, DEFAULT_CLIENT_LIMITS)
+    connect, read, attempts = CLIENT_LIMITS.get(name, DEFAULT_CLIENT_LIMITS)
     override = environ.get("AWS_CLIENT_TIMEOUT_SECONDS")
     if override:
         read = float(override)
     return connect, read, attempts
 
 
-def _client(service: str) -> Any:
+def _client(service: str, name: str = "") -> Any:
+    """The client of ``service`` named ``name`` (its limits and cache entry;
+    the service's own client by default)."""
+    name = name or service
+
     def build() -> Any:
         from botocore.config import Config
 
         from chalicelib import budget
 
-        connect, read, attempts = client_limits(service)
+        connect, read, attempts = client_limits(name)
         # Sized on the budget of the invocation that builds it: every later
         # invocation of this function starts with as much (budget.py).
         connect, read = budget.sized_now(connect, read)
@@ -147,7 +160,7 @@ def _client(service: str) -> Any:
         budget.bound_to_budget(client, SERVICE_NAMES.get(service, service), connect, read, attempts)
         return client
 
-    return _cached(f"client:{service}", build)
+    return _cached(f"client:{name}", build)
 
 
 def _session() -> Any:
@@ -218,8 +231,10 @@ def outcome_mail() -> "OutcomeMail":
     def build() -> "OutcomeMail":
         config = settings()
         # no sender, no SES client: nothing is sent, so nothing is built for it
-        ses = _client("sesv2") if config.ses_sender_address else None
-        return OutcomeMail(ses, tenants(), config.ses_sender_address, config.signup_page_url,
+        sender = config.ses_sender_address
+        return OutcomeMail(_client("sesv2") if sender else None,
+                           _client("sesv2", SEND_MAIL) if sender else None,
+                           tenants(), sender, config.signup_page_url,
                            config.ses_sender_identity_arn)
 
     return _cached("outcome_mail", build)

@@ -40,6 +40,11 @@ class ContactListBusy(OnboardingError):
     """Another onboarding holds the shared contact list's lock; try again."""
 
 
+class OutcomeMailInFlight(OnboardingError):
+    """Another attempt is sending this outcome's mail right now; try again
+    (outcome_mail.py): its claim says it is sending, and it may still."""
+
+
 # --- permanent: straight to the failure path ---------------------------------
 class StripeAuthenticationFailed(OnboardingError):
     """Stripe rejected our API key (wrong, revoked or missing secret)."""
@@ -163,6 +168,7 @@ TRANSIENT_ERRORS = (
     AwsServiceUnavailable,
     EventPublishFailed,
     ContactListBusy,
+    OutcomeMailInFlight,
 )
 PERMANENT_ERRORS = (
     StripeAuthenticationFailed,

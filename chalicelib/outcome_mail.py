@@ -9,14 +9,25 @@ associated with it, so the sender's identity is associated with it first
 A stage without a sender mails nothing, and says so in one log line.
 
 Sent at most once per outcome, keyed as the outcome's event is
-(``outcomes.outcome_key``): the record's ``outcomeMail`` holds the key and
-what became of it, and is claimed with a conditional write before SES is
-asked, so a retried task, or the reconciler, finds the mail sent and sends
-nothing. SES refusing for good (a suppressed or invalid address, a paused
-account) is recorded and logged, and does not hold up the outcome; SES being
-unavailable is raised to be retried like every task. Only an attempt that
-died while SES had the message leaves it unknown whether it went out: it is
-then not sent again, and logged as such.
+(``outcomes.outcome_key``): the record's ``outcomeMail`` holds the key, what
+became of it and when, and is claimed (``sending``) with a conditional write
+just before SES is asked to send, after the association, so a retried task,
+or the reconciler, finds the mail sent and sends nothing. SendEmail is made
+in one attempt (dependencies.SEND_MAIL): SES has no idempotency key, so only
+this module decides whether to send again.
+- SES unavailable (throttled, failing, not reached, out of the invocation's
+  time) before it had the message, or not sending for now (a paused account,
+  a quota reached): the claim is given back and the error raised, to be
+  retried like every task; the reconciler sends what is still due. The
+  outcome event waits for it.
+- SES may have had the message but its answer was lost (a read timeout, a
+  closed connection), or an attempt died while sending (its claim outlived
+  the longest a sending function runs, SENDING_LEASE_SECONDS): ``unknown``,
+  logged, and never sent again.
+- Another attempt sending it right now: OutcomeMailInFlight, retried.
+- Any other error (SES refusing the address, or a missing grant, a bad
+  parameter): ``refused`` with the error's code, logged, never sent again,
+  and the outcome goes on.
 
 The tenant's company name and the admin's reason are the tenant's and the
 admin's words: plain text in the text part, escaped in the HTML part.
@@ -26,7 +37,14 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.errors import AwsServiceUnavailable, aws_call, aws_error_code
+from chalicelib.clock import parse_instant, seconds_between
+from chalicelib.errors import (
+    AwsServiceUnavailable,
+    OutcomeMailInFlight,
+    aws_call,
+    aws_error_code,
+    is_network_error,
+)
 from chalicelib.logs import get_logger
 
 if TYPE_CHECKING:
@@ -39,12 +57,19 @@ logger = get_logger(__name__)
 MAILED = ("active", "rejected", "timeout")  # a failed onboarding is the admins' to retry
 # What ``outcomeMail.state`` says became of the mail.
 SENDING, SENT, REFUSED, SKIPPED, UNKNOWN = "sending", "sent", "refused", "skipped", "unknown"
-# SES refused this message for good: sending it again will not help.
+# SES refused this message for good: sending it again will not help (a warning;
+# any other error that is not transient is refused too, logged as an error).
 REFUSALS = frozenset({
     "MessageRejected", "MailFromDomainNotVerifiedException", "AccountSuspendedException",
-    "SendingPausedException", "BadRequestException", "NotFoundException",
-    "LimitExceededException",
+    "BadRequestException", "NotFoundException",
 })
+# SES is not sending for now (the account's sending paused, a sending quota
+# reached): the mail is sent later, as when SES is unavailable.
+PAUSES = frozenset({"SendingPausedException", "LimitExceededException"})
+# How long a claim to be sending may be another attempt's, still sending: the
+# longest a function that sends runs (reconcile's timeout, .chalice/config.json;
+# tests/unit/test_limits.py checks). An older one died while sending.
+SENDING_LEASE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -88,11 +113,13 @@ def compose(status: str, company: str, reason: str | None, signup_url: str | Non
 
 
 class OutcomeMail:
-    def __init__(self, sesv2_client: "SESV2Client | None", tenants: "TenantRepository",
-                 sender: str | None, signup_url: str | None,
+    def __init__(self, sesv2_client: "SESV2Client | None", sending_client: "SESV2Client | None",
+                 tenants: "TenantRepository", sender: str | None, signup_url: str | None,
                  sender_identity_arn: str | None = None) -> None:
-        """``sesv2_client`` may be None only without a ``sender``."""
+        """``sending_client`` makes SendEmail, in one attempt (dependencies.SEND_MAIL);
+        ``sesv2_client`` the association. Both may be None only without a ``sender``."""
         self._ses = sesv2_client
+        self._sending = sending_client
         self._tenants = tenants
         self._sender = sender
         self._signup_url = signup_url
@@ -105,21 +132,37 @@ class OutcomeMail:
         tenant_id = str(record["pk"])
         earlier = record.get("outcomeMail") or {}
         if earlier.get("key") != key:
-            state = SKIPPED if not self._sender else SENDING
-            claimed = self._tenants.claim_outcome_mail(tenant_id, key, state, now)
-            if claimed is not None:
-                if state == SKIPPED:
+            if not self._sender:
+                if self._tenants.claim_outcome_mail(tenant_id, key, SKIPPED, now) is not None:
                     logger.info("no SES sender on this stage (ses_sender): the %s outcome is "
                                 "not mailed", status, extra={"tenantId": tenant_id})
                     return SKIPPED
-                return self._send(claimed, status, reason, key, now)
+            else:
+                # Before the claim: nothing has gone to SES until the claim says sending.
+                # SES unavailable is raised here, with nothing claimed.
+                refusal: Exception | None = None
+                try:
+                    ses_tenant = self._ses_tenant(record, tenant_id)
+                except AwsServiceUnavailable:
+                    raise
+                except Exception as error:  # for good: refused once claimed, below
+                    ses_tenant, refusal = None, error
+                claimed = self._tenants.claim_outcome_mail(tenant_id, key, SENDING, now)
+                if claimed is not None:
+                    if refusal is not None:
+                        return self._refused(tenant_id, key, status, refusal, now)
+                    return self._send(claimed, status, reason, key, now, ses_tenant)
             earlier = self._tenants.require(tenant_id).get("outcomeMail") or {}
         return self._already(tenant_id, earlier, key, now)
 
     def _already(self, tenant_id: str, earlier: dict[str, Any], key: str, now: str) -> str:
         state = str(earlier.get("state"))
         if state == SENDING:
-            # an attempt died while SES had the message: it may have gone out
+            if not _outlived(earlier.get("at"), now):
+                raise OutcomeMailInFlight(
+                    f"the outcome mail of tenant {tenant_id} is being sent by another attempt; "
+                    "will retry")
+            # the attempt that claimed it died while SES had the message: it may have gone out
             self._tenants.settle_outcome_mail(tenant_id, key, UNKNOWN, now)
             logger.warning("an earlier attempt stopped while sending the outcome mail; it may "
                            "have gone out, so it is not sent again", extra={"tenantId": tenant_id})
@@ -131,7 +174,7 @@ class OutcomeMail:
         return state
 
     def _send(self, record: dict[str, Any], status: str, reason: str | None, key: str,
-              now: str) -> str:
+              now: str, ses_tenant: str | None) -> str:
         tenant_id = str(record["pk"])
         mail = compose(status, str(record.get("name", "")), reason, self._signup_url)
         params: dict[str, Any] = {
@@ -143,57 +186,93 @@ class OutcomeMail:
                          "Html": {"Data": mail.html, "Charset": "UTF-8"}},
             }},
         }
-        if self._ses is None:
+        if ses_tenant:
+            params["TenantName"] = ses_tenant
+        if self._sending is None:
             raise RuntimeError("an SES sender without an SES client")
-        ses_tenant = record.get("sesTenant")  # gone once released (rejected, timed out)
-        if ses_tenant and self._in_ses_tenant(str(ses_tenant), tenant_id, key):
-            params["TenantName"] = str(ses_tenant)
         try:
             with aws_call("SES"):
-                answer = self._ses.send_email(**params)
+                answer = self._sending.send_email(**params)
         except AwsServiceUnavailable as unavailable:
-            if not _maybe_sent(unavailable.__cause__):
-                self._tenants.release_outcome_mail(tenant_id, key)
+            lost = unavailable.__cause__
+            if lost is not None and _maybe_sent(lost):
+                self._tenants.settle_outcome_mail(tenant_id, key, UNKNOWN, now,
+                                                  {"reason": type(lost).__name__})
+                logger.warning("SES's answer to the %s outcome mail was lost (%s); it may have "
+                               "gone out, so it is not sent again", status, type(lost).__name__,
+                               extra={"tenantId": tenant_id})
+                return UNKNOWN
+            self._tenants.release_outcome_mail(tenant_id, key)  # SES did not take it
             raise
         except Exception as error:
             code = aws_error_code(error)
-            if code not in REFUSALS:
+            if code in PAUSES:
                 self._tenants.release_outcome_mail(tenant_id, key)
-                raise
-            self._tenants.settle_outcome_mail(tenant_id, key, REFUSED, now, {"reason": code})
-            logger.warning("SES refused the %s outcome mail (%s); not sending it again", status,
-                           code, extra={"tenantId": tenant_id})
-            return REFUSED
+                raise AwsServiceUnavailable(f"SES is not sending for now ({code}); will retry",
+                                            service="SES") from error
+            return self._refused(tenant_id, key, status, error, now)
         self._tenants.settle_outcome_mail(tenant_id, key, SENT, now,
                                           {"messageId": str(answer.get("MessageId", ""))})
         logger.info("mailed the tenant its %s outcome", status, extra={"tenantId": tenant_id})
         return SENT
 
+    def _refused(self, tenant_id: str, key: str, status: str, error: Exception,
+                 now: str) -> str:
+        """Not sent, and no retry would change that: recorded with the error's code
+        (only the code is logged: SES's message may name the tenant's address)."""
+        code = aws_error_code(error) or type(error).__name__
+        self._tenants.settle_outcome_mail(tenant_id, key, REFUSED, now, {"reason": code})
+        if code in REFUSALS:
+            logger.warning("SES refused the %s outcome mail (%s); not sending it again", status,
+                           code, extra={"tenantId": tenant_id})
+        else:
+            logger.error("the %s outcome mail failed with %s, which a retry would not change "
+                         "(a missing grant? a bug?); recorded as refused, not sent again, and "
+                         "the outcome goes on", status, code, extra={"tenantId": tenant_id})
+        return REFUSED
 
-    def _in_ses_tenant(self, ses_tenant: str, tenant_id: str, key: str) -> bool:
-        """The sender's identity associated with ``ses_tenant``; False when that
-        SES tenant is gone (the mail then goes out of any SES tenant)."""
+    def _ses_tenant(self, record: dict[str, Any], tenant_id: str) -> str | None:
+        """The SES tenant to send in, with the sender's identity associated with
+        it; None without one (gone once released: rejected, timed out) or when it
+        is gone meanwhile (the mail then goes out of any SES tenant)."""
+        ses_tenant = record.get("sesTenant")
+        if not ses_tenant:
+            return None
         if self._ses is None or not self._identity:  # the template sets both with a sender
-            return True
+            return str(ses_tenant)
         try:
             with aws_call("SES"):
                 self._ses.create_tenant_resource_association(
-                    TenantName=ses_tenant, ResourceArn=self._identity)
+                    TenantName=str(ses_tenant), ResourceArn=self._identity)
         except Exception as error:
             code = aws_error_code(error)
             if code == "AlreadyExistsException":
-                return True
+                return str(ses_tenant)
             if code == "NotFoundException":
                 logger.info("SES tenant %s is gone: the outcome mail goes out of it", ses_tenant,
                             extra={"tenantId": tenant_id})
-                return False
-            self._tenants.release_outcome_mail(tenant_id, key)  # nothing was sent
+                return None
             raise
+        return str(ses_tenant)
+
+
+def _maybe_sent(error: BaseException) -> bool:
+    """SES may have taken the message: a network error after the request may
+    have gone (a read timeout, a closed connection...), not one in connecting."""
+    from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ProxyConnectionError,
+    )
+
+    never_sent = (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)
+    return is_network_error(error) and not isinstance(error, never_sent)
+
+
+def _outlived(claimed_at: object, now: str) -> bool:
+    """A claim made at ``claimed_at`` is older than any attempt that could still
+    hold it (a claim without a readable time is taken as old)."""
+    try:
+        return seconds_between(str(claimed_at), parse_instant(now)) >= SENDING_LEASE_SECONDS
+    except ValueError:
         return True
-
-
-def _maybe_sent(error: BaseException | None) -> bool:
-    """SES may have taken the message: the answer, not the request, was lost."""
-    from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
-
-    return isinstance(error, (ReadTimeoutError, ConnectionClosedError))

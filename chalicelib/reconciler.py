@@ -71,7 +71,8 @@ METRICS: dict[str, str] = {
     STUCK_TENANTS: "tenants found stuck in onboarding or offboarding, whose run ended "
                    "without a final status (failed by the sweep, with an event)",
     OUTCOME_EVENTS_DUE: "outcome events recorded as due but never sent (EventBridge was down "
-                        "past every retry); the sweep publishes them",
+                        "past every retry, or SES could not take the outcome mail, sent "
+                        "first); the sweep publishes them",
     RELEASE_FAILURES: "tenants whose release of what they took failed for good: they may "
                       "still hold a Stripe customer, an SES list or tenant, or a login",
     SWEEP_ERRORS: "tenants the sweep could not check: an error, logged with its tenant id",

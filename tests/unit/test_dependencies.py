@@ -123,3 +123,30 @@ def test_given_an_invocation_with_no_time_left_when_a_built_service_calls_aws_th
     spent = LocalContext("api_handler", "arn", int(budget.MARGIN_SECONDS * 1000))
     with budget.invocation(spent), pytest.raises(AwsServiceUnavailable, match="DynamoDB"):
         deps.tenants().get("t-1")  # refused before anything is sent: no table needed
+
+
+def test_given_a_sender_when_the_outcome_mail_is_sent_then_sendemail_is_made_once_however_lost(
+    stage, aws, monkeypatch
+):
+    # SES has no idempotency key: a SendEmail retried by botocore after its
+    # answer was lost would mail the tenant again
+    from botocore.exceptions import ReadTimeoutError
+
+    monkeypatch.setenv("SES_SENDER_ADDRESS", "onboarding@example.com")
+    mail = deps.outcome_mail()
+    sends: list[str] = []
+
+    def lost(request, **_):
+        sends.append(request.url)
+        raise ReadTimeoutError(endpoint_url=request.url)
+
+    sending = mail._sending
+    sending.meta.events.register("before-send.sesv2.SendEmail", lost)
+    with pytest.raises(ReadTimeoutError):
+        sending.send_email(FromEmailAddress="onboarding@example.com", Destination={},
+                           Content={"Simple": {"Subject": {"Data": "s"}, "Body": {}}})
+
+    assert len(sends) == 1
+    # its other SES calls (the association), and every other SES client, are retried
+    assert mail._ses is deps._client("sesv2")
+    assert mail._ses.meta.config.retries["total_max_attempts"] == 3

@@ -41,6 +41,14 @@ def test_the_contact_list_lock_outlives_the_functions_that_hold_it():
         assert lease >= 2 * TIMEOUTS[holder], holder
 
 
+def test_a_claim_to_be_sending_the_outcome_mail_outlives_the_functions_that_send_it():
+    # an attempt cannot still be sending when its claim is taken as dead: its function ends first
+    from chalicelib.outcome_mail import SENDING_LEASE_SECONDS
+
+    for sender in ("update_status_and_notify", "reconcile"):
+        assert SENDING_LEASE_SECONDS >= TIMEOUTS[sender], sender
+
+
 # --- the time budget on config.json's values ---------------------------------------------
 def unbudgeted_call_seconds(service: str) -> float:
     """One call to a service that never answers, with no budget: every attempt

@@ -4,10 +4,16 @@ import logging
 from typing import Any
 
 import pytest
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
-from chalicelib.errors import AwsServiceUnavailable
-from chalicelib.outcome_mail import OutcomeMail, compose
+from chalicelib.clock import plus_seconds
+from chalicelib.errors import AwsServiceUnavailable, OutcomeMailInFlight
+from chalicelib.outcome_mail import SENDING_LEASE_SECONDS, OutcomeMail, compose
 from tests.unit.conftest import TENANT_ID, client_error
 
 SIGNUP = "https://abc.execute-api.eu-west-1.amazonaws.com/api/signup"
@@ -21,16 +27,23 @@ IDENTITY = "arn:aws:ses:eu-west-1:111122223333:identity/example.com"
 
 class FakeSes:
     """SES v2's SendEmail: records each call; ``fail`` raises instead, once each.
-    CreateTenantResourceAssociation answers ``associate`` (an error code) or nothing."""
+    CreateTenantResourceAssociation answers ``associate`` (an error code) or
+    nothing, and notes what the record's ``outcomeMail`` was then (``tenants``)."""
 
-    def __init__(self, *fail: BaseException, associate: str | None = None) -> None:
+    def __init__(self, *fail: BaseException, associate: str | None = None,
+                 tenants: Any = None) -> None:
         self.sent: list[dict[str, Any]] = []
         self.calls: list[str] = []
+        self.claims_when_associating: list[Any] = []
         self._fail = list(fail)
         self._associate = associate
+        self._tenants = tenants
 
     def create_tenant_resource_association(self, **params: Any) -> dict[str, Any]:
         self.calls.append(f"associate {params['ResourceArn']} with {params['TenantName']}")
+        if self._tenants is not None:
+            self.claims_when_associating.append(
+                self._tenants.require(TENANT_ID).get("outcomeMail"))
         if self._associate:
             raise client_error(self._associate, "CreateTenantResourceAssociation")
         return {}
@@ -51,12 +64,24 @@ def record(tenants, new_tenant) -> dict[str, Any]:
 
 
 def mailer(tenants, ses: Any, sender: str | None = "onboarding@example.com") -> OutcomeMail:
-    return OutcomeMail(ses, tenants, sender, SIGNUP, IDENTITY if sender else None)
+    return OutcomeMail(ses, ses, tenants, sender, SIGNUP, IDENTITY if sender else None)
 
 
-def with_ses_tenant(tenants) -> None:
+def unavailable(cause: BaseException) -> AwsServiceUnavailable:
+    """What errors.aws_call makes of a network error."""
+    error = AwsServiceUnavailable("SES is unavailable", "SES")
+    error.__cause__ = cause
+    return error
+
+
+LATER = plus_seconds(NOW, SENDING_LEASE_SECONDS)
+
+
+def with_ses_tenant(tenants) -> dict[str, Any]:
+    """The record, now naming its SES tenant."""
     tenants.set_contact_list(TENANT_ID, {"list": "l", "listMode": "subscriber-store",
                                          "sesTenant": "tenant-x"}, NOW)
+    return tenants.require(TENANT_ID)
 
 
 # --- what each outcome says ----------------------------------------------------------------
@@ -110,7 +135,7 @@ def test_a_name_with_line_breaks_stays_on_the_subject_line():
 def test_sent_from_the_stages_sender_to_the_tenant_in_its_ses_tenant(tenants, record):
     ses = FakeSes()
 
-    with_ses_tenant(tenants)
+    record = with_ses_tenant(tenants)
 
     state = mailer(tenants, ses).tell(record, "active", None, KEY, NOW)
 
@@ -128,7 +153,7 @@ def test_sent_from_the_stages_sender_to_the_tenant_in_its_ses_tenant(tenants, re
 def test_the_senders_identity_is_associated_with_the_ses_tenant_before_sending_in_it(
         tenants, record, answer):
     ses = FakeSes(associate=answer)
-    with_ses_tenant(tenants)
+    record = with_ses_tenant(tenants)
 
     mailer(tenants, ses).tell(record, "active", None, KEY, NOW)
 
@@ -137,7 +162,7 @@ def test_the_senders_identity_is_associated_with_the_ses_tenant_before_sending_i
 
 def test_an_ses_tenant_gone_meanwhile_sends_the_mail_outside_it(tenants, record):
     ses = FakeSes(associate="NotFoundException")
-    with_ses_tenant(tenants)
+    record = with_ses_tenant(tenants)
 
     assert mailer(tenants, ses).tell(record, "active", None, KEY, NOW) == "sent"
     assert ses.calls[-1] == "send"
@@ -195,18 +220,131 @@ def test_a_refusal_is_recorded_and_not_retried(tenants, record, caplog):
     assert tenants.require(TENANT_ID)["outcomeMail"]["reason"] == "MessageRejected"
 
 
-def test_an_answer_lost_after_ses_took_the_message_is_never_sent_again(tenants, record, caplog):
-    lost = AwsServiceUnavailable("SES is unavailable", "SES")
-    lost.__cause__ = ReadTimeoutError(endpoint_url="https://email.example")
-    ses = FakeSes(lost)
+@pytest.mark.parametrize("lost", [ReadTimeoutError(endpoint_url="https://email.example"),
+                                  ConnectionClosedError(endpoint_url="https://email.example")],
+                         ids=["read timeout", "connection closed"])
+def test_an_answer_lost_after_ses_may_have_taken_the_message_is_unknown_and_never_sent_again(
+        tenants, record, caplog, lost):
+    ses = FakeSes(unavailable(lost))
+    mail = mailer(tenants, ses)
+
+    with caplog.at_level(logging.WARNING, logger="chalicelib.outcome_mail"):
+        # not raised: nothing would send it again, and the outcome's event goes on
+        assert mail.tell(record, "active", None, KEY, NOW) == "unknown"
+    assert mail.tell(tenants.require(TENANT_ID), "active", None, KEY, NOW) == "unknown"
+
+    assert ses.sent == []
+    assert tenants.require(TENANT_ID)["outcomeMail"]["state"] == "unknown"
+    assert "may have gone out" in caplog.text
+
+
+@pytest.mark.parametrize("never_sent", [
+    EndpointConnectionError(endpoint_url="https://email.example"),
+    ConnectTimeoutError(endpoint_url="https://email.example")],
+    ids=["connection refused", "connect timeout"])
+def test_ses_not_reached_gives_the_claim_back_and_the_retry_sends(tenants, record, never_sent):
+    ses = FakeSes(unavailable(never_sent))
     mail = mailer(tenants, ses)
 
     with pytest.raises(AwsServiceUnavailable):
         mail.tell(record, "active", None, KEY, NOW)
+    assert "outcomeMail" not in tenants.require(TENANT_ID)
+
+    assert mail.tell(tenants.require(TENANT_ID), "active", None, KEY, NOW) == "sent"
+    assert len(ses.sent) == 1
+
+
+@pytest.mark.parametrize("code", ["SendingPausedException", "LimitExceededException"])
+def test_ses_not_sending_for_now_is_retried_like_ses_unavailable(tenants, record, code):
+    ses = FakeSes(client_error(code, "SendEmail"))
+    mail = mailer(tenants, ses)
+
+    with pytest.raises(AwsServiceUnavailable, match=code):
+        mail.tell(record, "active", None, KEY, NOW)
+    assert "outcomeMail" not in tenants.require(TENANT_ID)
+
+    assert mail.tell(tenants.require(TENANT_ID), "active", None, KEY, NOW) == "sent"
+    assert len(ses.sent) == 1
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ValidationException"])
+def test_an_error_no_retry_would_change_is_refused_and_logged_and_the_outcome_goes_on(
+        tenants, record, caplog, code):
+    ses = FakeSes(client_error(code, "SendEmail"))
+    mail = mailer(tenants, ses)
+
     with caplog.at_level(logging.WARNING, logger="chalicelib.outcome_mail"):
-        assert mail.tell(tenants.require(TENANT_ID), "active", None, KEY, NOW) == "unknown"
+        assert mail.tell(record, "active", None, KEY, NOW) == "refused"
+    assert mail.tell(tenants.require(TENANT_ID), "active", None, KEY, NOW) == "refused"
 
     assert ses.sent == []
+    assert tenants.require(TENANT_ID)["outcomeMail"]["reason"] == code
+    lines = [r for r in caplog.records if r.name == "chalicelib.outcome_mail"
+             and r.levelno >= logging.WARNING]
+    assert lines and {r.levelno for r in lines} == {logging.ERROR}
+    [line] = {r.getMessage() for r in lines}  # one line (caplog may see it twice)
+    assert code in line and TENANT_ID in line
+    assert f"fake {code}" not in line  # the code only, not SES's message
+
+
+def test_an_association_no_retry_would_change_is_refused_and_nothing_is_sent(tenants, record):
+    ses = FakeSes(associate="AccessDeniedException")
+    record = with_ses_tenant(tenants)
+
+    assert mailer(tenants, ses).tell(record, "active", None, KEY, NOW) == "refused"
+
+    assert ses.sent == []
+    assert tenants.require(TENANT_ID)["outcomeMail"]["reason"] == "AccessDeniedException"
+
+
+def test_the_mail_is_claimed_only_once_associated_so_a_crash_before_leaves_nothing_unknown(
+        tenants, record):
+    ses = FakeSes(tenants=tenants)
+    record = with_ses_tenant(tenants)
+
+    mailer(tenants, ses).tell(record, "active", None, KEY, NOW)
+
+    assert ses.claims_when_associating == [None]
+
+
+def test_ses_unavailable_while_associating_leaves_nothing_claimed(tenants, record):
+    ses = FakeSes(associate="TooManyRequestsException")
+    record = with_ses_tenant(tenants)
+
+    with pytest.raises(AwsServiceUnavailable):
+        mailer(tenants, ses).tell(record, "active", None, KEY, NOW)
+
+    assert "outcomeMail" not in tenants.require(TENANT_ID)
+    assert ses.sent == []
+
+
+def test_a_mail_another_attempt_is_sending_is_left_to_it_and_retried(tenants, record):
+    ses = FakeSes()
+    tenants.claim_outcome_mail(TENANT_ID, KEY, "sending", NOW)  # the other attempt, live
+    mail = mailer(tenants, ses)
+
+    just_before = plus_seconds(NOW, SENDING_LEASE_SECONDS - 1)
+    with pytest.raises(OutcomeMailInFlight):
+        mail.tell(tenants.require(TENANT_ID), "active", None, KEY, just_before)
+
+    assert tenants.require(TENANT_ID)["outcomeMail"]["state"] == "sending"
+    # its transient error can still give the mail back, and a retry sends it
+    assert tenants.release_outcome_mail(TENANT_ID, KEY)
+    assert mail.tell(tenants.require(TENANT_ID), "active", None, KEY, just_before) == "sent"
+    assert len(ses.sent) == 1
+
+
+def test_a_claim_older_than_any_attempt_died_while_sending_and_is_never_sent_again(
+        tenants, record, caplog):
+    ses = FakeSes()
+    tenants.claim_outcome_mail(TENANT_ID, KEY, "sending", NOW)  # then the attempt died
+    mail = mailer(tenants, ses)
+
+    with caplog.at_level(logging.WARNING, logger="chalicelib.outcome_mail"):
+        assert mail.tell(tenants.require(TENANT_ID), "active", None, KEY, LATER) == "unknown"
+
+    assert ses.sent == []
+    assert tenants.require(TENANT_ID)["outcomeMail"]["state"] == "unknown"
     assert "may have gone out" in caplog.text
 
 

@@ -10,8 +10,8 @@ from chalice.test import Client
 
 from chalicelib import dependencies as deps
 from scripts.local.ses import deliver_mail_to
-from tests.support.faults import aws_error, fail_first
-from tests.support.stage import REGION, STAGE, Stage, finalize_body, tenant
+from tests.support.faults import aws_error, fail_first, unreachable
+from tests.support.stage import REGION, STAGE, Stage, app_client, finalize_body, tenant
 
 SENDER = "onboarding@example.com"  # the local stage's ses_sender
 
@@ -99,14 +99,15 @@ def test_a_publish_retried_after_the_mail_went_out_does_not_send_it_again(monkey
 
 def test_ses_throttling_the_mail_is_retried_and_it_is_sent_once(monkeypatch, outbox):
     with Stage(monkeypatch) as stage:
-        throttled = fail_first(app_session(), "before-call.sesv2.SendEmail", 3,
+        throttled = fail_first(app_session(), "before-call.sesv2.SendEmail", 2,
                                answer=aws_error("TooManyRequestsException", status=429))
         t = tenant(43)
         execution = stage.start(t)
         decide(stage, execution, "approved")
 
         assert stage.wait_for_end(execution, seconds=60)["status"] == "SUCCEEDED"
-        assert throttled.calls == 4  # botocore's 3 attempts, then the state machine's retry
+        assert throttled.calls == 3  # one SendEmail a task attempt: the state machine retries
+        assert stage.lambdas.invocations["tenant-onboarding-local-update_status_and_notify"] == 3
         assert len(to(outbox, t["email"])) == 1
         assert stage.record(t["tenantId"])["outcomeMail"]["state"] == "sent"
 
@@ -127,6 +128,37 @@ def test_ses_refusing_the_address_is_recorded_and_the_outcome_still_goes_out(mon
         assert (mail["state"], mail["reason"]) == ("refused", "MessageRejected")
         assert [e["detail-type"] for e in stage.events()][-1] == "Tenant Onboarding Complete"
 
+
+def test_an_error_no_retry_would_change_is_recorded_and_the_outcome_still_goes_out(
+        monkeypatch, outbox):
+    with Stage(monkeypatch) as stage:
+        denied = fail_first(app_session(), "before-call.sesv2.SendEmail", 1000,
+                            answer=aws_error("AccessDeniedException", "not authorized", 403))
+        t = tenant(46)
+        execution = stage.start(t)
+        decide(stage, execution, "approved")
+
+        assert stage.wait_for_end(execution, seconds=60)["status"] == "SUCCEEDED"
+        assert denied.calls == 1
+        mail = stage.record(t["tenantId"])["outcomeMail"]
+        assert (mail["state"], mail["reason"]) == ("refused", "AccessDeniedException")
+        assert stage.kinds(t["tenantId"])[-1] == "Tenant Onboarding Complete"
+
+
+def test_an_answer_ses_lost_is_never_sent_again_and_the_outcome_still_goes_out(
+        monkeypatch, outbox):
+    with Stage(monkeypatch) as stage:
+        app_session()
+        # SES may have taken it: neither botocore nor the state machine sends it again
+        lost = unreachable(app_client(deps.SEND_MAIL), "sesv2.SendEmail", 1000, "read timeout")
+        t = tenant(47)
+        execution = stage.start(t)
+        decide(stage, execution, "approved")
+
+        assert stage.wait_for_end(execution, seconds=60)["status"] == "SUCCEEDED"
+        assert lost.sends == 1
+        assert stage.record(t["tenantId"])["outcomeMail"]["state"] == "unknown"
+        assert stage.kinds(t["tenantId"])[-1] == "Tenant Onboarding Complete"
 
 
 def test_a_mail_ses_never_took_is_sent_once_by_the_reconciler_with_its_event(monkeypatch, outbox):
