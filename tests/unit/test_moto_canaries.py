@@ -375,17 +375,22 @@ WRITES = {
 }
 
 
+def create_table(ddb: Any) -> None:
+    """A table "t" keyed as the tenant table is (pk, sk)."""
+    ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                           {"AttributeName": "sk", "AttributeType": "S"}])
+
+
 @pytest.mark.parametrize("write", sorted(WRITES))
 def test_moto_lets_two_conditional_writes_both_pass_their_condition(moto, monkeypatch, write):
     # AWS: a conditional write checks and writes as one step; of two racing, one wins
     from moto.dynamodb.models.table import Table
 
     ddb = moto.client("dynamodb")
-    ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                {"AttributeName": "sk", "KeyType": "RANGE"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                           {"AttributeName": "sk", "AttributeType": "S"}])
+    create_table(ddb)
     if write == "delete_item":
         ddb.put_item(TableName="t", Item=KEY)
     # each read of the item waits for the other writer's same read: both have
@@ -429,11 +434,7 @@ def test_moto_lets_a_write_change_an_item_while_a_read_is_answering_it(moto, mon
     from moto.dynamodb import responses
 
     ddb = moto.client("dynamodb")
-    ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                {"AttributeName": "sk", "KeyType": "RANGE"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                           {"AttributeName": "sk", "AttributeType": "S"}])
+    create_table(ddb)
     ddb.put_item(TableName="t", Item={**KEY, "v": {"S": "x"}})
     answering, written = threading.Event(), threading.Event()
     to_json = responses.dynamo_to_dict
