@@ -145,6 +145,8 @@ def stripe_and_subscribers(monkeypatch: pytest.MonkeyPatch, localstripe: str) ->
         assert stage.lambdas.invoke_json("create_contact_list", task)["sesTenant"]
         assert reconcile(stage).get("reminded") == 1
         assert call(client, "GET", "/tenants?status=onboarding")[0] == 200
+        assert call(client, "GET", "/tenants/counts")[0] == 200
+        assert call(client, "GET", f"/tenants?email={t['email']}&match=exact")[0] == 200
         assert call(client, "GET", f"/tenants/{t['tenantId']}")[0] == 200
 
         # SES takes no mail until the outcome task has tried once; its execution
