@@ -9,9 +9,9 @@ caused it, naming the function, the call, the ARN and why. This module:
   has (onboarding to active with Stripe, the admin and subscriber routes,
   offboarding; a rejection; a timeout, a retry and its approval; each
   outcome mailed, one by the reconciler; each contact-list mode) and
-  reports how many distinct calls it checked for each function (``pytest -s``
-  prints it), and that every statement of every role, resolved with that
-  sender, allowed some call;
+  reports how many distinct calls it checked for each function (in the
+  terminal summary, tests/conftest.py), and that every statement of every
+  role, resolved with that sender, allowed some call;
 - shows that without a sender no role may mail;
 - shows that the check denies: a role without a statement the app needs,
   and a subscriber write under a key its condition does not allow;
@@ -32,6 +32,7 @@ from scripts.local.resources import LOCAL_SES_SENDER, stage_parameters
 from tests.support import eventually, load_event, unsigned_id_token
 from tests.support.faults import aws_error, fail_first
 from tests.support.iam import (
+    COVERAGE_PROPERTY,
     NEW_ID,
     AwsLookups,
     CallDescriber,
@@ -41,7 +42,8 @@ from tests.support.iam import (
     Request,
     Unevaluable,
     Unmapped,
-    coverage_table,
+    coverage_lines,
+    coverage_of,
     function_policies,
     role_of,
     role_policy,
@@ -250,12 +252,14 @@ def test_every_call_of_a_flow_is_allowed_by_its_functions_own_role(name, monkeyp
     assert all(recording.checked[function] for function in recording.checked)
 
 
-def test_the_flows_check_every_function_and_use_every_statement_they_grant(monkeypatch, localstripe):
+def test_the_flows_check_every_function_and_use_every_statement_they_grant(
+        monkeypatch, localstripe, record_property):
     everything = Recording()
     for name in FLOWS:
         everything.add(run(name, monkeypatch, localstripe))
-    table = coverage_table(everything.checked, FUNCTIONS)
-    print("\nIAM coverage: distinct calls checked against each function's own role\n" + table)
+    coverage = coverage_of(everything.checked, FUNCTIONS)
+    record_property(COVERAGE_PROPERTY, coverage)  # the terminal summary names it
+    table = "\n".join(coverage_lines(coverage, calls=True))
 
     template = load_template()
     granted = {function: set() for function in FUNCTIONS}
