@@ -122,3 +122,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return work_unit(nodeid)
 
     return ByWorkUnit(config, log)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """tests/test_iam.py's coverage, when it ran: how many distinct AWS calls it
+    checked against each function's own role (``-v``: which). The test hands it
+    over as a user property of its report, which xdist sends from the worker
+    that ran it to this process with the report itself."""
+    from tests.support.iam import COVERAGE_PROPERTY, coverage_lines
+
+    for report in [r for reports in terminalreporter.stats.values() for r in reports]:
+        if getattr(report, "when", None) != "call":
+            continue
+        for name, coverage in report.user_properties:
+            if name == COVERAGE_PROPERTY:
+                terminalreporter.write_sep("=", "IAM coverage: distinct AWS calls checked "
+                                                "against each function's own role")
+                for line in coverage_lines(coverage, calls=config.option.verbose > 0):
+                    terminalreporter.write_line(line)

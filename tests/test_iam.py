@@ -5,11 +5,14 @@ it against that function's own role in template.json (tests/support/iam.py,
 tests/support/stage.py): a call its role would deny fails the test that
 caused it, naming the function, the call, the ARN and why. This module:
 
-- runs one of each flow (onboarding to active with Stripe, the admin and
-  subscriber routes, offboarding; a rejection; a timeout, a retry and its
-  approval; the reconciler; each contact-list mode) and reports how many
-  distinct calls it checked for each function (``pytest -s`` prints it), and
-  that every statement of every role allowed some call;
+- runs one of each flow on a stage with an SES sender, as the local stage
+  has (onboarding to active with Stripe, the admin and subscriber routes,
+  offboarding; a rejection; a timeout, a retry and its approval; each
+  outcome mailed, one by the reconciler; each contact-list mode) and
+  reports how many distinct calls it checked for each function (in the
+  terminal summary, tests/conftest.py), and that every statement of every
+  role, resolved with that sender, allowed some call;
+- shows that without a sender no role may mail;
 - shows that the check denies: a role without a statement the app needs,
   and a subscriber write under a key its condition does not allow;
 - pins the evaluator's own rules.
@@ -23,10 +26,13 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import dependencies as deps
-from scripts.deploy.template import Resolver, app_functions, load_template
+from scripts.deploy.template import NO_SES_SENDER, Resolver, app_functions, load_template
 from scripts.local.lambdas import scheduled_event
-from tests.support import load_event, unsigned_id_token
+from scripts.local.resources import LOCAL_SES_SENDER, stage_parameters
+from tests.support import eventually, load_event, unsigned_id_token
+from tests.support.faults import aws_error, fail_first
 from tests.support.iam import (
+    COVERAGE_PROPERTY,
     NEW_ID,
     AwsLookups,
     CallDescriber,
@@ -36,16 +42,28 @@ from tests.support.iam import (
     Request,
     Unevaluable,
     Unmapped,
-    coverage_table,
+    coverage_lines,
+    coverage_of,
     function_policies,
     role_of,
     role_policy,
     wildcard_match,
 )
-from tests.support.stage import ACCOUNT, REGION, STAGE, Stage, StageWorld, finalize_body, tenant
+from tests.support.stage import (
+    ACCOUNT,
+    REGION,
+    STAGE,
+    Stage,
+    StageWorld,
+    app_client,
+    finalize_body,
+    tenant,
+)
 
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/tenant-onboarding-{STAGE}-tenants"
 FUNCTIONS = sorted(app_functions())
+# What a role holds only on a stage with an SES sender (template.json's SesSender condition).
+SENDER_ONLY = {"MailOutcome", "SenderInTenantsSesTenant", "TenantsSesTenantTakesSender"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -98,10 +116,25 @@ def reconcile(stage: Stage) -> dict[str, int]:
     return counts
 
 
+def mailed(stage: Stage, t: dict[str, str], status: str, attempt: int = 1) -> None:
+    """Until SES has taken the tenant's outcome mail (outcome_mail.py): so each flow
+    makes the mail's calls whose grants it checks, rather than skip them unseen."""
+    from chalicelib.outcomes import outcome_key
+
+    key = outcome_key(t["tenantId"], status, attempt)
+
+    def sent() -> bool:
+        mail = (stage.record(t["tenantId"]) or {}).get("outcomeMail") or {}
+        return bool(mail.get("key") == key and mail.get("state") == "sent")
+
+    eventually(sent, 30, lambda: f"no {status} mail sent: {stage.record(t['tenantId'])}")
+
+
 # --- the flows ---------------------------------------------------------------------------------
 def stripe_and_subscribers(monkeypatch: pytest.MonkeyPatch, localstripe: str) -> Recording:
     """Subscriber-store mode with Stripe: sign-up, the admin's routes, a reminder,
-    approval, the tenant's routes, offboarding, the sweeps."""
+    approval mailed by the reconciler in the tenant's SES tenant (SES took nothing
+    while the workflow ran), the tenant's routes, offboarding, the sweeps."""
     monkeypatch.setenv("RECONCILE_GRACE_SECONDS", "0")
     monkeypatch.setenv("APPROVAL_REMINDER_SECONDS", "3600")
     with Stage(monkeypatch, stripe_api_base=localstripe, approval_timeout_seconds=1800) as stage, \
@@ -114,10 +147,23 @@ def stripe_and_subscribers(monkeypatch: pytest.MonkeyPatch, localstripe: str) ->
         assert stage.lambdas.invoke_json("create_contact_list", task)["sesTenant"]
         assert reconcile(stage).get("reminded") == 1
         assert call(client, "GET", "/tenants?status=onboarding")[0] == 200
+        assert call(client, "GET", "/tenants/counts")[0] == 200
+        assert call(client, "GET", f"/tenants?email={t['email']}&match=exact")[0] == 200
         assert call(client, "GET", f"/tenants/{t['tenantId']}")[0] == 200
+
+        # SES takes no mail until the outcome task has tried once; its execution
+        # then ends as if its retries had run out, and the sweep sends the mail due
+        ses_down = fail_first(app_client(deps.SEND_MAIL), "before-call.sesv2.SendEmail", 1000,
+                              answer=aws_error("ServiceUnavailable", "down", 503))
         decision = call(client, "POST", f"/tenants/{t['tenantId']}/decision", {"status": "approved"})
         assert decision[0] == 200, decision
         stage.wait_for_status(t["tenantId"], "active")
+        eventually(lambda: ses_down.calls, 30, "the outcome task never tried to mail")
+        stage.world.stop_running_executions()
+        assert "outcomeMail" not in stage.record(t["tenantId"])  # SES took nothing
+        ses_down.remaining = 0
+        reconcile(stage)
+        mailed(stage, t, "active")
 
         token = unsigned_id_token(t["tenantId"], t["email"])
         assert call(client, "GET", "/me", token=token)[0] == 200
@@ -146,11 +192,13 @@ def rejected_in_list_mode(monkeypatch: pytest.MonkeyPatch) -> Recording:
         stage.wait_for_end(onboarding(stage, rejected))
         stage.wait_for_status(rejected["tenantId"], "rejected")
         assert not stage.login_enabled(rejected["tenantId"])
+        mailed(stage, rejected, "rejected")
 
         stage.wait_until_asked(approved["tenantId"])
         assert call(client, "POST", f"/tenants/{approved['tenantId']}/decision",
                     {"status": "approved"})[0] == 200
         stage.wait_for_status(approved["tenantId"], "active")
+        mailed(stage, approved, "active")
         offboard(stage, client, approved)
     return stage.iam_calls
 
@@ -165,12 +213,14 @@ def timed_out_and_retried_on_the_shared_list(monkeypatch: pytest.MonkeyPatch) ->
         t = sign_up(stage, 503)
         stage.wait_for_status(t["tenantId"], "timeout")
         stage.wait_for_end(onboarding(stage, t))
+        mailed(stage, t, "timeout")
 
         assert call(client, "POST", f"/tenants/{t['tenantId']}/retry")[0] == 200
         token = stage.wait_for_token(onboarding(stage, t, attempt=2))
         assert call(client, "POST", "/tenant/finalize",
                     json.loads(finalize_body(token, "approved")))[0] == 200
         stage.wait_for_status(t["tenantId"], "active")
+        mailed(stage, t, "active", attempt=2)
         reconcile(stage)
         offboard(stage, client, t)
     return stage.iam_calls
@@ -202,12 +252,14 @@ def test_every_call_of_a_flow_is_allowed_by_its_functions_own_role(name, monkeyp
     assert all(recording.checked[function] for function in recording.checked)
 
 
-def test_the_flows_check_every_function_and_use_every_statement_they_grant(monkeypatch, localstripe):
+def test_the_flows_check_every_function_and_use_every_statement_they_grant(
+        monkeypatch, localstripe, record_property):
     everything = Recording()
     for name in FLOWS:
         everything.add(run(name, monkeypatch, localstripe))
-    table = coverage_table(everything.checked, FUNCTIONS)
-    print("\nIAM coverage: distinct calls checked against each function's own role\n" + table)
+    coverage = coverage_of(everything.checked, FUNCTIONS)
+    record_property(COVERAGE_PROPERTY, coverage)  # the terminal summary names it
+    table = "\n".join(coverage_lines(coverage, calls=True))
 
     template = load_template()
     granted = {function: set() for function in FUNCTIONS}
@@ -215,6 +267,7 @@ def test_the_flows_check_every_function_and_use_every_statement_they_grant(monke
                          ("topic-per-tenant", False)):
         for function, policy in policies(template, mode, stripe).items():
             granted[function] |= {s.sid for s in policy.statements if s.sid != "Logs"}
+    assert SENDER_ONLY <= granted["update_status_and_notify"] & granted["reconcile"]
     for function in FUNCTIONS:
         if granted[function]:
             assert everything.checked[function], f"{function} made no call\n{table}"
@@ -225,13 +278,38 @@ def test_the_flows_check_every_function_and_use_every_statement_they_grant(monke
 
 
 def policies(template: dict[str, Any], mode: str = "subscriber-store",
-             stripe: bool = False) -> dict[str, Policy]:
-    """The roles resolved with names standing for the stage's resources."""
+             stripe: bool = False, sender: bool = True) -> dict[str, Policy]:
+    """The roles resolved with names standing for the stage's resources, for the
+    parameters the flows' stage has (with its SES sender), or without a sender."""
     def physical(logical_id: str, attribute: str | None) -> str:
         return "{" + logical_id + ("." + attribute if attribute else "") + "}"
 
-    parameters = {"Stage": STAGE, "ContactListMode": mode, "Stripe": "on" if stripe else "off"}
+    parameters = stage_parameters(STAGE, mode, stripe)
+    if not sender:
+        parameters.update(NO_SES_SENDER)
     return function_policies(template, Resolver(template, parameters, REGION, ACCOUNT, physical))
+
+
+def test_without_an_ses_sender_no_role_may_mail_and_only_the_senders_statements_go():
+    template = load_template()
+    with_sender, without_sender = policies(template), policies(template, sender=False)
+    identity = LOCAL_SES_SENDER.identity_arn
+    ses_tenant = f"arn:aws:ses:{REGION}:{ACCOUNT}:tenant/tenant-1/tn-1"
+    mail = [Request("ses:SendEmail", identity),
+            Request("ses:CreateTenantResourceAssociation", identity),
+            Request("ses:CreateTenantResourceAssociation", ses_tenant,
+                    {"aws:ResourceTag/tenant-onboarding:stage": (STAGE,)})]
+
+    senders = {function for function, policy in with_sender.items()
+               if any(policy.evaluate(request).allowed for request in mail)}
+    assert senders == {"reconcile", "update_status_and_notify"}
+    for function in senders:
+        assert all(with_sender[function].evaluate(request).allowed for request in mail), function
+    for function, policy in without_sender.items():
+        assert not any(policy.evaluate(request).allowed for request in mail), function
+        dropped = {s.sid for s in with_sender[function].statements} - {
+            s.sid for s in policy.statements}
+        assert dropped == (SENDER_ONLY if function in senders else set()), function
 
 
 # --- negative controls: the check denies -----------------------------------------------------

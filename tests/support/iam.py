@@ -474,10 +474,14 @@ def _request_tags(tags: Iterable[Mapping[str, str]] | None) -> dict[str, tuple[s
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def call_shape(request: Request) -> str:
-    """A request with its tenants' ids left out: what counts as one distinct call."""
+def call_shape(service: str, operation: str, request: Request) -> str:
+    """The call (botocore's service and operation) and one request IAM authorizes
+    for it, with its tenants' ids left out: what counts as one distinct call. The
+    operation is kept, so an item written by TransactWriteItems is not counted
+    as the PutItem it is authorized as."""
     text = _UUID.sub("<id>", request.describe())
-    return re.sub(r"(:tenant/[^/\s]+/)[^\s/]+", r"\1<TenantId>", text)
+    text = re.sub(r"(:tenant/[^/\s]+/)[^\s/]+", r"\1<TenantId>", text)
+    return f"{service}.{operation}: {text}"
 
 
 HOOK = "before-parameter-build"
@@ -548,7 +552,7 @@ class CallRecorder:
             decision = policy.evaluate(request)
             with self._lock:
                 if decision.allowed and decision.statement:
-                    self._recording.checked[function][call_shape(request)] += 1
+                    self._recording.checked[function][call_shape(service, operation, request)] += 1
                     self._recording.used[function].add(decision.statement)
                 else:
                     self._recording.problems.append(
@@ -593,11 +597,24 @@ def deployed_parameters(default_mode: str) -> tuple[str, bool]:
             bool(os.environ.get("STRIPE_SECRET_ID")))
 
 
-def coverage_table(checked: Mapping[str, Counter[str]], functions: Iterable[str]) -> str:
-    """Each function, how many distinct calls were checked, and those calls."""
+# The user property tests/test_iam.py reports its coverage under, so that the
+# terminal summary (tests/conftest.py) finds it also in a report an xdist worker sent.
+COVERAGE_PROPERTY = "iam_coverage"
+
+
+def coverage_of(checked: Mapping[str, Counter[str]], functions: Iterable[str]) -> dict[str, list[str]]:
+    """Each function's distinct calls checked, sorted: plain data, as a report carries it."""
+    return {function: sorted(checked.get(function, {})) for function in functions}
+
+
+def coverage_lines(coverage: Mapping[str, list[str]], calls: bool = False) -> list[str]:
+    """How many distinct calls were checked for each function, their total, and
+    (``calls``) the calls themselves."""
     lines = [f"{'function':<30} distinct calls checked"]
-    for function in functions:
-        lines.append(f"{function:<30} {len(checked.get(function, {}))}")
-        for shape, times in sorted(checked.get(function, Counter()).items()):
-            lines.append(f"    {shape}  (x{times})")
-    return "\n".join(lines)
+    for function, shapes in coverage.items():
+        lines.append(f"{function:<30} {len(shapes)}")
+        if calls:
+            lines += [f"    {shape}" for shape in shapes]
+    lines.append(f"{'total':<30} {sum(len(shapes) for shapes in coverage.values())}")
+    return lines
+
