@@ -48,8 +48,8 @@ class SesTenants:
             code = aws_error_code(error)
             if code == "LimitExceededException":
                 raise ContactListQuotaReached(
-                    "the SES tenant quota of this account and Region is reached (10,000 by "
-                    "default): ask AWS to raise it (Service Quotas, Amazon SES)") from None
+                    "the SES tenant quota of this account and Region is reached: ask AWS "
+                    "to raise it (Service Quotas, Amazon SES)") from None
             if code != "AlreadyExistsException":
                 raise
             self._check_owner(name, tenant_id)

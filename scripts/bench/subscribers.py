@@ -5,9 +5,21 @@
 - 10,000 subscribers imported into one tenant in 10 calls of 1,000 rows
   (POST /me/subscribers/import, with the tenant's real ID token): each call's
   wall time, the record's count (exactly 10,000), and the DynamoDB write
-  units it takes in AWS: moto reports no real consumed capacity, so they are
-  counted by DynamoDB's sizing rule (an item's attribute names and values, 1
-  KB a unit, twice for a transactional write) from the items as stored.
+  units it takes in AWS. moto reports no real consumed capacity, so they are
+  counted by DynamoDB's rules (``import_write_units``) from the items as
+  stored, the transactions as the import makes them (each call's rows, 99 a
+  transaction with the counter: 11 for 1,000 rows) and the table's indexes
+  as template.json declares them:
+  * a write's size is its item's attribute names and values, 1 unit a KB
+    started; an update's is the larger of the item before and after;
+  * a write in a transaction costs twice (DynamoDB prepares and commits each
+    item of a transaction: "Capacity management for transactions");
+  * each global secondary index the write changes costs 1 unit a KB of its
+    entry (the table's key, the index's key and the projected attributes),
+    once: a transaction's changes reach an index after it commits, so the
+    doubling does not apply to them; an index whose entry the write leaves
+    as it was costs nothing; a change of the index's key costs a delete and
+    a put ("Provisioned throughput considerations for GSIs").
 - 50 concurrent adds of the same 10 emails (POST /me/subscribers, 50 clients
   at once): the count must be 10.
 """
@@ -23,12 +35,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from chalicelib.subscribers import TRANSACTION_SUBSCRIBERS, subscriber_key
 from scripts.bench.load import PASSWORD, LoadRun
+from scripts.deploy.template import load_template
 from scripts.local.child import ChildStack
 
 ROWS_PER_CALL = 1000
 CALLS = 10
-TRANSACTION_SUBSCRIBERS = 99  # chalicelib/subscribers.py: 99 items and the counter
+TABLE = "TenantTable"  # template.json's logical id of the tenant table
+KB = 1024
 
 
 def item_bytes(item: dict[str, Any]) -> int:
@@ -45,8 +60,82 @@ def item_bytes(item: dict[str, Any]) -> int:
     return size
 
 
-def write_units(item: dict[str, Any], transactional: bool = True) -> int:
-    return math.ceil(item_bytes(item) / 1024) * (2 if transactional else 1)
+def kb_units(item: dict[str, Any] | None) -> int:
+    """Write units of one write of ``item``: 1 a KB started (an empty write still costs 1)."""
+    return max(1, math.ceil(item_bytes(item) / KB)) if item is not None else 0
+
+
+def table_definition() -> dict[str, Any]:
+    """The tenant table as template.json declares it: its key and its indexes."""
+    table: dict[str, Any] = load_template()["Resources"][TABLE]["Properties"]
+    return table
+
+
+def index_entry(item: dict[str, Any] | None, index: dict[str, Any],
+                table_key: list[str]) -> dict[str, Any] | None:
+    """What ``index`` holds of ``item``: None when the item lacks a key attribute of it."""
+    if item is None:
+        return None
+    index_key = [k["AttributeName"] for k in index["KeySchema"]]
+    if any(name not in item for name in index_key):
+        return None
+    projection = index["Projection"]
+    if projection["ProjectionType"] == "ALL":
+        return dict(item)
+    names = set(table_key) | set(index_key) | set(projection.get("NonKeyAttributes", []))
+    return {name: value for name, value in item.items() if name in names}
+
+
+def index_write_units(table: dict[str, Any], before: dict[str, Any] | None,
+                      after: dict[str, Any] | None) -> int:
+    """Write units the table's global secondary indexes consume for one write
+    that turns ``before`` into ``after`` (None: no item)."""
+    table_key = [k["AttributeName"] for k in table["KeySchema"]]
+    units = 0
+    for index in table.get("GlobalSecondaryIndexes", []):
+        old, new = (index_entry(item, index, table_key) for item in (before, after))
+        if old == new:
+            continue  # not in the index, or its entry unchanged: no index write
+        index_key = [k["AttributeName"] for k in index["KeySchema"]]
+        if old is not None and new is not None and any(old[k] != new[k] for k in index_key):
+            units += kb_units(old) + kb_units(new)  # key changed: delete and put
+        else:
+            units += kb_units(new if new is not None else old)
+    return units
+
+
+def transactions_of(keys_per_call: list[list[str]]) -> list[list[str]]:
+    """The transactions an import makes (chalicelib/subscribers.py add_all): each
+    call's subscribers, once each, 99 a transaction with the counter."""
+    transactions = []
+    for keys in keys_per_call:
+        unique = list(dict.fromkeys(keys))
+        transactions += [unique[start:start + TRANSACTION_SUBSCRIBERS]
+                         for start in range(0, len(unique), TRANSACTION_SUBSCRIBERS)]
+    return transactions
+
+
+def import_write_units(keys_per_call: list[list[str]], items: dict[str, dict[str, Any]],
+                       record: dict[str, Any], table: dict[str, Any]) -> dict[str, int]:
+    """DynamoDB's write units for an import of new subscribers (``items`` by key,
+    as stored) whose calls sent ``keys_per_call``; ``record`` is the tenant
+    record after it. Each transaction puts its subscribers and updates the
+    counter on the record, twice each (transactional); each write's index
+    entries once."""
+    transactions = transactions_of(keys_per_call)
+    count = int(record["subscribers"]["N"]) - sum(len(t) for t in transactions)
+    table_units = index_units = 0
+    for keys in transactions:
+        for key in keys:
+            table_units += 2 * kb_units(items[key])
+            index_units += index_write_units(table, None, items[key])
+        before = {**record, "subscribers": {"N": str(count)}}
+        count += len(keys)
+        after = {**record, "subscribers": {"N": str(count)}}
+        table_units += 2 * max(kb_units(before), kb_units(after))
+        index_units += index_write_units(table, before, after)
+    return {"transactions": len(transactions), "tableUnits": table_units,
+            "indexUnits": index_units, "writeUnits": table_units + index_units}
 
 
 def request(url: str, token: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
@@ -81,9 +170,11 @@ def measure(outputs: dict[str, Any], state_dir: Path) -> dict[str, Any]:
     api = outputs["apiUrl"]
     tenant_id, token = active_tenant(run, "import")
     calls: list[dict[str, Any]] = []
+    keys_per_call: list[list[str]] = []
     for call in range(CALLS):
         rows = [{"email": f"Subscriber{call * ROWS_PER_CALL + n}@Example.com", "name": f"Reader {n}"}
                 for n in range(ROWS_PER_CALL)]
+        keys_per_call.append([subscriber_key(row["email"]) for row in rows])
         began = time.perf_counter()
         status, answer = request(f"{api}/me/subscribers/import", token, "POST", rows)
         calls.append({"status": status, "seconds": time.perf_counter() - began,
@@ -95,8 +186,8 @@ def measure(outputs: dict[str, Any], state_dir: Path) -> dict[str, Any]:
             TableName=outputs["tableName"], KeyConditionExpression="pk = :p",
             ExpressionAttributeValues={":p": {"S": f"{tenant_id}#subscribers"}}):
         items += page["Items"]
-    transactions = math.ceil(len(items) / TRANSACTION_SUBSCRIBERS)
-    units = sum(write_units(item) for item in items) + transactions * write_units(record)
+    units = import_write_units(keys_per_call, {item["sk"]["S"]: item for item in items},
+                               record, table_definition())
     # 50 concurrent adds of the same 10 emails
     same_id, same_token = active_tenant(run, "concurrent")
     began = time.perf_counter()
@@ -113,9 +204,12 @@ def measure(outputs: dict[str, Any], state_dir: Path) -> dict[str, Any]:
         "importSecondsTotal": round(sum(c["seconds"] for c in calls), 2),
         "subscribersCounted": int(record["subscribers"]["N"]),
         "subscriberItems": len(items),
-        "transactions": transactions,
-        "writeUnits": units,
-        "writeUnitsPerSubscriber": round(units / max(len(items), 1), 2),
+        "importAdded": sum(c["added"] or 0 for c in calls),
+        "transactions": units["transactions"],
+        "writeUnits": units["writeUnits"],
+        "tableWriteUnits": units["tableUnits"],
+        "indexWriteUnits": units["indexUnits"],
+        "writeUnitsPerSubscriber": round(units["writeUnits"] / max(len(items), 1), 2),
         "concurrentAdds": len(answers),
         "concurrentStatuses": {str(code): sum(1 for c, _ in answers if c == code)
                                for code in sorted({c for c, _ in answers})},
@@ -132,7 +226,7 @@ def run_with_own_stack() -> dict[str, Any]:
                     LOCAL_RECONCILE_SECONDS="0") as stack:
         report = measure(stack.outputs, state_dir)
     report["exact"] = (report["subscribersCounted"] == report["subscriberItems"]
-                       == CALLS * ROWS_PER_CALL
+                       == report["importAdded"] == CALLS * ROWS_PER_CALL
                        and report["concurrentCount"] == 10 == report["concurrentListed"])
     return report
 

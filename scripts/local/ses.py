@@ -11,7 +11,8 @@ DeleteTenant and CreateTenantResourceAssociation are answered here as AWS
 answers them: AlreadyExistsException
 for a name taken, NotFoundException for a name unknown, BadRequestException
 for a name SES refuses, and, past SES's default quota of 10,000 tenants per
-account and Region, LimitExceededException.
+account and Region, LimitExceededException. (10,000: the figure
+docs/contact-lists.md gives; not confirmed on SES's quotas page, see there.)
 
 Sending (SendEmail): moto sends with any TenantName, even one that does not
 exist; AWS answers NotFoundException. Each message sent is also handed to
@@ -32,7 +33,7 @@ from scripts.local.patching import add, replace
 
 MAX_CONTACT_LISTS = 1
 MAX_TOPICS_PER_LIST = 20
-MAX_TENANTS = 10_000  # SES's default per account and Region (adjustable)
+MAX_TENANTS = 10_000  # SES's default per account and Region (adjustable; docs/contact-lists.md)
 TENANT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # CreateTenant, GetTenant, ListTenants, DeleteTenant, CreateTenantResourceAssociation
 TENANT_PATHS = ("", "/get", "/list", "/delete", "/resources")

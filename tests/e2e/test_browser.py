@@ -59,7 +59,8 @@ def built_pages():
 
 @pytest.fixture(scope="module")
 def stack(built_pages, tmp_path_factory):
-    running = RunningStack(tmp_path_factory.mktemp("browser-stack") / "state")
+    running = RunningStack(tmp_path_factory.mktemp("browser-stack") / "state",
+                           LOCAL_ENFORCE_SES_QUOTAS="1")  # SES as a real account has it
     yield running
     running.stop()
 

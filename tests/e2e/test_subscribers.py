@@ -36,15 +36,32 @@ def ses_tenants(stack):
     return {t["TenantName"] for t in stack.sesv2.list_tenants()["Tenants"]}
 
 
+def rejected_tenants(stack):
+    """The ids of the tenants whose record says rejected (the status index)."""
+    return [item["pk"]["S"] for item in stack.ddb.query(
+        TableName=stack.outputs["tableName"], IndexName="byStatus",
+        KeyConditionExpression="#s = :s", ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": "rejected"}})["Items"]]
+
+
 def test_twenty_five_tenants_onboard_under_ses_quotas_each_with_its_own_ses_tenant(stack):
-    # more than one list, more than 20 topics: only the subscriber store fits them
-    report = LoadRun(stack.outputs, stack.state_dir, workers=8).run(25, reject_every=5, seconds=180)
+    # 26 sign-ups, the first rejected: 25 approved, more than one list and more
+    # than 20 topics, which only the subscriber store fits
+    report = LoadRun(stack.outputs, stack.state_dir, workers=8).run(26, reject_every=26, seconds=180)
     print_report(report)
 
     assert report["problems"] == []
-    assert (report["active"], report["rejected"], report["failed"]) == (20, 5, 0)
-    assert report["sesTenants"] == 20  # the rejected gave theirs back
+    assert (report["active"], report["rejected"], report["failed"]) == (25, 1, 0)
+    assert report["sesTenants"] == 25  # one each, and the rejected gave its back
     assert stack.sesv2.list_contact_lists()["ContactLists"] == []
+    # the rejected tenant had an SES tenant, and nothing of it is left
+    [rejected] = rejected_tenants(stack)
+    released = stack.record(rejected, "rejected")["released"]["M"]["contactList"]["M"]
+    assert released["sesTenant"]["S"] == f"tenant-{rejected}"
+    with pytest.raises(stack.sesv2.exceptions.NotFoundException):
+        stack.sesv2.get_tenant(TenantName=f"tenant-{rejected}")
+    assert f"tenant-{rejected}" not in ses_tenants(stack)
+    assert subscriber_items(stack, rejected) == []
 
 
 def test_a_tenant_keeps_its_subscribers_and_no_other_tenant_sees_them(stack):

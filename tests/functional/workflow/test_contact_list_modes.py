@@ -4,9 +4,12 @@ tenants; and a stage that changes mode."""
 import json
 import threading
 
+import pytest
 from chalice.test import Client
 
 from chalicelib import dependencies as deps
+from chalicelib.subscribers import subscribers_of
+from tests.support import unsigned_id_token
 from tests.support.stage import STAGE, Stage, finalize_body, tenant
 
 
@@ -32,35 +35,60 @@ def test_subscriber_store_onboards_more_tenants_than_ses_lists_or_topics_allow(m
         assert stage.sesv2.list_contact_lists()["ContactLists"] == []
 
 
-def test_a_stage_that_changes_mode_gives_each_tenant_back_as_its_record_says(monkeypatch):
-    with Stage(monkeypatch, contact_list_mode="list-per-tenant") as stage, \
+def subscriber_items(stage, tenant_id):
+    return stage.ddb.query(
+        TableName=stage.table_name, KeyConditionExpression="pk = :p", ConsistentRead=True,
+        ExpressionAttributeValues={":p": {"S": subscribers_of(tenant_id)}})["Items"]
+
+
+def post(client, path, body, **headers):
+    return client.http.post(path, body=json.dumps(body),
+                            headers={"Content-Type": "application/json", **headers})
+
+
+@pytest.mark.parametrize(("old_mode", "new_mode"), [
+    ("list-per-tenant", "subscriber-store"),
+    ("subscriber-store", "list-per-tenant"),
+])
+def test_a_stage_that_changes_mode_gives_each_tenant_back_as_its_record_says(
+        monkeypatch, old_mode, new_mode):
+    with Stage(monkeypatch, contact_list_mode=old_mode) as stage, \
             Client(stage.app, stage_name=STAGE) as client:
         old = tenant(230)
         execution = stage.start(old)
-        client.http.post("/tenant/finalize", headers={"Content-Type": "application/json"},
-                         body=finalize_body(stage.wait_for_token(execution), "approved"))
+        post(client, "/tenant/finalize",
+             json.loads(finalize_body(stage.wait_for_token(execution), "approved")))
         stage.wait_for_end(execution)
-        assert stage.record(old["tenantId"])["listMode"] == "list-per-tenant"
-        # the stage moves to the subscriber store; the old tenant keeps its SES list
-        monkeypatch.setenv("CONTACT_LIST_MODE", "subscriber-store")
+        assert stage.record(old["tenantId"])["listMode"] == old_mode
+        if old_mode == "subscriber-store":  # and subscribers, which go with it
+            answer = post(client, "/me/subscribers/import",
+                          [{"email": f"s{k}@example.com"} for k in range(3)],
+                          Authorization=unsigned_id_token(old["tenantId"]))
+            assert json.loads(answer.body)["added"] == 3
+        # the stage changes mode; the old tenant keeps what it was given
+        monkeypatch.setenv("CONTACT_LIST_MODE", new_mode)
         deps.reset()
         new = tenant(231)
         execution = stage.start(new)
         stage.wait_for_token(execution)
-        assert stage.record(new["tenantId"])["listMode"] == "subscriber-store"
+        assert stage.record(new["tenantId"])["listMode"] == new_mode
 
-        response = client.http.post(f"/tenants/{old['tenantId']}/offboarding",
-                                    headers={"Content-Type": "application/json"},
-                                    body=json.dumps({"reason": "moved"}))
+        response = post(client, f"/tenants/{old['tenantId']}/offboarding", {"reason": "moved"})
 
         assert response.status_code == 202
         done = stage.wait_for_status(old["tenantId"], "offboarded")
-        assert done["released"]["contactList"] == {
-            **done["released"]["contactList"], "list": f"tenant-{old['tenantId']}",
-            "listMode": "list-per-tenant", "existed": True}
-        assert stage.sesv2.list_contact_lists()["ContactLists"] == []
-        assert [t["TenantName"] for t in stage.sesv2.list_tenants()["Tenants"]] == [
-            f"tenant-{new['tenantId']}"]
+        released = done["released"]["contactList"]
+        lists = [c["ContactListName"] for c in stage.sesv2.list_contact_lists()["ContactLists"]]
+        ses_tenants = [t["TenantName"] for t in stage.sesv2.list_tenants()["Tenants"]]
+        if old_mode == "list-per-tenant":
+            assert released == {**released, "list": f"tenant-{old['tenantId']}",
+                                "listMode": "list-per-tenant", "existed": True}
+            assert (lists, ses_tenants) == ([], [f"tenant-{new['tenantId']}"])
+        else:
+            assert released == {**released, "sesTenant": f"tenant-{old['tenantId']}",
+                                "listMode": "subscriber-store", "existed": True}
+            assert (lists, ses_tenants) == ([f"tenant-{new['tenantId']}"], [])
+            assert subscriber_items(stage, old["tenantId"]) == [] and done["subscribers"] == 0
 
 
 def test_list_per_tenant_onboards_the_first_tenant_only(monkeypatch):

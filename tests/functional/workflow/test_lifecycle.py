@@ -103,14 +103,19 @@ def test_a_timed_out_tenant_gives_back_its_list_and_customer_but_keeps_its_login
         t = stage.tenant_with_login(91)
         execution = stage.start(t)
         stage.wait_until_asked(t["tenantId"])
-        customer = stage.record(t["tenantId"])["stripeCustomerId"]
+        before = stage.record(t["tenantId"])
+        customer = before["stripeCustomerId"]
+        assert before["listMode"] == "subscriber-store" and place_exists(stage, before)
 
         assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
 
         record = stage.record(t["tenantId"])
         assert record["status"] == "timeout"
         assert set(record["released"]) == {"stripeCustomer", "contactList"}
+        assert record["released"]["contactList"]["sesTenant"] == before["sesTenant"]
+        assert not {"stripeCustomerId", "list", "sesTenant", "listMode"} & set(record)
         assert not customer_exists(localstripe, customer)
+        assert not place_exists(stage, before)
         assert stage.login_enabled(t["tenantId"]) is True
 
 
