@@ -213,6 +213,7 @@ def build_rows(r: dict[str, Any], args: argparse.Namespace) -> list[list[str]]:
                      f"count {subs['concurrentCount']}",
                      "answers: " + ", ".join(f"{n} x {code}" for code, n in
                                               subs["concurrentStatuses"].items())
+                     + f"; {subs.get('concurrentRetries', 0)} retries after a 503"
                      + f"; {subs['concurrentSeconds']} s", "10",
                      verdict(subs["concurrentCount"] == 10)])
 
@@ -498,9 +499,9 @@ def methodology(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"tenants) in the default mode, subscriber-store: {args.tenants} sign-ups by 32 "
         f"clients, each confirmed and approved over HTTP; the run checks each record, its "
         f"outcome event and its own SES tenant (`--tenants`).",
-        "**Subscribers**: `scripts.bench.subscribers` on a stack of its own: one tenant, "
-        "approved and signed in, imports 10 calls of 1,000 rows (`POST /me/subscribers/import`"
-        "); then 50 clients add the same 10 emails at once to another tenant. moto reports no "
+        "**Subscribers**: `scripts.bench.subscribers` on a stack of its own: 50 clients add "
+        "the same 10 emails at once to one tenant; then another, approved and signed in, "
+        "imports 10 calls of 1,000 rows (`POST /me/subscribers/import`). moto reports no "
         "real consumed capacity, so the write units are counted by DynamoDB's rules from the "
         "items as stored, in the transactions the import makes (each call's rows, 99 a "
         "transaction with the counter: 11 a call of 1,000), against the indexes template.json "
@@ -512,10 +513,11 @@ def methodology(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         "costs nothing (the counter's update changes no index). So a subscriber under 1 KB, "
         "as the bench's are, costs 2 (its put) + 1 (its `bySubscribedAt` entry), and each "
         "transaction 2 more (the counter). The local stack's times grow with the table (moto "
-        "copies it to roll a transaction back, one request at a time); DynamoDB's do not. The "
-        "50 adds come after the import, so each of their transactions waits behind copies of "
-        "10,000 items: where that outlasts a route's time budget it answers 503 (try again), "
-        "and the count must still be exact.",
+        "copies it to roll a transaction back, one request at a time); DynamoDB's do not, so "
+        "the 50 concurrent adds run first, on another tenant. Each of the 50 clients behaves "
+        "as the API asks: on a 503 (a route's time budget ran out while it waited its turn) "
+        "it waits the `Retry-After` and sends the same add again, up to 5 tries; the answers "
+        "are each client's last, the retries are counted, and the count must still be exact.",
         f"**Trigger latency**: one process imports `app` and calls `post_confirmation` "
         f"{args.trigger_calls + 1} times with fresh users, one call every "
         f"{args.trigger_interval * 2:.2f} s, each followed by a plain StartExecution (same "
