@@ -351,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m scripts.bench.memory``: the sweep alone, on a stack of its own, printed as JSON."""
     import argparse
     import contextlib
+    import shutil
     import sys
 
     from scripts.bench import package as bench_package
@@ -368,15 +369,21 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     workdir = bench_package.new_workdir()
-    with contextlib.ExitStack() as stacks:
-        package = bench_package.build_package(workdir / "build")
-        layout = bench_package.LambdaLayout(workdir / "layout", package)
-        stack, _, history, tokens = cold_stack(workdir, stacks, tokens_needed(args.runs, sizes) + 1)
-        entries = bench_cold.prepare_cold_starts(stack.outputs, stack.state_dir, history, 0,
-                                                 layout, package["template"], tokens)
-        sweep = Sweep(entries, sizes)
-        sweep.run(args.runs, progress)
-        print(json.dumps(summarize(sweep, package["template"]), indent=2))
+    try:
+        with contextlib.ExitStack() as stacks:
+            package = bench_package.build_package(workdir / "build")
+            layout = bench_package.LambdaLayout(workdir / "layout", package)
+            stack, _, history, tokens = cold_stack(workdir, stacks,
+                                                   tokens_needed(args.runs, sizes) + 1)
+            entries = bench_cold.prepare_cold_starts(stack.outputs, stack.state_dir, history, 0,
+                                                     layout, package["template"], tokens)
+            sweep = Sweep(entries, sizes)
+            sweep.run(args.runs, progress)
+            print(json.dumps(summarize(sweep, package["template"]), indent=2))
+    except BaseException:
+        progress(f"failed; logs and files kept in {workdir}")
+        raise
+    shutil.rmtree(workdir, ignore_errors=True)  # the package, its layout, the stack's state
     return 0
 
 
