@@ -231,6 +231,9 @@ class Functions:
         common = resolved(common.get("Variables", {}))
         self.environment: dict[str, dict[str, str]] = {}  # handler -> variables
         self.handler_of: dict[str, str] = {}  # deployed function name -> handler
+        # handler -> Timeout (s): lambda_timeout in .chalice/config.json, as packaged
+        self.timeout_seconds: dict[str, int] = {}
+        default_timeout = template.get("Globals", {}).get("Function", {}).get("Timeout", 3)
         for spec in resources.values():
             if spec.get("Type") != "AWS::Serverless::Function":
                 continue
@@ -239,6 +242,7 @@ class Functions:
             handler = properties["Handler"].split(".", 1)[1]
             own = resolved(properties.get("Environment", {}).get("Variables", {}))
             self.environment[handler] = {**common, **own}
+            self.timeout_seconds[handler] = int(properties.get("Timeout") or default_timeout)
             if "FunctionName" in properties:
                 self.handler_of[str(resolver.resolve(properties["FunctionName"]))] = handler
 
@@ -387,6 +391,33 @@ def tokens_needed(runs: int) -> int:
     return 2 * runs + 1
 
 
+def admin_request(method: str, path: str, query: dict[str, str] | None = None,
+                  body: Any = None) -> dict[str, Any]:
+    """API Gateway's proxy event for an admin's request to the API (``path`` a
+    route without path parameters), as its Cognito authorizer passes it on."""
+    headers = {"Host": "example.execute-api"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    return {
+        "resource": path, "path": path, "httpMethod": method,
+        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": None, "stageVariables": None,
+        "requestContext": {
+            "resourcePath": path, "httpMethod": method,
+            "path": f"/api{path}", "stage": "api", "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "127.0.0.1",
+                         "userArn": f"arn:aws:iam::{ACCOUNT}:user/bench-admin"},
+            # what API Gateway's Cognito authorizer passes on (an admin's ID token)
+            "authorizer": {"claims": {"email": "bench-admin@example.com",
+                                      "cognito:username": "bench-admin@example.com"}},
+        },
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
 class Entries:
     """Per run, the app event and the baseline calls of every entry point."""
 
@@ -434,24 +465,8 @@ class Entries:
         return substitute(self.sample, identity(self.sample_tenant, tenant))
 
     def api_event(self, token: str) -> dict[str, Any]:
-        return {
-            "resource": "/tenant/finalize", "path": "/tenant/finalize", "httpMethod": "POST",
-            "headers": {"Content-Type": "application/json", "Host": "example.execute-api"},
-            "multiValueHeaders": {"Content-Type": ["application/json"]},
-            "queryStringParameters": None, "multiValueQueryStringParameters": None,
-            "pathParameters": None, "stageVariables": None,
-            "requestContext": {
-                "resourcePath": "/tenant/finalize", "httpMethod": "POST",
-                "path": "/api/tenant/finalize", "stage": "api", "requestId": str(uuid.uuid4()),
-                "identity": {"sourceIp": "127.0.0.1",
-                             "userArn": f"arn:aws:iam::{ACCOUNT}:user/bench-admin"},
-                # what API Gateway's Cognito authorizer passes on (an admin's ID token)
-                "authorizer": {"claims": {"email": "bench-admin@example.com",
-                                          "cognito:username": "bench-admin@example.com"}},
-            },
-            "body": json.dumps({"taskToken": token, "status": "approved"}),
-            "isBase64Encoded": False,
-        }
+        return admin_request("POST", "/tenant/finalize",
+                             body={"taskToken": token, "status": "approved"})
 
     def chain_mapping(self, tenant: dict[str, str]) -> dict[str, str]:
         mapping = identity(self.history_tenant, tenant)

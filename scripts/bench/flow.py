@@ -78,6 +78,41 @@ def one_onboarding(stack: ChildStack) -> tuple[dict[str, Any], list[dict[str, An
     return count_history(events, stripe=bool(stack.outputs.get("stripe"))), events
 
 
+def one_offboarding(run: Any, tenant_id: str) -> list[dict[str, Any]]:
+    """A real offboarding of an active tenant on the stack, asked for through the
+    admin API as an admin would (``run``: a scripts.bench.load.LoadRun on it): the
+    history of its run of offboarding.json, once it has succeeded."""
+    import json
+    import urllib.request
+
+    from chalicelib.workflow import execution_arn, offboarding_name
+
+    request = urllib.request.Request(
+        f"{run.outputs['apiUrl']}/tenants/{tenant_id}/offboarding",
+        data=json.dumps({"reason": "bench: a real offboarding run"}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": run.admin_token},
+        method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        attempt = json.loads(response.read())["attempt"]
+    arn = execution_arn(run.outputs["functionEnvironment"]["OFFBOARDING_STATE_MACHINE_ARN"],
+                        offboarding_name(tenant_id, attempt))
+
+    def ended() -> str | None:
+        try:
+            status = str(run.sfn.describe_execution(executionArn=arn)["status"])
+        except run.sfn.exceptions.ExecutionDoesNotExist:
+            return None
+        return None if status == "RUNNING" else status
+
+    status = eventually(ended, 60, f"the offboarding run {arn} did not end", interval=0.2)
+    if status != "SUCCEEDED":
+        raise RuntimeError(f"the bench's offboarding run {arn} ended {status}")
+    events: list[dict[str, Any]] = []
+    for page in run.sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        events += [dict(event) for event in page["events"]]
+    return events
+
+
 def count_history(events: list[dict[str, Any]], stripe: bool) -> dict[str, Any]:
     entered = [e for e in events if e["type"].endswith("StateEntered")]
     lambda_tasks = [e for e in events if e["type"] == "LambdaFunctionScheduled"]

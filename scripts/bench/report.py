@@ -251,14 +251,19 @@ def build_rows(r: dict[str, Any], args: argparse.Namespace) -> list[list[str]]:
     memory = r.get("memory")
     if memory and memory.get("rows"):
         for row in memory["rows"]:
-            curve = "/".join(str(row["coldMs"][str(size)]) for size in memory["sizes"])
+            curve = "/".join(str(row["coldMs"].get(str(size), "-")) for size in memory["sizes"])
             target = row["targetMs"]
+            failed = "".join(
+                f"; failed at {size} MB ({count} of {memory['runs']}: "
+                f"{row['firstErrors'][size].split(':', 1)[0]})"
+                for size, count in row.get("failed", {}).items())
             rows.append([
                 "Memory", f"{row['function']}: cold invocation at {row['chosenMb']} MB "
                 f"({row['chosenMb'] / bench_memory.FULL_CORE_MB:.0%} of a core)",
                 f"{row['chosenMs']} ms",
                 f"at {'/'.join(str(s) for s in memory['sizes'])} MB: {curve} ms; warm at "
-                f"{row['chosenMb']} MB: {row['warmMs'].get(str(row['chosenMb']), '?')} ms",
+                f"{row['chosenMb']} MB: {row['warmMs'].get(str(row['chosenMb']), '?')} ms"
+                + failed,
                 f"<= {target} ms" if target else "", verdict(row["met"]),
             ])
         chosen = memory.get("costPerThousandChosen")
@@ -532,8 +537,10 @@ def methodology(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"every Lambda in one Python process on this machine: these are its limits, not "
         f"AWS's.",
         f"**Memory sweep**: `scripts.bench.memory`, on the cold-start stack from the same "
-        f"unzipped package: every entry point (both Cognito triggers, the tasks of an "
-        f"execution in its order, the API's `POST /tenant/finalize`, the reconciler) as one "
+        f"unzipped package: every function (both Cognito triggers; the tasks of an "
+        f"execution in its order; the API deciding, `POST /tenant/finalize`, and listing, "
+        f"`GET /tenants`; the offboarding tasks, with the events of a real offboarding run, "
+        f"on the tenant the onboarding tasks just made active; the reconciler) as one "
         f"fresh process per invocation, at {'/'.join(str(s) for s in bench_memory.SIZES)} MB, "
         f"sizes interleaved within each of {args.memory_runs} runs (`--memory-runs`), median. "
         f"The process and its children are held to Lambda's CPU share of the size, size / "
@@ -542,11 +549,15 @@ def methodology(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"{bench_memory.FULL_CORE_MB} per 100000 us period, joined before Python starts. Cold = "
         f"from the process's start to the end of its first handler call (interpreter, imports, "
         f"clients, the handler's calls against the local stack); warm = the same event again "
-        f"in the same process (every handler is idempotent). Not included: Lambda's own "
+        f"in the same process (every handler is idempotent). Each call gets a context as "
+        f"Lambda's, its time left counting down from the function's own timeout, so its calls "
+        f"keep to the budget they would have in Lambda; a call that runs out of it fails, "
+        f"timed until then and counted as failed at that size. Not included: Lambda's own "
         f"start (code download, sandbox) and TLS to AWS's endpoints (the local stack is plain "
         f"HTTP): in an account a cold start is longer by both. Cost per 1,000 onboardings = "
-        f"each function once per onboarding (the reconciler excepted: it runs on its "
-        f"schedule) at $0.20 per 1M requests and $0.0000166667 per GB-second for the measured "
+        f"each function once per approved onboarding (the reconciler, the listing and the "
+        f"offboarding tasks excepted: they run on a schedule, when an admin looks, and once in "
+        f"a tenant's life) at $0.20 per 1M requests and $0.0000166667 per GB-second for the measured "
         f"duration, with every invocation cold (an upper bound: Lambda bills the init phase) "
         f"or every one warm.",
         "**Cost**: one happy-path onboarding (approved) on a local stack with Stripe off and "
@@ -578,10 +589,14 @@ def memory_curve(memory: dict[str, Any] | None) -> list[str]:
              f"Median of {memory['runs']} runs; each size's share of one core is "
              f"size / {bench_memory.FULL_CORE_MB} MB, enforced with a CPU quota (see How "
              "each figure is measured). The chosen size is `lambda_memory_size` in "
-             "`.chalice/config.json`.", "",
+             "`.chalice/config.json`. \"(n failed)\": n of the cold calls at that size failed "
+             "as Lambda would report it (its time budget spent, say).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in memory["rows"]:
-        cells = [row["function"]] + [str(row["coldMs"][str(size)]) for size in sizes]
+        failed = row.get("failed", {})
+        cells = [row["function"]] + [
+            str(row["coldMs"].get(str(size), "-"))
+            + (f" ({failed[str(size)]} failed)" if str(size) in failed else "") for size in sizes]
         cells += [f"{row['chosenMb']} MB", f"<= {row['targetMs']}" if row["targetMs"] else ""]
         lines.append("| " + " | ".join(cells) + " |")
     cost = memory["costPerThousandAllAt"]
