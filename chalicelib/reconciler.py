@@ -154,14 +154,22 @@ class Reconciler:
                    for status in OUTCOMES]
         sweeps += [(STATUS_INDEX, "status", OFFBOARDING, self._check_offboarding),
                    (RELEASE_DUE_INDEX, "releaseDue", RELEASE_DUE, self._report_release_failure)]
-        for index, attribute, value, check in sweeps:
-            for tenant_id in self._tenants.ids_in_index(index, attribute, value):
-                try:
-                    check(tenant_id, now, sweep)
-                except Exception as error:  # one tenant must not stop the sweep
-                    logger.exception("could not reconcile: %s", error, extra={"tenantId": tenant_id})
-                    sweep.add("errors", SWEEP_ERRORS)
-        self._write_metrics(emf_line(self._namespace, sweep.findings, now))
+        try:
+            for index, attribute, value, check in sweeps:
+                for tenant_id in self._tenants.ids_in_index(index, attribute, value):
+                    try:
+                        check(tenant_id, now, sweep)
+                    except Exception as error:  # one tenant must not stop the sweep
+                        logger.exception("could not reconcile: %s", error,
+                                         extra={"tenantId": tenant_id})
+                        sweep.add("errors", SWEEP_ERRORS)
+        except Exception:
+            # A listing failed: the rest of the sweep is unchecked. Its metrics still
+            # go out (what it found so far, and this error), then Lambda reports it.
+            sweep.add("errors", SWEEP_ERRORS)
+            raise
+        finally:
+            self._write_metrics(emf_line(self._namespace, sweep.findings, now))
         logger.info("reconciled: %s", ", ".join(f"{k} {v}" for k, v in sorted(sweep.counts.items()))
                     or "nothing to do")
         return sweep.counts

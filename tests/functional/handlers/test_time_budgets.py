@@ -282,18 +282,23 @@ def test_given_step_functions_hangs_when_a_sign_up_is_confirmed_then_the_trigger
 
 # --- the reconciler: its sweep ends within its budget ---------------------------------------
 def test_given_dynamodb_hangs_when_the_reconciler_runs_then_it_fails_in_time(
-    monkeypatch, silent
+    monkeypatch, silent, capsys
 ):
     # Its listing of the tenants fails: Lambda reports the error (the function's
-    # Errors alarm, scripts/deploy/alarms.py), and the next sweep tries again.
+    # Errors alarm, scripts/deploy/alarms.py), its metrics line still counts it
+    # (SweepErrors), and the next sweep tries again.
     with Stage(monkeypatch) as stage:
         with hung("dynamodb", silent):
             warm("reconcile", SHORT_TIMEOUT_SECONDS, deps.reconciler)
+        capsys.readouterr()
 
         error, reported, elapsed = invoke("reconcile", scheduled_event(), SHORT_TIMEOUT_SECONDS, stage)
 
         assert error == "Unhandled"
         assert reported["errorType"] == "AwsServiceUnavailable"
+        [metrics] = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+                     if line.startswith('{"_aws"')]
+        assert metrics["SweepErrors"] == 1, metrics
         assert silent.connections
         assert_in_time(elapsed, SHORT_TIMEOUT_SECONDS)
 
