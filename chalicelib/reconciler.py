@@ -75,7 +75,8 @@ METRICS: dict[str, str] = {
                         "first); the sweep publishes them",
     RELEASE_FAILURES: "tenants whose release of what they took failed for good: they may "
                       "still hold a Stripe customer, an SES list or tenant, or a login",
-    SWEEP_ERRORS: "tenants the sweep could not check: an error, logged with its tenant id",
+    SWEEP_ERRORS: "tenants the sweep could not check, or listings of tenants it could not "
+                  "make: each error logged, with its tenant id or the listing",
 }
 
 
@@ -154,8 +155,9 @@ class Reconciler:
                    for status in OUTCOMES]
         sweeps += [(STATUS_INDEX, "status", OFFBOARDING, self._check_offboarding),
                    (RELEASE_DUE_INDEX, "releaseDue", RELEASE_DUE, self._report_release_failure)]
-        try:
-            for index, attribute, value, check in sweeps:
+        failed: Exception | None = None
+        for index, attribute, value, check in sweeps:
+            try:
                 for tenant_id in self._tenants.ids_in_index(index, attribute, value):
                     try:
                         check(tenant_id, now, sweep)
@@ -163,13 +165,13 @@ class Reconciler:
                         logger.exception("could not reconcile: %s", error,
                                          extra={"tenantId": tenant_id})
                         sweep.add("errors", SWEEP_ERRORS)
-        except Exception:
-            # A listing failed: the rest of the sweep is unchecked. Its metrics still
-            # go out (what it found so far, and this error), then Lambda reports it.
-            sweep.add("errors", SWEEP_ERRORS)
-            raise
-        finally:
-            self._write_metrics(emf_line(self._namespace, sweep.findings, now))
+            except Exception as error:  # a listing failed: the other indexes still get swept
+                logger.exception("could not list %s %s: %s", attribute, value, error)
+                sweep.add("errors", SWEEP_ERRORS)
+                failed = failed or error
+        self._write_metrics(emf_line(self._namespace, sweep.findings, now))
+        if failed is not None:
+            raise failed  # and Lambda reports it (the function's Errors alarm)
         logger.info("reconciled: %s", ", ".join(f"{k} {v}" for k, v in sorted(sweep.counts.items()))
                     or "nothing to do")
         return sweep.counts

@@ -617,4 +617,3 @@ def coverage_lines(coverage: Mapping[str, list[str]], calls: bool = False) -> li
             lines += [f"    {shape}" for shape in shapes]
     lines.append(f"{'total':<30} {sum(len(shapes) for shapes in coverage.values())}")
     return lines
-

@@ -157,3 +157,31 @@ def test_a_tenant_the_sweep_cannot_check_is_counted_as_an_error():
     emf, _ = sweep(tenants)
 
     assert emf[SWEEP_ERRORS] == 1
+
+
+class TenantsWithAFailingListing(Tenants):
+    def ids_in_index(self, index: str, attribute: str, value: str) -> list[str]:
+        if (index, value) == (OUTCOME_DUE_INDEX, "rejected"):
+            raise RuntimeError("DynamoDB is down")
+        return super().ids_in_index(index, attribute, value)
+
+
+def test_a_listing_that_fails_is_counted_the_other_listings_swept_and_the_run_fails():
+    failure = {"what": ["stripeCustomer"], "reason": "AccessDenied"}
+    tenants = TenantsWithAFailingListing(
+        {(STATUS_INDEX, ONBOARDING): ["t1"], (RELEASE_DUE_INDEX, RELEASE_DUE): ["t2"]},
+        {"t1": record("t1", status=ONBOARDING),
+         "t2": record("t2", status="rejected", releaseFailure=failure)})
+    lines: list[str] = []
+    reconciler = Reconciler(tenants, Runs("FAILED"), publisher=None, offboarding=Runs(None),
+                            reminder_seconds=3600, grace_seconds=600, clock=lambda: NOW,
+                            write_metrics=lines.append)
+    reconciler._outcomes = Outcomes()
+
+    with pytest.raises(RuntimeError, match="DynamoDB is down"):
+        reconciler.run()
+
+    # found before the failed listing (t1) and after it (t2), and the failure itself
+    [line] = lines
+    assert values(json.loads(line)) == {**dict.fromkeys(METRICS, 0), STUCK_TENANTS: 1,
+                                        RELEASE_FAILURES: 1, SWEEP_ERRORS: 1}
