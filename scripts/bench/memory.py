@@ -170,6 +170,7 @@ class Sweep:
         self.failed: dict[str, dict[int, list[str]]] = {}  # the cold calls' errors
         self.throttled: dict[int, float] = {}
         self.offboarding: tuple[dict[str, str], list[dict[str, Any]]] | None = None
+        self.runs = 0  # as run() was asked
 
     def prepare(self) -> None:
         """Untimed, once: a real offboarding run, whose tasks' events the sweep
@@ -201,10 +202,13 @@ class Sweep:
             printed["coldEnded"] - started)
         self.warm.setdefault(entry, {}).setdefault(share.memory_mb, []).append(
             printed["warmMs"] / 1000)
-        if printed["error"]:
-            self.failed.setdefault(entry, {}).setdefault(share.memory_mb, []).append(
-                printed["error"])
-        return printed["result"]
+        error, result = printed["error"], printed["result"]
+        if not error and handler == "app" and result.get("statusCode", 200) >= 400:
+            # Chalice answers an exception (a spent budget: 503) as HTTP: a failure all the same
+            error, result = f"HTTP {result.get('statusCode')}", None
+        if error:
+            self.failed.setdefault(entry, {}).setdefault(share.memory_mb, []).append(error)
+        return result
 
     def one_run(self, share: CpuShare) -> None:
         e = self.entries
@@ -236,6 +240,7 @@ class Sweep:
                 return
 
     def run(self, runs: int, progress: Callable[[str], None] | None = None) -> None:
+        self.runs = runs
         self.prepare()
         for run in range(runs):
             for size in self.sizes:
@@ -324,18 +329,19 @@ def summarize(sweep: Sweep, template: dict[str, Any]) -> dict[str, Any]:
             "failed": {str(s): len(errors) for s, errors in failed.items()},
             "firstErrors": {str(s): errors[0] for s, errors in failed.items()},
         })
-    def costs(sizes: dict[str, int]) -> dict[str, float]:
+    def costs(sizes: dict[str, int]) -> dict[str, float] | None:
+        """None where an entry has no sample at its size (an earlier task failed in every run)."""
+        if any(sizes[entry] not in by_size for entry, by_size in table.items()):
+            return None
         return {"cold": round(cost_per_thousand(table, sizes), 4),
                 "warm": round(cost_per_thousand(warm, sizes), 4)}
 
-    measured_chosen = all(at_chosen_size[entry] in by_size for entry, by_size in table.items())
     return {
-        "sizes": list(sweep.sizes), "runs": min(len(t) for s in sweep.samples.values()
-                                                for t in s.values()),
+        "sizes": list(sweep.sizes), "runs": sweep.runs,
         "rows": rows,
         "costPerThousandAllAt": {str(size): costs(dict.fromkeys(table, size))
                                  for size in sweep.sizes},
-        "costPerThousandChosen": costs(at_chosen_size) if measured_chosen else None,
+        "costPerThousandChosen": costs(at_chosen_size),
         "throttledMs": {str(k): round(v) for k, v in sweep.throttled.items()},
         "samplesMs": {f: {str(s): [round(t * 1000) for t in ts] for s, ts in by_size.items()}
                       for f, by_size in sweep.samples.items()},

@@ -268,7 +268,7 @@ def build_rows(r: dict[str, Any], args: argparse.Namespace) -> list[list[str]]:
             ])
         chosen = memory.get("costPerThousandChosen")
         if chosen:
-            every = "; ".join(f"all at {size} MB ${c['cold']:.4f}/${c['warm']:.4f}"
+            every = "; ".join(f"all at {size} MB {price_pair(c, '/')}"
                               for size, c in memory["costPerThousandAllAt"].items())
             rows.append([
                 "Memory", "Lambda per 1,000 onboardings at the chosen sizes, every invocation "
@@ -601,9 +601,16 @@ def memory_curve(memory: dict[str, Any] | None) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     cost = memory["costPerThousandAllAt"]
     lines.append("| Lambda $ per 1,000 onboardings, cold / warm | " + " | ".join(
-        f"{cost[str(size)]['cold']:.4f} / {cost[str(size)]['warm']:.4f}" for size in sizes)
+        price_pair(cost[str(size)], " / ", dollar="") for size in sizes)
         + " | | |")
     return lines + [""]
+
+
+def price_pair(cost: dict[str, float] | None, between: str, dollar: str = "$") -> str:
+    """Cold and warm prices of 1,000 onboardings; "-" where a size has no complete sample."""
+    if cost is None:
+        return "-"
+    return f"{dollar}{cost['cold']:.4f}{between}{dollar}{cost['warm']:.4f}"
 
 
 def write_doc(rows, r, args, info, elapsed: float) -> None:

@@ -95,11 +95,13 @@ class Children:
     def __init__(self) -> None:
         self.specs: list[dict[str, Any]] = []
         self.failing: set[str] = set()
+        self.api_status = 200  # what the API's routes answer
 
     def run_child(self, code, spec, env, layout, cwd=None, preexec=None):
         self.specs.append(spec)
         error = "AwsServiceUnavailable: out of time" if spec["handler"] in self.failing else None
-        return 0.0, {"result": None if error else {}, "error": error,
+        answer = {"statusCode": self.api_status} if spec["handler"] == "app" else {}
+        return 0.0, {"result": None if error else answer, "error": error,
                      "coldEnded": time.time(), "warmMs": 1.0}
 
     def handlers(self) -> list[str]:
@@ -201,3 +203,30 @@ def test_each_functions_timeout_is_read_from_the_built_template():
     functions = bench_cold.Functions(template, {})
 
     assert functions.timeout_seconds == {"app": 20, "finish_offboarding": 9}
+
+
+def test_a_chain_broken_at_one_size_leaves_that_sizes_price_unknown_not_a_crash(children):
+    sweep = swept(sizes=(128, 1024))
+    sweep.runs = 1
+    children.failing.add("create_contact_list")
+    sweep.one_run(memory.CpuShare(128))
+    children.failing.clear()
+    sweep.one_run(memory.CpuShare(1024))
+
+    summary = memory.summarize(sweep, {"Resources": {}})
+
+    assert summary["runs"] == 1
+    assert summary["costPerThousandAllAt"]["128"] is None  # await_decision never ran at 128 MB
+    assert summary["costPerThousandAllAt"]["1024"]["cold"] > 0
+    assert summary["costPerThousandChosen"] is None  # the template's default, 128 MB
+
+
+def test_an_api_answer_of_503_is_a_failed_call(children):
+    children.api_status = 503
+    sweep = swept()
+
+    sweep.one_run(memory.CpuShare(128))
+
+    assert sweep.failed[memory.API] == {128: ["HTTP 503"]}
+    assert sweep.failed[memory.API_LISTING] == {128: ["HTTP 503"]}
+    assert "await_decision" in children.handlers()  # the routes are no link of the chain
