@@ -72,9 +72,7 @@ def one_onboarding(stack: ChildStack) -> tuple[dict[str, Any], list[dict[str, An
     arn = f"{run.execution_prefix}:{tenant['tenantId']}"
     eventually(lambda: run.sfn.describe_execution(executionArn=arn)["status"] != "RUNNING", 30,
                "the cost-model execution did not end", interval=0.2)
-    events: list[dict[str, Any]] = []
-    for page in run.sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-        events += [dict(event) for event in page["events"]]
+    events = execution_history(run.sfn, arn)
     return count_history(events, stripe=bool(stack.outputs.get("stripe"))), events
 
 
@@ -82,18 +80,13 @@ def one_offboarding(run: Any, tenant_id: str) -> list[dict[str, Any]]:
     """A real offboarding of an active tenant on the stack, asked for through the
     admin API as an admin would (``run``: a scripts.bench.load.LoadRun on it): the
     history of its run of offboarding.json, once it has succeeded."""
-    import json
-    import urllib.request
-
     from chalicelib.workflow import execution_arn, offboarding_name
 
-    request = urllib.request.Request(
-        f"{run.outputs['apiUrl']}/tenants/{tenant_id}/offboarding",
-        data=json.dumps({"reason": "bench: a real offboarding run"}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": run.admin_token},
-        method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        attempt = json.loads(response.read())["attempt"]
+    status, answer = run.admin_post(f"/tenants/{tenant_id}/offboarding",
+                                    {"reason": "bench: a real offboarding run"})
+    if status != 202:
+        raise RuntimeError(f"the bench's offboarding of {tenant_id} answered {status}")
+    attempt = answer["attempt"]
     arn = execution_arn(run.outputs["functionEnvironment"]["OFFBOARDING_STATE_MACHINE_ARN"],
                         offboarding_name(tenant_id, attempt))
 
@@ -104,11 +97,16 @@ def one_offboarding(run: Any, tenant_id: str) -> list[dict[str, Any]]:
             return None
         return None if status == "RUNNING" else status
 
-    status = eventually(ended, 60, f"the offboarding run {arn} did not end", interval=0.2)
-    if status != "SUCCEEDED":
-        raise RuntimeError(f"the bench's offboarding run {arn} ended {status}")
+    ended_as = eventually(ended, 60, f"the offboarding run {arn} did not end", interval=0.2)
+    if ended_as != "SUCCEEDED":
+        raise RuntimeError(f"the bench's offboarding run {arn} ended {ended_as}")
+    return execution_history(run.sfn, arn)
+
+
+def execution_history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution's history, in order."""
     events: list[dict[str, Any]] = []
-    for page in run.sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
         events += [dict(event) for event in page["events"]]
     return events
 

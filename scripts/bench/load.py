@@ -107,22 +107,26 @@ class LoadRun:
         except TimedOut:
             tenant["error"] = "never reached awaiting approval"
 
-    def decide(self, tenant: dict[str, Any]) -> None:
-        body = {"taskToken": tenant["token"], "status": tenant["decision"]}
-        if tenant["decision"] == "rejected":
-            body["reason"] = "load test rejection"
+    def admin_post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """POST to the admin API as the run's admin: (status, the answer's JSON)."""
         request = urllib.request.Request(
-            self.outputs["apiUrl"] + "/tenant/finalize",
+            self.outputs["apiUrl"] + path,
             data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json", "Authorization": self.admin_token},
             method="POST",
         )
-        tenant["decided"] = time.time()
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                tenant["decisionStatus"] = response.status
+                return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
-            tenant["decisionStatus"] = error.code
+            return error.code, None
+
+    def decide(self, tenant: dict[str, Any]) -> None:
+        body = {"taskToken": tenant["token"], "status": tenant["decision"]}
+        if tenant["decision"] == "rejected":
+            body["reason"] = "load test rejection"
+        tenant["decided"] = time.time()
+        tenant["decisionStatus"], _ = self.admin_post("/tenant/finalize", body)
 
     def await_final(self, tenant: dict[str, Any], seconds: float) -> None:
         expected = "active" if tenant["decision"] == "approved" else "rejected"
