@@ -82,7 +82,7 @@ def one_offboarding(run: Any, tenant_id: str) -> list[dict[str, Any]]:
     history of its run of offboarding.json, once it has succeeded."""
     from chalicelib.workflow import execution_arn, offboarding_name
 
-    status, answer = run.admin_post(f"/tenants/{tenant_id}/offboarding",
+    status, answer, _ = run.admin_post(f"/tenants/{tenant_id}/offboarding",
                                     {"reason": "bench: a real offboarding run"})
     if status != 202:
         raise RuntimeError(f"the bench's offboarding of {tenant_id} answered {status}")

@@ -26,7 +26,6 @@
 """
 import json
 import math
-import random
 import sys
 import tempfile
 import time
@@ -38,13 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.subscribers import TRANSACTION_SUBSCRIBERS, subscriber_key
-from scripts.bench.load import PASSWORD, LoadRun
+from scripts.bench.load import PASSWORD, LoadRun, post_as_a_client_would
 from scripts.deploy.template import load_template
 from scripts.local.child import ChildStack
 
 ROWS_PER_CALL = 1000
 CALLS = 10
-MAX_TRIES = 5  # a client's tries of one add when the API answers 503 with Retry-After
 TABLE = "TenantTable"  # template.json's logical id of the tenant table
 KB = 1024
 
@@ -141,35 +139,14 @@ def import_write_units(keys_per_call: list[list[str]], items: dict[str, dict[str
             "indexUnits": index_units, "writeUnits": table_units + index_units}
 
 
-def request(url: str, token: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-    status, answer, _ = answered(url, token, method, body)
-    return status, answer
-
-
-def answered(url: str, token: str, method: str = "GET",
-             body: Any = None) -> tuple[int, Any, float | None]:
-    """(status, body, Retry-After in seconds when the API gave one)."""
-    data = json.dumps(body).encode() if body is not None else None
-    sent = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": token, "Content-Type": "application/json"})
+def request(url: str, token: str) -> tuple[int, Any]:
+    """GET with the tenant's token: (status, the answer's JSON)."""
+    sent = urllib.request.Request(url, headers={"Authorization": token})
     try:
         with urllib.request.urlopen(sent, timeout=120) as answer:
-            return answer.status, json.loads(answer.read() or b"null"), None
+            return answer.status, json.loads(answer.read() or b"null")
     except urllib.error.HTTPError as error:
-        retry_after = error.headers.get("Retry-After")
-        return (error.code, json.loads(error.read() or b"null"),
-                float(retry_after) if retry_after else None)
-
-
-def add_as_a_client_would(url: str, token: str, body: Any) -> tuple[int, int]:
-    """POST until the API answers other than 503, waiting as its Retry-After says,
-    as a well-behaved client does: (the last status, how many tries it took)."""
-    for attempt in range(1, MAX_TRIES + 1):
-        status, _, retry_after = answered(url, token, "POST", body)
-        if status != 503 or retry_after is None or attempt == MAX_TRIES:
-            return status, attempt
-        time.sleep(retry_after * random.uniform(1, 1.5))  # jittered: not all 50 at once again
-    raise AssertionError("unreachable")
+        return error.code, json.loads(error.read() or b"null")
 
 
 def active_tenant(run: LoadRun, label: str) -> tuple[str, str]:
@@ -198,8 +175,8 @@ def measure(outputs: dict[str, Any], state_dir: Path) -> dict[str, Any]:
     began = time.perf_counter()
     with ThreadPoolExecutor(50) as pool:
         answers = list(pool.map(
-            lambda n: add_as_a_client_would(f"{api}/me/subscribers", same_token,
-                                            {"email": f"same{n % 10}@example.com"}), range(50)))
+            lambda n: post_as_a_client_would(f"{api}/me/subscribers", same_token,
+                                             {"email": f"same{n % 10}@example.com"}), range(50)))
     concurrent_seconds = time.perf_counter() - began
     _, listed = request(f"{api}/me/subscribers?limit=100", same_token)
     tenant_id, token = active_tenant(run, "import")
@@ -210,7 +187,7 @@ def measure(outputs: dict[str, Any], state_dir: Path) -> dict[str, Any]:
                 for n in range(ROWS_PER_CALL)]
         keys_per_call.append([subscriber_key(row["email"]) for row in rows])
         began = time.perf_counter()
-        status, answer = request(f"{api}/me/subscribers/import", token, "POST", rows)
+        status, answer, _ = post_as_a_client_would(f"{api}/me/subscribers/import", token, rows)
         calls.append({"status": status, "seconds": time.perf_counter() - began,
                       "added": (answer or {}).get("added")})
     record = run.ddb.get_item(TableName=outputs["tableName"], ConsistentRead=True,
@@ -236,9 +213,9 @@ def measure(outputs: dict[str, Any], state_dir: Path) -> dict[str, Any]:
         "indexWriteUnits": units["indexUnits"],
         "writeUnitsPerSubscriber": round(units["writeUnits"] / max(len(items), 1), 2),
         "concurrentAdds": len(answers),
-        "concurrentStatuses": {str(code): sum(1 for c, _ in answers if c == code)
-                               for code in sorted({c for c, _ in answers})},
-        "concurrentRetries": sum(tries - 1 for _, tries in answers),
+        "concurrentStatuses": {str(code): sum(1 for c, _, _ in answers if c == code)
+                               for code in sorted({c for c, _, _ in answers})},
+        "concurrentRetries": sum(tries - 1 for _, _, tries in answers),
         "concurrentCount": listed["count"],
         "concurrentListed": len(listed["subscribers"]),
         "concurrentSeconds": round(concurrent_seconds, 2),
