@@ -22,8 +22,9 @@ this module decides whether to send again.
   outcome event waits for it.
 - SES may have had the message but its answer was lost (a read timeout, a
   closed connection), or an attempt died while sending (its claim outlived
-  the longest a sending function runs, SENDING_LEASE_SECONDS): ``unknown``,
-  logged, and never sent again.
+  its invocation's end, which the claim records, or for a claim that does not
+  say, the longest a sending function runs, SENDING_LEASE_SECONDS):
+  ``unknown``, logged, and never sent again.
 - Another attempt sending it right now: OutcomeMailInFlight, retried.
 - Any other error (SES refusing the address, or a missing grant, a bad
   parameter): ``refused`` with the error's code, logged, never sent again,
@@ -37,7 +38,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.clock import parse_instant, seconds_between
+from chalicelib import budget
+from chalicelib.clock import parse_instant, plus_seconds, seconds_between
 from chalicelib.errors import (
     AwsServiceUnavailable,
     OutcomeMailInFlight,
@@ -70,6 +72,8 @@ PAUSES = frozenset({"SendingPausedException", "LimitExceededException"})
 # longest a function that sends runs (reconcile's timeout, .chalice/config.json;
 # tests/unit/test_limits.py checks). An older one died while sending.
 SENDING_LEASE_SECONDS = 300
+# Lambdas' clocks may differ by this much: a claim's ``until`` is kept that much longer.
+CLOCK_SLACK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,8 @@ class OutcomeMail:
                     raise
                 except Exception as error:  # for good: refused once claimed, below
                     ses_tenant, refusal = None, error
-                claimed = self._tenants.claim_outcome_mail(tenant_id, key, SENDING, now)
+                claimed = self._tenants.claim_outcome_mail(tenant_id, key, SENDING, now,
+                                                           until=lease_end(now))
                 if claimed is not None:
                     if refusal is not None:
                         return self._refused(tenant_id, key, status, refusal, now)
@@ -158,7 +163,7 @@ class OutcomeMail:
     def _already(self, tenant_id: str, earlier: dict[str, Any], key: str, now: str) -> str:
         state = str(earlier.get("state"))
         if state == SENDING:
-            if not _outlived(earlier.get("at"), now):
+            if not _outlived(earlier, now):
                 raise OutcomeMailInFlight(
                     f"the outcome mail of tenant {tenant_id} is being sent by another attempt; "
                     "will retry")
@@ -269,10 +274,26 @@ def _maybe_sent(error: BaseException) -> bool:
     return is_network_error(error) and not isinstance(error, never_sent)
 
 
-def _outlived(claimed_at: object, now: str) -> bool:
-    """A claim made at ``claimed_at`` is older than any attempt that could still
-    hold it (a claim without a readable time is taken as old)."""
+def lease_end(now: str) -> str:
+    """When the invocation under way is over, whatever it is doing: Lambda's
+    deadline (its budget and the margin), and a little for clocks that differ;
+    outside an invocation, the longest any sending function runs."""
+    invocation = budget.current()
+    if invocation is None:
+        return plus_seconds(now, SENDING_LEASE_SECONDS)
+    return plus_seconds(now, invocation.remaining() + budget.MARGIN_SECONDS + CLOCK_SLACK_SECONDS)
+
+
+def _outlived(claim: dict[str, Any], now: str) -> bool:
+    """The claim is held by no attempt that could still be running: its claimant's
+    invocation is over (``until``), or, for a claim that does not say, it is older
+    than the longest a sending function runs (a claim without a readable time is
+    taken as old). A task retried after its attempt died while sending then
+    settles the mail at once, not after SENDING_LEASE_SECONDS, which outlasts the
+    state machine's retries."""
     try:
-        return seconds_between(str(claimed_at), parse_instant(now)) >= SENDING_LEASE_SECONDS
+        if claim.get("until"):
+            return parse_instant(now) >= parse_instant(str(claim["until"]))
+        return seconds_between(str(claim.get("at")), parse_instant(now)) >= SENDING_LEASE_SECONDS
     except ValueError:
         return True

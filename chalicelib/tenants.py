@@ -263,18 +263,19 @@ class TenantRepository:
             )
 
     # --- the outcome mail (outcome_mail.py) ------------------------------------------
-    def claim_outcome_mail(self, tenant_id: str, key: str, state: str,
-                           now: str) -> dict[str, Any] | None:
-        """Take the outcome mail ``key`` on (``outcomeMail``, in ``state``): the record
+    def claim_outcome_mail(self, tenant_id: str, key: str, state: str, now: str,
+                           until: str | None = None) -> dict[str, Any] | None:
+        """Take the outcome mail ``key`` on (``outcomeMail``, in ``state``; ``until``:
+        when the claiming invocation is over, whatever became of it): the record
         as it now is, or None when that key was taken on already (a retry)."""
+        claim = {"key": key, "state": state, "at": now, **({"until": until} if until else {})}
         return self._update_if(
             tenant_id,
             UpdateExpression="SET outcomeMail = :m",
             ConditionExpression="attribute_exists(pk) AND "
                                 "(attribute_not_exists(outcomeMail) OR outcomeMail.#k <> :key)",
             ExpressionAttributeNames={"#k": "key"},
-            ExpressionAttributeValues=_to_ddb(
-                {":m": {"key": key, "state": state, "at": now}, ":key": key}),
+            ExpressionAttributeValues=_to_ddb({":m": claim, ":key": key}),
         )
 
     def settle_outcome_mail(self, tenant_id: str, key: str, state: str, now: str,

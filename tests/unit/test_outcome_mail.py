@@ -11,9 +11,16 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from chalicelib.clock import plus_seconds
+from chalicelib import budget
+from chalicelib.clock import parse_instant, plus_seconds, seconds_between
 from chalicelib.errors import AwsServiceUnavailable, OutcomeMailInFlight
-from chalicelib.outcome_mail import SENDING_LEASE_SECONDS, OutcomeMail, compose
+from chalicelib.outcome_mail import (
+    CLOCK_SLACK_SECONDS,
+    SENDING_LEASE_SECONDS,
+    OutcomeMail,
+    compose,
+    lease_end,
+)
 from tests.unit.conftest import TENANT_ID, client_error
 
 SIGNUP = "https://abc.execute-api.eu-west-1.amazonaws.com/api/signup"
@@ -327,6 +334,43 @@ def test_a_claim_older_than_any_attempt_died_while_sending_and_is_never_sent_aga
     assert ses.sent == []
     assert tenants.require(TENANT_ID)["outcomeMail"]["state"] == "unknown"
     assert "may have gone out" in caplog.text
+
+
+class Context:
+    """What a task's Lambda context says of the time left."""
+
+    def __init__(self, seconds: float) -> None:
+        self._ms = seconds * 1000
+
+    def get_remaining_time_in_millis(self) -> float:
+        return self._ms
+
+
+def test_a_claim_lasts_as_long_as_the_invocation_that_made_it(tenants, record):
+    # update_status_and_notify's 30 s: Lambda ends it by then, whatever it was doing
+    with budget.invocation(Context(30)):
+        until = parse_instant(lease_end(NOW))
+    assert 30 <= seconds_between(NOW, until) <= 30 + CLOCK_SLACK_SECONDS
+    # outside an invocation (a script, a test): the longest a sending function runs
+    assert seconds_between(NOW, parse_instant(lease_end(NOW))) == SENDING_LEASE_SECONDS
+
+
+def test_a_retry_after_the_claiming_attempt_ended_settles_the_mail_at_once(tenants, record):
+    # An attempt claimed the mail, then died before it could give the claim back
+    # (DynamoDB down as SES was): its retry comes seconds later, within the state
+    # machine's retries, which end long before SENDING_LEASE_SECONDS.
+    ses = FakeSes()
+    with budget.invocation(Context(30)):
+        tenants.claim_outcome_mail(TENANT_ID, KEY, "sending", NOW, until=lease_end(NOW))
+    mail = mailer(tenants, ses)
+
+    with pytest.raises(OutcomeMailInFlight):  # while the claimant may still be running
+        mail.tell(tenants.require(TENANT_ID), "active", None, KEY, plus_seconds(NOW, 20))
+    retried = plus_seconds(NOW, 30 + CLOCK_SLACK_SECONDS + 1)
+    assert mail.tell(tenants.require(TENANT_ID), "active", None, KEY, retried) == "unknown"
+
+    assert ses.sent == []  # it may have gone out: never twice
+    assert tenants.require(TENANT_ID)["outcomeMail"]["state"] == "unknown"
 
 
 def test_without_a_sender_nothing_is_sent_and_one_line_says_so(tenants, record, caplog):
