@@ -195,7 +195,8 @@ def build_rows(r: dict[str, Any], args: argparse.Namespace) -> list[list[str]]:
                      "enforced, the default mode", f"{scale['wallSeconds']} s",
                      f"{scale['active']} active, {scale['failed']} failed, {scale['sesTenants']} "
                      f"SES tenants, 0 SES lists; {scale['signupsPerSecondToAwaiting']} sign-ups/s "
-                     f"to awaiting approval; problems: {len(scale['problems'])}",
+                     f"to awaiting approval; {scale.get('decisionsRetried', 0)} decisions "
+                     f"retried after a 503; problems: {len(scale['problems'])}",
                      "all active, each with its own SES tenant", verdict(met)])
     subs = r.get("subscribers")
     if subs:
@@ -503,8 +504,11 @@ def methodology(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"**Scale**: `scripts.bench.load` against a stack of its own with "
         f"`LOCAL_ENFORCE_SES_QUOTAS=1` (one SES list per account, 20 topics a list, 10,000 SES "
         f"tenants) in the default mode, subscriber-store: {args.tenants} sign-ups by 32 "
-        f"clients, each confirmed and approved over HTTP; the run checks each record, its "
-        f"outcome event and its own SES tenant (`--tenants`).",
+        f"clients, each confirmed and approved over HTTP (a decision the API answers 503 "
+        f"with `Retry-After` is sent again after it, as a client should: one Python process "
+        f"running {args.tenants} executions is at times slower to accept a connection than "
+        f"the route's budget allows); the run checks each record, its outcome event and its "
+        f"own SES tenant (`--tenants`).",
         "**Subscribers**: `scripts.bench.subscribers` on a stack of its own: 50 clients add "
         "the same 10 emails at once to one tenant; then another, approved and signed in, "
         "imports 10 calls of 1,000 rows (`POST /me/subscribers/import`). moto reports no "
