@@ -39,6 +39,14 @@ def decide(stage: Stage, execution: str, status: str, reason: str | None = None)
     assert response.status_code == 200, response.body
 
 
+def decided_and_ended(stage: Stage, t: dict[str, str], status: str, reason: str | None = None,
+                      seconds: float = 30) -> None:
+    """The tenant's onboarding started, decided, and ended as it should: SUCCEEDED."""
+    execution = stage.start(t)
+    decide(stage, execution, status, reason)
+    assert stage.wait_for_end(execution, seconds=seconds)["status"] == "SUCCEEDED"
+
+
 def to(outbox: list[dict[str, Any]], email: str) -> list[dict[str, Any]]:
     return [message for message in outbox if message["to"] == email]
 
@@ -47,10 +55,7 @@ def test_an_approved_tenant_is_mailed_once_in_its_ses_tenant_with_the_sign_in_li
         monkeypatch, outbox):
     with Stage(monkeypatch) as stage:
         t = tenant(40)
-        execution = stage.start(t)
-        decide(stage, execution, "approved")
-
-        assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
+        decided_and_ended(stage, t, "approved")
         [mail] = to(outbox, t["email"])
         assert mail["from"] == SENDER
         assert mail["sesTenant"] == f"tenant-{t['tenantId']}"
@@ -66,10 +71,7 @@ def test_a_rejected_tenant_is_mailed_the_reason_outside_its_released_ses_tenant(
         monkeypatch, outbox):
     with Stage(monkeypatch) as stage:
         t = tenant(41)
-        execution = stage.start(t)
-        decide(stage, execution, "rejected", "we only onboard <b>charities</b>")
-
-        assert stage.wait_for_end(execution)["status"] == "SUCCEEDED"
+        decided_and_ended(stage, t, "rejected", "we only onboard <b>charities</b>")
         [mail] = to(outbox, t["email"])
         assert mail["subject"] == f"Your sign-up for {t['name']} was not approved"
         assert "The reason given: we only onboard <b>charities</b>" in mail["body"]
@@ -85,10 +87,7 @@ def test_a_publish_retried_after_the_mail_went_out_does_not_send_it_again(monkey
                 {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"}]}})
         sends = fail_first(session, "before-call.sesv2.SendEmail", 0, answer={})
         t = tenant(42)
-        execution = stage.start(t)
-        decide(stage, execution, "approved")
-
-        assert stage.wait_for_end(execution, seconds=60)["status"] == "SUCCEEDED"
+        decided_and_ended(stage, t, "approved", seconds=60)
         assert stage.lambdas.invocations[
             "tenant-onboarding-local-update_status_and_notify"] == 2  # the task was retried
         assert refused.calls == 3
@@ -102,10 +101,7 @@ def test_ses_throttling_the_mail_is_retried_and_it_is_sent_once(monkeypatch, out
         throttled = fail_first(app_session(), "before-call.sesv2.SendEmail", 2,
                                answer=aws_error("TooManyRequestsException", status=429))
         t = tenant(43)
-        execution = stage.start(t)
-        decide(stage, execution, "approved")
-
-        assert stage.wait_for_end(execution, seconds=60)["status"] == "SUCCEEDED"
+        decided_and_ended(stage, t, "approved", seconds=60)
         assert throttled.calls == 3  # one SendEmail a task attempt: the state machine retries
         assert stage.lambdas.invocations["tenant-onboarding-local-update_status_and_notify"] == 3
         assert len(to(outbox, t["email"])) == 1
@@ -118,10 +114,7 @@ def test_ses_refusing_the_address_is_recorded_and_the_outcome_still_goes_out(mon
                              answer=aws_error("MessageRejected", "Email address is on the "
                                                                  "suppression list"))
         t = tenant(44)
-        execution = stage.start(t)
-        decide(stage, execution, "approved")
-
-        assert stage.wait_for_end(execution, seconds=60)["status"] == "SUCCEEDED"
+        decided_and_ended(stage, t, "approved", seconds=60)
         assert refused.calls == 1  # not retried: SES will refuse it again
         assert to(outbox, t["email"]) == []
         mail = stage.record(t["tenantId"])["outcomeMail"]
@@ -135,10 +128,7 @@ def test_an_error_no_retry_would_change_is_recorded_and_the_outcome_still_goes_o
         denied = fail_first(app_session(), "before-call.sesv2.SendEmail", 1000,
                             answer=aws_error("AccessDeniedException", "not authorized", 403))
         t = tenant(46)
-        execution = stage.start(t)
-        decide(stage, execution, "approved")
-
-        assert stage.wait_for_end(execution, seconds=60)["status"] == "SUCCEEDED"
+        decided_and_ended(stage, t, "approved", seconds=60)
         assert denied.calls == 1
         mail = stage.record(t["tenantId"])["outcomeMail"]
         assert (mail["state"], mail["reason"]) == ("refused", "AccessDeniedException")
@@ -152,10 +142,7 @@ def test_an_answer_ses_lost_is_never_sent_again_and_the_outcome_still_goes_out(
         # SES may have taken it: neither botocore nor the state machine sends it again
         lost = unreachable(app_client(deps.SEND_MAIL), "sesv2.SendEmail", 1000, "read timeout")
         t = tenant(47)
-        execution = stage.start(t)
-        decide(stage, execution, "approved")
-
-        assert stage.wait_for_end(execution, seconds=60)["status"] == "SUCCEEDED"
+        decided_and_ended(stage, t, "approved", seconds=60)
         assert lost.sends == 1
         assert stage.record(t["tenantId"])["outcomeMail"]["state"] == "unknown"
         assert stage.kinds(t["tenantId"])[-1] == "Tenant Onboarding Complete"
